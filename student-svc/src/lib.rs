@@ -1,0 +1,2 @@
+//! student-svc: the pure-Rust serving side of rankdistill. It must never depend on LibTorch;
+//! it reads the student artifact through `rankdistill-core` only.

@@ -1,0 +1,112 @@
+//! `trainer evaluate`: scores a model on the test (or validation) users of a prepared dataset.
+
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use rand::{Rng, SeedableRng};
+use rankdistill_core::metrics::{EvalSet, Metrics, evaluate};
+use rankdistill_core::popularity::{fill_scores, popularity};
+use rankdistill_core::prepared::PreparedDataset;
+
+use crate::cli::EvaluateArgs;
+
+/// Which held-out part to evaluate on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeldOut {
+    /// The test rows; the ranking excludes train and validation items.
+    Test,
+    /// The validation rows; the ranking excludes train items.
+    Valid,
+}
+
+impl std::str::FromStr for HeldOut {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "test" => Ok(HeldOut::Test),
+            "valid" | "validation" => Ok(HeldOut::Valid),
+            other => bail!("unknown split '{other}': use test or valid"),
+        }
+    }
+}
+
+/// The evaluation set of a prepared dataset for a held-out part.
+pub fn eval_set(data: &PreparedDataset, held_out: HeldOut) -> EvalSet<'_> {
+    let split = &data.split;
+    match held_out {
+        HeldOut::Test => EvalSet {
+            exclude: &split.train,
+            exclude_extra: Some(&split.valid),
+            targets: &split.test,
+            num_items: data.num_items(),
+        },
+        HeldOut::Valid => EvalSet {
+            exclude: &split.train,
+            exclude_extra: None,
+            targets: &split.valid,
+            num_items: data.num_items(),
+        },
+    }
+}
+
+/// Evaluates the POP baseline.
+pub fn evaluate_pop(data: &PreparedDataset, held_out: HeldOut, ks: &[usize]) -> Metrics {
+    let pop = popularity(&data.split.train, data.num_items());
+    evaluate(&eval_set(data, held_out), ks, |users, out| {
+        fill_scores(&pop, users.len(), out)
+    })
+}
+
+/// Evaluates uniform random scores, seeded per user so the result does not depend on chunking.
+pub fn evaluate_random(data: &PreparedDataset, held_out: HeldOut, ks: &[usize], seed: u64) -> Metrics {
+    let n = data.num_items();
+    evaluate(&eval_set(data, held_out), ks, |users, out| {
+        for (row, &user) in out.chunks_mut(n).zip(users) {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (user as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            row.iter_mut().for_each(|s| *s = rng.random());
+        }
+    })
+}
+
+/// Runs `trainer evaluate`.
+pub fn run_evaluate(args: &EvaluateArgs) -> anyhow::Result<Metrics> {
+    if args.ks.is_empty() || args.ks.contains(&0) {
+        bail!("--ks must list positive cut-offs, e.g. 3,5,10");
+    }
+    let held_out: HeldOut = args.split.parse()?;
+    let data = PreparedDataset::load(&args.data)
+        .with_context(|| format!("cannot load the prepared dataset {}", args.data.display()))?;
+    if held_out == HeldOut::Valid && data.split.valid.iter().all(Vec::is_empty) {
+        bail!("{} has no validation rows: prepare it with --valid-fraction", args.data.display());
+    }
+    let metrics = match args.model.as_str() {
+        "pop" => evaluate_pop(&data, held_out, &args.ks),
+        "random" => evaluate_random(&data, held_out, &args.ks, args.seed),
+        other => bail!("unknown model '{other}': use pop or random"),
+    };
+    println!(
+        "model {} on {} ({} split, fingerprint {}); nDCG is the standard definition, nDCG(ref) the reference variant",
+        args.model,
+        args.data.display(),
+        args.split,
+        data.manifest.fingerprint
+    );
+    print!("{}", metrics.table());
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&serde_json::json!({
+            "model": args.model,
+            "data": args.data.display().to_string(),
+            "fingerprint": data.manifest.fingerprint,
+            "split": args.split,
+            "metrics": metrics,
+        }))?;
+        if path.as_os_str() == "-" {
+            std::io::stdout().write_all(json.as_bytes())?;
+            println!();
+        } else {
+            rankdistill_core::atomic::write_atomic(path, json.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    Ok(metrics)
+}

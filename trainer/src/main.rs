@@ -1,0 +1,21 @@
+//! The `trainer` binary: parses the command line and runs one subcommand.
+
+use clap::Parser;
+use rankdistill_trainer::cli::{Cli, Command};
+use rankdistill_trainer::{evaluate, prepare};
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::GenSynthetic(args) => prepare::run_gen_synthetic(&args),
+        Command::Prepare(args) => prepare::run_prepare(&args).map(|_| ()),
+        Command::Evaluate(args) => evaluate::run_evaluate(&args).map(|_| ()),
+    }
+}
