@@ -70,7 +70,9 @@ fn bench_split(name: &str, s: &Split) -> Value {
     let user_f = factors(s.users.len(), 1);
     let item_f = factors(n_items, 2);
     let start = Instant::now();
-    let dot_metrics = evaluate(&set, &KS, |users, out| dot_scores(users, &user_f, &item_f, out));
+    let dot_metrics = evaluate(&set, &KS, |users, out| {
+        dot_scores(users, &user_f, &item_f, out)
+    });
     let dot_secs = start.elapsed().as_secs_f64();
 
     // Per-user cost of the fast path against a full sort, on the same sample of users.
@@ -101,7 +103,10 @@ fn bench_split(name: &str, s: &Split) -> Value {
         naive_sum += naive_user(row, &s.train[u as usize], &tg);
     }
     let naive_per_user = start.elapsed().as_secs_f64() / sample.len() as f64;
-    assert!((fast_sum - naive_sum).abs() < 1e-9, "fast and naive metrics differ");
+    assert!(
+        (fast_sum - naive_sum).abs() < 1e-9,
+        "fast and naive metrics differ"
+    );
 
     let out = json!({
         "dataset": name,
@@ -126,7 +131,10 @@ fn main() {
     let mut results = Vec::new();
     if ml.exists() {
         let (_, rows) = read_interactions(&ml, None).expect("read ML-100K");
-        results.push(bench_split("ml-100k", &split(&rows, SplitConfig::default())));
+        results.push(bench_split(
+            "ml-100k",
+            &split(&rows, SplitConfig::default()),
+        ));
     } else {
         eprintln!("{} not found: skipping ML-100K", ml.display());
     }
@@ -158,8 +166,9 @@ fn main() {
     let out = std::env::var_os("RD_BENCH_OUT")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("runs/bench/evaluate.json"));
-    let text = serde_json::to_string_pretty(&json!({ "benchmark": "evaluate", "results": results }))
-        .expect("json");
+    let text =
+        serde_json::to_string_pretty(&json!({ "benchmark": "evaluate", "results": results }))
+            .expect("json");
     rankdistill_core::atomic::write_atomic(&out, text.as_bytes()).expect("write bench json");
     println!("{text}");
     println!("wrote {}", out.display());

@@ -104,7 +104,9 @@ pub enum ReadError {
         path: PathBuf,
     },
     /// The format could not be detected.
-    #[error("{path}:{line}: cannot detect the format from {fields} fields; pass --format movielens|caser|sasrec")]
+    #[error(
+        "{path}:{line}: cannot detect the format from {fields} fields; pass --format movielens|caser|sasrec"
+    )]
     Undetectable {
         /// The file.
         path: PathBuf,
@@ -151,12 +153,11 @@ pub fn parse_interactions(
         let fmt = match format {
             Some(f) => f,
             None => {
-                let detected =
-                    Format::detect(trimmed).ok_or_else(|| ReadError::Undetectable {
-                        path: path.to_path_buf(),
-                        line: line_no,
-                        fields: trimmed.split_whitespace().count(),
-                    })?;
+                let detected = Format::detect(trimmed).ok_or_else(|| ReadError::Undetectable {
+                    path: path.to_path_buf(),
+                    line: line_no,
+                    fields: trimmed.split_whitespace().count(),
+                })?;
                 format = Some(detected);
                 detected
             }
@@ -174,10 +175,7 @@ pub fn parse_interactions(
         }
         if fmt != Format::Sasrec {
             fields[2].parse::<f64>().map_err(|_| {
-                malformed(
-                    line_no,
-                    format!("rating '{}' is not a number", fields[2]),
-                )
+                malformed(line_no, format!("rating '{}' is not a number", fields[2]))
             })?;
         }
         let timestamp = if fmt == Format::Movielens {
@@ -219,7 +217,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn parse(text: &str, format: Option<Format>) -> Result<(Format, Vec<RawInteraction>), ReadError> {
+    fn parse(
+        text: &str,
+        format: Option<Format>,
+    ) -> Result<(Format, Vec<RawInteraction>), ReadError> {
         parse_interactions(Path::new("mem.txt"), text, format)
     }
 
@@ -245,7 +246,10 @@ mod tests {
             "mem.txt:2: expected 4 fields for the movielens format, found 3"
         );
         let err = parse("1 2 3 x\n", Some(Format::Movielens)).unwrap_err();
-        assert_eq!(err.to_string(), "mem.txt:1: timestamp 'x' is not an integer");
+        assert_eq!(
+            err.to_string(),
+            "mem.txt:1: timestamp 'x' is not an integer"
+        );
         let err = parse("1 2 bad\n", Some(Format::Caser)).unwrap_err();
         assert_eq!(err.to_string(), "mem.txt:1: rating 'bad' is not a number");
         let err = parse("1 2 3 4 5\n", None).unwrap_err();

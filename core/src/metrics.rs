@@ -84,7 +84,11 @@ pub struct UserMetrics {
 /// 0-based positions of `targets` in the ranking of `scores` (higher first, ties to the smaller
 /// index), where `excluded` items (sorted ascending) are removed from the ranking. Targets
 /// that are excluded get `None`. The result is parallel to `targets`.
-pub fn target_ranks(scores: &[f32], excluded_sorted: &[u32], targets: &[u32]) -> Vec<Option<usize>> {
+pub fn target_ranks(
+    scores: &[f32],
+    excluded_sorted: &[u32],
+    targets: &[u32],
+) -> Vec<Option<usize>> {
     let is_excluded = |item: u32| excluded_sorted.binary_search(&item).is_ok();
     // Live targets in ranking order.
     let mut live: Vec<(f32, u32)> = targets

@@ -25,6 +25,9 @@ mod tests {
 
     #[test]
     fn counts_rows() {
-        assert_eq!(popularity(&[vec![0, 2, 2], vec![2]], 3), vec![1.0, 0.0, 3.0]);
+        assert_eq!(
+            popularity(&[vec![0, 2, 2], vec![2]], 3),
+            vec![1.0, 0.0, 3.0]
+        );
     }
 }

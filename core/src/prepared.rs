@@ -267,7 +267,12 @@ mod tests {
             test_fraction: 0.2,
             valid_fraction: 0.1,
         };
-        PreparedDataset::new(split(&rows, config), "mem".into(), Format::Movielens, config)
+        PreparedDataset::new(
+            split(&rows, config),
+            "mem".into(),
+            Format::Movielens,
+            config,
+        )
     }
 
     #[test]

@@ -125,7 +125,8 @@ impl SyntheticConfig {
             .map(|m| WeightedIndex::new(m.iter().map(|&i| weight[i])))
             .collect::<Result<_, _>>()
             .map_err(|e| SyntheticError::Config(e.to_string()))?;
-        let global = WeightedIndex::new(&weight).map_err(|e| SyntheticError::Config(e.to_string()))?;
+        let global =
+            WeightedIndex::new(&weight).map_err(|e| SyntheticError::Config(e.to_string()))?;
         // Successors: popular items of the same cluster, fixed per item.
         let successors: Vec<Vec<u32>> = (0..self.items)
             .map(|item| {
@@ -140,9 +141,15 @@ impl SyntheticConfig {
         let mut clock: i64 = 1_000_000_000;
         for user in 0..self.users {
             // A user likes two or three clusters, one of them most.
-            let n_pref = rng.random_range(2..=3.min(self.clusters).max(2)).min(self.clusters);
-            let prefs: Vec<usize> = (0..n_pref).map(|_| rng.random_range(0..self.clusters)).collect();
-            let pref_weights: Vec<f64> = (0..n_pref).map(|i| if i == 0 { 3.0 } else { 1.0 }).collect();
+            let n_pref = rng
+                .random_range(2..=3.min(self.clusters).max(2))
+                .min(self.clusters);
+            let prefs: Vec<usize> = (0..n_pref)
+                .map(|_| rng.random_range(0..self.clusters))
+                .collect();
+            let pref_weights: Vec<f64> = (0..n_pref)
+                .map(|i| if i == 0 { 3.0 } else { 1.0 })
+                .collect();
             let pref_dist = WeightedIndex::new(&pref_weights)
                 .map_err(|e| SyntheticError::Config(e.to_string()))?;
             let extra = if extra_mean > 0.0 {
@@ -222,9 +229,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_settings() {
-        let bad = SyntheticConfig { items: 1, ..small() };
+        let bad = SyntheticConfig {
+            items: 1,
+            ..small()
+        };
         assert!(bad.generate().unwrap_err().to_string().contains("2 items"));
-        let bad = SyntheticConfig { transition_prob: 1.5, ..small() };
+        let bad = SyntheticConfig {
+            transition_prob: 1.5,
+            ..small()
+        };
         assert!(bad.generate().is_err());
     }
 

@@ -7,7 +7,11 @@ use rankdistill_core::dataset::Format;
 
 /// The rankdistill trainer.
 #[derive(Debug, Parser)]
-#[command(name = "trainer", version, about = "rankdistill: prepare data, train teachers, distill students, evaluate")]
+#[command(
+    name = "trainer",
+    version,
+    about = "rankdistill: prepare data, train teachers, distill students, evaluate"
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -58,11 +58,18 @@ pub fn evaluate_pop(data: &PreparedDataset, held_out: HeldOut, ks: &[usize]) -> 
 }
 
 /// Evaluates uniform random scores, seeded per user so the result does not depend on chunking.
-pub fn evaluate_random(data: &PreparedDataset, held_out: HeldOut, ks: &[usize], seed: u64) -> Metrics {
+pub fn evaluate_random(
+    data: &PreparedDataset,
+    held_out: HeldOut,
+    ks: &[usize],
+    seed: u64,
+) -> Metrics {
     let n = data.num_items();
     evaluate(&eval_set(data, held_out), ks, |users, out| {
         for (row, &user) in out.chunks_mut(n).zip(users) {
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (user as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+                seed ^ (user as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
             row.iter_mut().for_each(|s| *s = rng.random());
         }
     })
@@ -77,7 +84,10 @@ pub fn run_evaluate(args: &EvaluateArgs) -> anyhow::Result<Metrics> {
     let data = PreparedDataset::load(&args.data)
         .with_context(|| format!("cannot load the prepared dataset {}", args.data.display()))?;
     if held_out == HeldOut::Valid && data.split.valid.iter().all(Vec::is_empty) {
-        bail!("{} has no validation rows: prepare it with --valid-fraction", args.data.display());
+        bail!(
+            "{} has no validation rows: prepare it with --valid-fraction",
+            args.data.display()
+        );
     }
     let metrics = match args.model.as_str() {
         "pop" => evaluate_pop(&data, held_out, &args.ks),

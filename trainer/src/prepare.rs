@@ -62,9 +62,17 @@ pub fn run_prepare(args: &PrepareArgs) -> anyhow::Result<PreparedDataset> {
         format,
         config,
     );
-    data.save(&args.out)
-        .with_context(|| format!("cannot write the prepared dataset to {}", args.out.display()))?;
-    println!("read {} interactions from {} ({format})", thousands(rows.len()), args.input.display());
+    data.save(&args.out).with_context(|| {
+        format!(
+            "cannot write the prepared dataset to {}",
+            args.out.display()
+        )
+    })?;
+    println!(
+        "read {} interactions from {} ({format})",
+        thousands(rows.len()),
+        args.input.display()
+    );
     println!("{}", summary(&data.manifest.stats));
     println!(
         "wrote {} (fingerprint {})",

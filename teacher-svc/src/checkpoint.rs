@@ -1,0 +1,242 @@
+//! Native checkpoints: a folder holding `model.safetensors` (the var store) and
+//! `manifest.json` (model config, dataset fingerprint, training config, final metrics). Written
+//! atomically; refused with a clear error when it does not match its manifest or the data.
+
+use std::path::{Path, PathBuf};
+
+use rankdistill_core::atomic::replace_dir_atomic;
+use serde::{Deserialize, Serialize};
+use tch::{Device, nn};
+
+use crate::model::{Model, ModelConfig, num_parameters};
+
+/// Layout version of a checkpoint folder.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+/// File name of the weights inside a checkpoint folder.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// File name of the manifest inside a checkpoint folder.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// Reference to the prepared dataset a model was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataRef {
+    /// Folder of the prepared dataset at training time.
+    pub path: String,
+    /// Its content fingerprint.
+    pub fingerprint: String,
+}
+
+/// The manifest of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointManifest {
+    /// Layout version; see [`CHECKPOINT_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Model shape and hyper-parameters.
+    pub model: ModelConfig,
+    /// The prepared dataset (id maps live there).
+    pub data: DataRef,
+    /// Learnable parameters.
+    pub num_parameters: i64,
+    /// Content hash of the weights file (blake3, hex prefix): the model version.
+    pub version: String,
+    /// Training settings, as the trainer recorded them.
+    pub training: serde_json::Value,
+    /// Offline metrics at the end of training, when evaluated.
+    pub metrics: serde_json::Value,
+}
+
+/// Errors of saving or loading checkpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// File system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The checkpoint is inconsistent.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A loaded native model with its variables.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// The variables (weights), on the requested device.
+    pub vs: nn::VarStore,
+    /// The model built over `vs`.
+    pub model: Model,
+    /// The manifest it came from.
+    pub manifest: CheckpointManifest,
+}
+
+fn hash_file(path: &Path) -> Result<String, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(blake3::hash(&bytes).to_hex()[..16].to_string())
+}
+
+/// Saves a checkpoint folder atomically. Fills in `version` and `num_parameters`, and
+/// returns the manifest that was written.
+pub fn save(
+    dir: &Path,
+    vs: &nn::VarStore,
+    mut manifest: CheckpointManifest,
+) -> Result<CheckpointManifest, CheckpointError> {
+    manifest.format_version = CHECKPOINT_FORMAT_VERSION;
+    manifest.num_parameters = num_parameters(vs);
+    let io = |source| CheckpointError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut written = None;
+    replace_dir_atomic(dir, |staging| {
+        let weights = staging.join(WEIGHTS_FILE);
+        vs.save(&weights).map_err(std::io::Error::other)?;
+        let mut m = manifest.clone();
+        m.version = hash_file(&weights).map_err(std::io::Error::other)?;
+        let json = serde_json::to_vec_pretty(&m).map_err(std::io::Error::other)?;
+        std::fs::write(staging.join(MANIFEST_FILE), json)?;
+        written = Some(m);
+        Ok(())
+    })
+    .map_err(io)?;
+    written.ok_or_else(|| CheckpointError::Invalid {
+        path: dir.to_path_buf(),
+        reason: "checkpoint was not written".into(),
+    })
+}
+
+/// Reads and checks a checkpoint manifest.
+pub fn read_manifest(dir: &Path) -> Result<CheckpointManifest, CheckpointError> {
+    let path = dir.join(MANIFEST_FILE);
+    let bytes = std::fs::read(&path).map_err(|source| CheckpointError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let manifest: CheckpointManifest =
+        serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Invalid {
+            path: path.clone(),
+            reason: format!("not a checkpoint manifest: {e}"),
+        })?;
+    if manifest.format_version != CHECKPOINT_FORMAT_VERSION {
+        return Err(CheckpointError::Invalid {
+            path,
+            reason: format!(
+                "checkpoint format version {} is not supported (this build reads {})",
+                manifest.format_version, CHECKPOINT_FORMAT_VERSION
+            ),
+        });
+    }
+    manifest
+        .model
+        .validate()
+        .map_err(|reason| CheckpointError::Invalid { path, reason })?;
+    Ok(manifest)
+}
+
+/// Loads a checkpoint onto `device`, checking the weights against the manifest (hash, every
+/// tensor present with the right shape).
+pub fn load(dir: &Path, device: Device) -> Result<LoadedModel, CheckpointError> {
+    let manifest = read_manifest(dir)?;
+    let weights = dir.join(WEIGHTS_FILE);
+    let version = hash_file(&weights)?;
+    if version != manifest.version {
+        return Err(CheckpointError::Invalid {
+            path: weights,
+            reason: format!(
+                "weights hash {version} does not match the manifest's version {}; the checkpoint is corrupt or was mixed with another",
+                manifest.version
+            ),
+        });
+    }
+    let mut vs = nn::VarStore::new(device);
+    let model = Model::new(&vs.root(), &manifest.model);
+    vs.load(&weights).map_err(|e| CheckpointError::Invalid {
+        path: weights.clone(),
+        reason: format!("weights do not fit the manifest's model: {e}"),
+    })?;
+    Ok(LoadedModel {
+        vs,
+        model,
+        manifest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ModelKind, ids_tensor};
+
+    fn manifest(config: ModelConfig) -> CheckpointManifest {
+        CheckpointManifest {
+            format_version: 0,
+            model: config,
+            data: DataRef {
+                path: "mem".into(),
+                fingerprint: "f".into(),
+            },
+            num_parameters: 0,
+            version: String::new(),
+            training: serde_json::json!({}),
+            metrics: serde_json::json!(null),
+        }
+    }
+
+    #[test]
+    fn round_trip_gives_identical_scores() {
+        for kind in [ModelKind::Caser, ModelKind::Mf] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config = ModelConfig::caser(6, 3, 7);
+            config.kind = kind;
+            let vs = nn::VarStore::new(Device::Cpu);
+            let model = Model::new(&vs.root(), &config);
+            let written = save(&dir.path().join("ck"), &vs, manifest(config)).unwrap();
+            assert_eq!(written.num_parameters, num_parameters(&vs));
+            let loaded = load(&dir.path().join("ck"), Device::Cpu).unwrap();
+            assert_eq!(loaded.manifest, written);
+            let users = ids_tensor(&[1], &[1], Device::Cpu);
+            let inputs = ids_tensor(&[0, 1, 2, 3, 4], &[1, 5], Device::Cpu);
+            let a = model.score_all(&users, &inputs, false);
+            let b = loaded.model.score_all(&users, &inputs, false);
+            assert!(a.equal(&b));
+        }
+    }
+
+    #[test]
+    fn inconsistent_checkpoints_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = dir.path().join("ck");
+        let config = ModelConfig::caser(6, 3, 7);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _model = Model::new(&vs.root(), &config);
+        let written = save(&ck, &vs, manifest(config.clone())).unwrap();
+        // A manifest whose shape does not fit the weights.
+        let mut wrong = written.clone();
+        wrong.model.dim = 8;
+        std::fs::write(ck.join(MANIFEST_FILE), serde_json::to_vec(&wrong).unwrap()).unwrap();
+        let err = load(&ck, Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("do not fit"), "{err}");
+        // Weights from elsewhere.
+        let mut other = written.clone();
+        other.version = "0000".into();
+        std::fs::write(ck.join(MANIFEST_FILE), serde_json::to_vec(&other).unwrap()).unwrap();
+        let err = load(&ck, Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("does not match the manifest"), "{err}");
+        // Unsupported format.
+        let mut future = written;
+        future.format_version = 99;
+        std::fs::write(ck.join(MANIFEST_FILE), serde_json::to_vec(&future).unwrap()).unwrap();
+        let err = load(&ck, Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("not supported"), "{err}");
+    }
+}
