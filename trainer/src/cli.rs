@@ -25,8 +25,10 @@ pub enum Command {
     GenSynthetic(GenSyntheticArgs),
     /// Split an interaction file into a prepared dataset folder.
     Prepare(PrepareArgs),
-    /// Evaluate a model (pop, random) on a prepared dataset.
+    /// Evaluate a model (pop, random, or a checkpoint folder) on a prepared dataset.
     Evaluate(EvaluateArgs),
+    /// Train a teacher (Caser or MF) with LibTorch and write a checkpoint.
+    Train(TrainArgs),
 }
 
 /// Flags of `gen-synthetic`.
@@ -87,7 +89,7 @@ pub struct EvaluateArgs {
     /// Prepared dataset folder.
     #[arg(long, env = "RD_DATA", default_value = "runs/data")]
     pub data: PathBuf,
-    /// Model: `pop` (training popularity) or `random` (seeded uniform scores).
+    /// Model: `pop` (training popularity), `random` (seeded uniform scores), or a checkpoint folder.
     #[arg(long, env = "RD_MODEL", default_value = "pop")]
     pub model: String,
     /// Which held-out part to score: test or valid.
@@ -102,4 +104,110 @@ pub struct EvaluateArgs {
     /// Seed of the random model.
     #[arg(long, env = "RD_SEED", default_value_t = 42)]
     pub seed: u64,
+}
+
+/// Where a LibTorch model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU.
+    Cpu,
+    /// The first CUDA GPU (fails when there is none).
+    Cuda,
+    /// CUDA when available, else the CPU.
+    Auto,
+}
+
+impl DeviceArg {
+    /// The tch device.
+    pub fn device(self) -> anyhow::Result<tch::Device> {
+        match self {
+            DeviceArg::Cpu => Ok(tch::Device::Cpu),
+            DeviceArg::Cuda if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
+            DeviceArg::Cuda => {
+                anyhow::bail!("--device cuda: no CUDA device is available (LibTorch sees none)")
+            }
+            DeviceArg::Auto => Ok(tch::Device::cuda_if_available()),
+        }
+    }
+}
+
+/// Model shape flags shared by `train` and `distill`.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Model kind: caser or mf.
+    #[arg(long = "model", env = "RD_MODEL_KIND", default_value = "caser")]
+    pub kind: rankdistill_teacher::model::ModelKind,
+    /// Embedding dimension d.
+    #[arg(long, env = "RD_DIM", default_value_t = 100)]
+    pub dim: i64,
+    /// Input length L.
+    #[arg(long = "seq-len", env = "RD_SEQ_LEN", default_value_t = 5)]
+    pub sequence_length: usize,
+    /// Targets per training instance T.
+    #[arg(long = "targets", env = "RD_TARGETS", default_value_t = 1)]
+    pub target_length: usize,
+    /// Caser vertical filters.
+    #[arg(long, env = "RD_NV", default_value_t = 2)]
+    pub nv: i64,
+    /// Caser horizontal filters per height.
+    #[arg(long, env = "RD_NH", default_value_t = 16)]
+    pub nh: i64,
+    /// Caser dropout.
+    #[arg(long, env = "RD_DROPOUT", default_value_t = 0.5)]
+    pub dropout: f64,
+    /// Caser conv activation: identity, relu, tanh, sigmoid.
+    #[arg(long, env = "RD_CONV_ACTIVATION", default_value = "identity")]
+    pub conv_activation: rankdistill_teacher::model::Activation,
+    /// Caser fc activation: identity, relu, tanh, sigmoid.
+    #[arg(long, env = "RD_FC_ACTIVATION", default_value = "sigmoid")]
+    pub fc_activation: rankdistill_teacher::model::Activation,
+}
+
+/// Optimisation flags shared by `train` and `distill`.
+#[derive(Debug, Clone, Args)]
+pub struct OptimArgs {
+    /// Passes over the training instances.
+    #[arg(long, env = "RD_EPOCHS", default_value_t = 30)]
+    pub epochs: usize,
+    /// Minibatch size.
+    #[arg(long, env = "RD_BATCH_SIZE", default_value_t = 512)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long = "lr", env = "RD_LR", default_value_t = 1e-3)]
+    pub learning_rate: f64,
+    /// L2 penalty (Adam weight decay).
+    #[arg(long, env = "RD_L2", default_value_t = 1e-6)]
+    pub l2: f64,
+    /// Sampled negatives per instance.
+    #[arg(long, env = "RD_NEGATIVES", default_value_t = 3)]
+    pub negatives: usize,
+    /// Random seed (init, shuffling, negatives, dropout).
+    #[arg(long, env = "RD_SEED", default_value_t = 1)]
+    pub seed: u64,
+    /// Evaluate every N epochs (0: only at the end).
+    #[arg(long, env = "RD_EVAL_EVERY", default_value_t = 0)]
+    pub eval_every: usize,
+    /// Held-out part for evaluations: test or valid.
+    #[arg(long = "eval-split", env = "RD_EVAL_SPLIT", default_value = "test")]
+    pub eval_split: String,
+    /// Device: cpu, cuda or auto.
+    #[arg(long, env = "RD_DEVICE", value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+}
+
+/// Flags of `train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Prepared dataset folder.
+    #[arg(long, env = "RD_DATA", default_value = "runs/data")]
+    pub data: PathBuf,
+    /// Output checkpoint folder (written atomically).
+    #[arg(long, env = "RD_OUT", default_value = "runs/teacher")]
+    pub out: PathBuf,
+    /// Model shape.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Optimisation.
+    #[command(flatten)]
+    pub optim: OptimArgs,
 }

@@ -8,6 +8,11 @@ use rankdistill_core::metrics::{EvalSet, Metrics, evaluate};
 use rankdistill_core::popularity::{fill_scores, popularity};
 use rankdistill_core::prepared::PreparedDataset;
 
+use rankdistill_core::instances::last_window;
+use rankdistill_teacher::checkpoint;
+use rankdistill_teacher::model::{Model, ids_tensor};
+use tch::Device;
+
 use crate::cli::EvaluateArgs;
 
 /// Which held-out part to evaluate on.
@@ -75,6 +80,34 @@ pub fn evaluate_random(
     })
 }
 
+/// Evaluates a native model: each user's query is the last L training items.
+pub fn evaluate_native(
+    data: &PreparedDataset,
+    held_out: HeldOut,
+    model: &Model,
+    sequence_length: usize,
+    device: Device,
+    ks: &[usize],
+) -> Metrics {
+    let _guard = tch::no_grad_guard();
+    let train = &data.split.train;
+    evaluate(&eval_set(data, held_out), ks, |users, out| {
+        let inputs: Vec<u32> = users
+            .iter()
+            .flat_map(|&u| last_window(&train[u as usize], sequence_length))
+            .collect();
+        let b = users.len() as i64;
+        let user_t = ids_tensor(users, &[b], device);
+        let input_t = ids_tensor(&inputs, &[b, sequence_length as i64], device);
+        let scores = model
+            .score_all(&user_t, &input_t, false)
+            .to_kind(tch::Kind::Float)
+            .to_device(Device::Cpu)
+            .contiguous();
+        scores.copy_data(out, out.len());
+    })
+}
+
 /// Runs `trainer evaluate`.
 pub fn run_evaluate(args: &EvaluateArgs) -> anyhow::Result<Metrics> {
     if args.ks.is_empty() || args.ks.contains(&0) {
@@ -92,7 +125,32 @@ pub fn run_evaluate(args: &EvaluateArgs) -> anyhow::Result<Metrics> {
     let metrics = match args.model.as_str() {
         "pop" => evaluate_pop(&data, held_out, &args.ks),
         "random" => evaluate_random(&data, held_out, &args.ks, args.seed),
-        other => bail!("unknown model '{other}': use pop or random"),
+        path => {
+            let dir = std::path::Path::new(path);
+            if !dir.join(checkpoint::MANIFEST_FILE).exists() {
+                bail!(
+                    "unknown model '{path}': use pop, random, or a checkpoint folder (with {})",
+                    checkpoint::MANIFEST_FILE
+                );
+            }
+            let loaded = checkpoint::load(dir, Device::cuda_if_available())?;
+            if loaded.manifest.data.fingerprint != data.manifest.fingerprint {
+                bail!(
+                    "checkpoint {path} was trained on data {} but {} has fingerprint {}",
+                    loaded.manifest.data.fingerprint,
+                    args.data.display(),
+                    data.manifest.fingerprint
+                );
+            }
+            evaluate_native(
+                &data,
+                held_out,
+                &loaded.model,
+                loaded.manifest.model.sequence_length as usize,
+                loaded.vs.device(),
+                &args.ks,
+            )
+        }
     };
     println!(
         "model {} on {} ({} split, fingerprint {}); nDCG is the standard definition, nDCG(ref) the reference variant",

@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod evaluate;
 pub mod prepare;
+pub mod train;

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use rankdistill_trainer::cli::{Cli, Command};
-use rankdistill_trainer::{evaluate, prepare};
+use rankdistill_trainer::{evaluate, prepare, train};
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -16,5 +16,6 @@ fn main() -> anyhow::Result<()> {
         Command::GenSynthetic(args) => prepare::run_gen_synthetic(&args),
         Command::Prepare(args) => prepare::run_prepare(&args).map(|_| ()),
         Command::Evaluate(args) => evaluate::run_evaluate(&args).map(|_| ()),
+        Command::Train(args) => train::run_train(&args).map(|_| ()),
     }
 }
