@@ -2,6 +2,7 @@
 //! and splitting interaction data, the prepared-dataset format, training instances, top-k
 //! selection and ranking metrics. It has no LibTorch dependency.
 
+pub mod artifact;
 pub mod atomic;
 pub mod dataset;
 pub mod instances;

@@ -5,45 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use rankdistill_core::atomic::replace_dir_atomic;
-use serde::{Deserialize, Serialize};
 use tch::{Device, nn};
 
-use crate::model::{Model, ModelConfig, num_parameters};
+use crate::model::{Model, num_parameters};
 
-/// Layout version of a checkpoint folder.
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
-/// File name of the weights inside a checkpoint folder.
-pub const WEIGHTS_FILE: &str = "model.safetensors";
-/// File name of the manifest inside a checkpoint folder.
-pub const MANIFEST_FILE: &str = "manifest.json";
-
-/// Reference to the prepared dataset a model was trained on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DataRef {
-    /// Folder of the prepared dataset at training time.
-    pub path: String,
-    /// Its content fingerprint.
-    pub fingerprint: String,
-}
-
-/// The manifest of a checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckpointManifest {
-    /// Layout version; see [`CHECKPOINT_FORMAT_VERSION`].
-    pub format_version: u32,
-    /// Model shape and hyper-parameters.
-    pub model: ModelConfig,
-    /// The prepared dataset (id maps live there).
-    pub data: DataRef,
-    /// Learnable parameters.
-    pub num_parameters: i64,
-    /// Content hash of the weights file (blake3, hex prefix): the model version.
-    pub version: String,
-    /// Training settings, as the trainer recorded them.
-    pub training: serde_json::Value,
-    /// Offline metrics at the end of training, when evaluated.
-    pub metrics: serde_json::Value,
-}
+pub use rankdistill_core::artifact::{
+    ARTIFACT_FORMAT_VERSION as CHECKPOINT_FORMAT_VERSION, ArtifactManifest as CheckpointManifest,
+    DataRef, MANIFEST_FILE, WEIGHTS_FILE,
+};
 
 /// Errors of saving or loading checkpoints.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +51,7 @@ fn hash_file(path: &Path) -> Result<String, CheckpointError> {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(blake3::hash(&bytes).to_hex()[..16].to_string())
+    Ok(rankdistill_core::artifact::weights_version(&bytes))
 }
 
 /// Saves a checkpoint folder atomically. Fills in `version` and `num_parameters`, and
@@ -118,30 +87,14 @@ pub fn save(
 
 /// Reads and checks a checkpoint manifest.
 pub fn read_manifest(dir: &Path) -> Result<CheckpointManifest, CheckpointError> {
-    let path = dir.join(MANIFEST_FILE);
-    let bytes = std::fs::read(&path).map_err(|source| CheckpointError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    let manifest: CheckpointManifest =
-        serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Invalid {
-            path: path.clone(),
-            reason: format!("not a checkpoint manifest: {e}"),
-        })?;
-    if manifest.format_version != CHECKPOINT_FORMAT_VERSION {
-        return Err(CheckpointError::Invalid {
-            path,
-            reason: format!(
-                "checkpoint format version {} is not supported (this build reads {})",
-                manifest.format_version, CHECKPOINT_FORMAT_VERSION
-            ),
-        });
-    }
-    manifest
-        .model
-        .validate()
-        .map_err(|reason| CheckpointError::Invalid { path, reason })?;
-    Ok(manifest)
+    rankdistill_core::artifact::read_manifest(dir).map_err(|e| match e {
+        rankdistill_core::artifact::ArtifactError::Io { path, source } => {
+            CheckpointError::Io { path, source }
+        }
+        rankdistill_core::artifact::ArtifactError::Invalid { path, reason } => {
+            CheckpointError::Invalid { path, reason }
+        }
+    })
 }
 
 /// Loads a checkpoint onto `device`, checking the weights against the manifest (hash, every
@@ -175,21 +128,16 @@ pub fn load(dir: &Path, device: Device) -> Result<LoadedModel, CheckpointError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ModelKind, ids_tensor};
+    use crate::model::{ModelConfig, ModelKind, ids_tensor};
 
     fn manifest(config: ModelConfig) -> CheckpointManifest {
-        CheckpointManifest {
-            format_version: 0,
-            model: config,
-            data: DataRef {
+        CheckpointManifest::new(
+            config,
+            DataRef {
                 path: "mem".into(),
                 fingerprint: "f".into(),
             },
-            num_parameters: 0,
-            version: String::new(),
-            training: serde_json::json!({}),
-            metrics: serde_json::json!(null),
-        }
+        )
     }
 
     #[test]

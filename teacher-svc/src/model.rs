@@ -2,147 +2,17 @@
 //! a query (a user plus the last L items) against items; serving scores all items and takes
 //! the top k on the model's device.
 
-use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
-/// Which model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// Caser: convolutional sequence embedding (Tang and Wang, WSDM 2018).
-    Caser,
-    /// Matrix factorisation: score = P_u . Q_i + b_i.
-    Mf,
-}
+pub use rankdistill_core::artifact::{Activation, ModelConfig, ModelKind};
 
-impl std::str::FromStr for ModelKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "caser" => Ok(ModelKind::Caser),
-            "mf" => Ok(ModelKind::Mf),
-            other => Err(format!("unknown model kind '{other}': use caser or mf")),
-        }
-    }
-}
-
-impl std::fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ModelKind::Caser => "caser",
-            ModelKind::Mf => "mf",
-        })
-    }
-}
-
-/// Activation functions Caser offers for its conv and fc layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    /// f(x) = x.
-    Identity,
-    /// max(x, 0).
-    Relu,
-    /// tanh(x).
-    Tanh,
-    /// logistic sigmoid.
-    Sigmoid,
-}
-
-impl Activation {
-    fn apply(self, xs: &Tensor) -> Tensor {
-        match self {
-            Activation::Identity => xs.shallow_clone(),
-            Activation::Relu => xs.relu(),
-            Activation::Tanh => xs.tanh(),
-            Activation::Sigmoid => xs.sigmoid(),
-        }
-    }
-}
-
-impl std::str::FromStr for Activation {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "identity" | "iden" | "none" => Ok(Activation::Identity),
-            "relu" => Ok(Activation::Relu),
-            "tanh" => Ok(Activation::Tanh),
-            "sigmoid" | "sigm" => Ok(Activation::Sigmoid),
-            other => Err(format!(
-                "unknown activation '{other}': use identity, relu, tanh or sigmoid"
-            )),
-        }
-    }
-}
-
-/// Shape and hyper-parameters of a model; stored in every checkpoint manifest.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelConfig {
-    /// Which model.
-    pub kind: ModelKind,
-    /// Embedding dimension d.
-    pub dim: i64,
-    /// Number of users.
-    pub num_users: i64,
-    /// Number of real items (the input table has one more row: padding id 0).
-    pub num_items: i64,
-    /// Input length L.
-    pub sequence_length: i64,
-    /// Caser: vertical filters.
-    pub nv: i64,
-    /// Caser: horizontal filters per height 1..=L.
-    pub nh: i64,
-    /// Caser: dropout before the fc layer.
-    pub dropout: f64,
-    /// Caser: activation after each horizontal convolution.
-    pub conv_activation: Activation,
-    /// Caser: activation after the fc layer.
-    pub fc_activation: Activation,
-}
-
-impl ModelConfig {
-    /// The reference Caser settings (method.md) for a dataset shape.
-    pub fn caser(dim: i64, num_users: i64, num_items: i64) -> Self {
-        ModelConfig {
-            kind: ModelKind::Caser,
-            dim,
-            num_users,
-            num_items,
-            sequence_length: 5,
-            nv: 2,
-            nh: 16,
-            dropout: 0.5,
-            conv_activation: Activation::Identity,
-            fc_activation: Activation::Sigmoid,
-        }
-    }
-
-    /// An MF model for a dataset shape.
-    pub fn mf(dim: i64, num_users: i64, num_items: i64) -> Self {
-        ModelConfig {
-            kind: ModelKind::Mf,
-            sequence_length: 5,
-            ..Self::caser(dim, num_users, num_items)
-        }
-    }
-
-    /// Checks that the settings make a model.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.dim <= 0 || self.num_users <= 0 || self.num_items <= 0 {
-            return Err("dim, num_users and num_items must be positive".into());
-        }
-        if self.kind == ModelKind::Caser {
-            if self.sequence_length <= 0 || self.nv < 0 || self.nh < 0 || self.nv + self.nh == 0 {
-                return Err(
-                    "Caser needs L >= 1 and at least one vertical or horizontal filter".into(),
-                );
-            }
-            if !(0.0..1.0).contains(&self.dropout) {
-                return Err("dropout must be in [0, 1)".into());
-            }
-        }
-        Ok(())
+fn activate(activation: Activation, xs: &Tensor) -> Tensor {
+    match activation {
+        Activation::Identity => xs.shallow_clone(),
+        Activation::Relu => xs.relu(),
+        Activation::Tanh => xs.tanh(),
+        Activation::Sigmoid => xs.sigmoid(),
     }
 }
 
@@ -233,17 +103,17 @@ impl Caser {
                 .conv_h
                 .iter()
                 .map(|conv| {
-                    let out = self
-                        .config
-                        .conv_activation
-                        .apply(&item_embs.apply(conv).squeeze_dim(3)); // [B,nh,L-h+1]
+                    let out = activate(
+                        self.config.conv_activation,
+                        &item_embs.apply(conv).squeeze_dim(3),
+                    ); // [B,nh,L-h+1]
                     out.amax([2], false) // max-pool over time
                 })
                 .collect();
             parts.push(Tensor::cat(&pooled, 1));
         }
         let out = Tensor::cat(&parts, 1).dropout(self.config.dropout, train);
-        let z = self.config.fc_activation.apply(&out.apply(&self.fc1));
+        let z = activate(self.config.fc_activation, &out.apply(&self.fc1));
         Tensor::cat(&[z, user_emb], 1)
     }
 }

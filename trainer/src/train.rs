@@ -314,28 +314,27 @@ pub fn run_train(
         .last()
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("no evaluation ran"))?;
-    let manifest = CheckpointManifest {
-        format_version: checkpoint::CHECKPOINT_FORMAT_VERSION,
-        model: config,
-        data: DataRef {
+    let mut manifest = CheckpointManifest::new(
+        config,
+        DataRef {
             path: args.data.display().to_string(),
             fingerprint: data.manifest.fingerprint.clone(),
         },
-        num_parameters: 0,
-        version: String::new(),
-        training: serde_json::json!({
+    );
+    manifest.users = data.split.users.clone();
+    manifest.items = data.split.items.clone();
+    manifest.training = serde_json::json!({
             "window": window,
             "optim": optim,
             "epoch_losses": trained.epoch_losses,
             "train_seconds": trained.train_seconds,
-        }),
-        metrics: serde_json::json!({
+    });
+    manifest.metrics = serde_json::json!({
             "split": args.optim.eval_split,
             "epoch": epoch,
             "ndcg_note": "ndcg is the standard definition, ndcg_ref the reference variant",
             "values": metrics,
-        }),
-    };
+    });
     let written = checkpoint::save(&args.out, &trained.vs, manifest)?;
     println!(
         "trained {} d={} ({} parameters) for {} epochs in {:.1}s",
