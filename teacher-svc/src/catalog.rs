@@ -1,0 +1,308 @@
+//! The served dataset, as request handlers need it: raw-id lookups, each user's training
+//! history, and the training queries (windows of L inputs and T targets) per T.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rankdistill_core::instances::{Instances, PAD, WindowConfig, last_window};
+use rankdistill_core::prepared::PreparedDataset;
+
+use crate::error::ServiceError;
+
+/// Largest T a StreamRankings request may ask for.
+pub const MAX_TARGET_LENGTH: usize = 256;
+/// Distinct T values whose training queries are kept in memory.
+const CACHED_TARGET_LENGTHS: usize = 4;
+
+/// One query resolved to dense indices, ready for the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoringQuery {
+    /// Dense user index.
+    pub user: u32,
+    /// L input ids (0 = padding, item i = i + 1), oldest first.
+    pub inputs: Vec<u32>,
+    /// Dense items never to return.
+    pub exclude: Vec<u32>,
+}
+
+/// The prepared dataset in lookup form.
+#[derive(Debug)]
+pub struct Catalog {
+    fingerprint: String,
+    sequence_length: usize,
+    user_ids: Vec<String>,
+    user_index: HashMap<String, u32>,
+    item_ids: Vec<String>,
+    item_index: HashMap<String, u32>,
+    train: Vec<Vec<u32>>,
+    seen: Vec<Vec<u32>>,
+    training_queries: Mutex<Vec<(usize, Arc<Instances>)>>,
+}
+
+fn index_of(ids: &[String]) -> HashMap<String, u32> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), i as u32))
+        .collect()
+}
+
+impl Catalog {
+    /// Builds the lookups for a model reading `sequence_length` items.
+    pub fn new(dataset: PreparedDataset, sequence_length: usize) -> Catalog {
+        let split = dataset.split;
+        let seen = split
+            .train
+            .iter()
+            .map(|items| {
+                let mut items = items.clone();
+                items.sort_unstable();
+                items.dedup();
+                items
+            })
+            .collect();
+        Catalog {
+            fingerprint: dataset.manifest.fingerprint,
+            sequence_length,
+            user_index: index_of(&split.users),
+            item_index: index_of(&split.items),
+            user_ids: split.users,
+            item_ids: split.items,
+            train: split.train,
+            seen,
+            training_queries: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Content fingerprint of the dataset.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Number of users.
+    pub fn num_users(&self) -> usize {
+        self.user_ids.len()
+    }
+
+    /// Number of items.
+    pub fn num_items(&self) -> usize {
+        self.item_ids.len()
+    }
+
+    /// Input length L.
+    pub fn sequence_length(&self) -> usize {
+        self.sequence_length
+    }
+
+    /// Dense index of a raw user id.
+    pub fn user(&self, raw: &str) -> Result<u32, ServiceError> {
+        if raw.is_empty() {
+            return Err(ServiceError::InvalidArgument(
+                "query.user_id is required".into(),
+            ));
+        }
+        self.user_index
+            .get(raw)
+            .copied()
+            .ok_or_else(|| ServiceError::UnknownUser(raw.to_string()))
+    }
+
+    /// Dense index of a raw item id; `field` names the request field in the error.
+    pub fn item(&self, raw: &str, field: &str) -> Result<u32, ServiceError> {
+        self.item_index
+            .get(raw)
+            .copied()
+            .ok_or_else(|| ServiceError::UnknownItem {
+                field: field.to_string(),
+                id: raw.to_string(),
+            })
+    }
+
+    /// Raw id of a dense item.
+    pub fn item_id(&self, dense: u32) -> &str {
+        self.item_ids
+            .get(dense as usize)
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    /// The user's distinct training items, sorted.
+    pub fn seen(&self, user: u32) -> &[u32] {
+        self.seen
+            .get(user as usize)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Resolves a query: the last L of `recent_items` (every id must be known), or the user's
+    /// last L training items when it is empty. `exclude_items` are raw ids; `exclude_seen`
+    /// adds the user's training items.
+    pub fn resolve(
+        &self,
+        user_id: &str,
+        recent_items: &[String],
+        exclude_items: &[String],
+        exclude_seen: bool,
+    ) -> Result<ScoringQuery, ServiceError> {
+        let user = self.user(user_id)?;
+        let l = self.sequence_length;
+        let inputs = if recent_items.is_empty() {
+            last_window(&self.train[user as usize], l)
+        } else {
+            let dense = recent_items
+                .iter()
+                .map(|raw| self.item(raw, "query.recent_items"))
+                .collect::<Result<Vec<u32>, _>>()?;
+            let tail = &dense[dense.len().saturating_sub(l)..];
+            let mut inputs = vec![PAD; l - tail.len()];
+            inputs.extend(tail.iter().map(|&i| i + 1));
+            inputs
+        };
+        let mut exclude = exclude_items
+            .iter()
+            .map(|raw| self.item(raw, "exclude_items"))
+            .collect::<Result<Vec<u32>, _>>()?;
+        if exclude_seen {
+            exclude.extend_from_slice(self.seen(user));
+        }
+        exclude.sort_unstable();
+        exclude.dedup();
+        Ok(ScoringQuery {
+            user,
+            inputs,
+            exclude,
+        })
+    }
+
+    /// The training queries for T targets, in `Instances::build` order. Builds them on first
+    /// use (CPU work: call from a blocking thread).
+    pub fn training_queries(&self, target_length: usize) -> Arc<Instances> {
+        let mut cache = self
+            .training_queries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, instances)) = cache.iter().find(|(t, _)| *t == target_length) {
+            return instances.clone();
+        }
+        let instances = Arc::new(Instances::build(
+            &self.train,
+            WindowConfig {
+                sequence_length: self.sequence_length,
+                target_length,
+            },
+        ));
+        if cache.len() >= CACHED_TARGET_LENGTHS {
+            cache.remove(0);
+        }
+        cache.push((target_length, instances.clone()));
+        instances
+    }
+
+    /// The model query of training instance `index`: its own targets are always excluded,
+    /// `exclude_seen` adds the user's other training items.
+    pub fn training_query(
+        &self,
+        instances: &Instances,
+        index: usize,
+        exclude_seen: bool,
+    ) -> ScoringQuery {
+        let user = instances.users[index];
+        let mut exclude = instances.target(index).to_vec();
+        if exclude_seen {
+            exclude.extend_from_slice(self.seen(user));
+        }
+        exclude.sort_unstable();
+        exclude.dedup();
+        ScoringQuery {
+            user,
+            inputs: instances.input(index).to_vec(),
+            exclude,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rankdistill_core::dataset::{Format, RawInteraction};
+    use rankdistill_core::split::{SplitConfig, split};
+
+    fn catalog() -> Catalog {
+        // User "a": items 10, 11, 12, 13, 14 in order; user "b": 12, 10.
+        let mut rows = Vec::new();
+        for (t, item) in ["10", "11", "12", "13", "14"].iter().enumerate() {
+            rows.push(RawInteraction {
+                user: "a".into(),
+                item: item.to_string(),
+                timestamp: Some(t as i64),
+            });
+        }
+        for (t, item) in ["12", "10"].iter().enumerate() {
+            rows.push(RawInteraction {
+                user: "b".into(),
+                item: item.to_string(),
+                timestamp: Some(t as i64),
+            });
+        }
+        let config = SplitConfig {
+            test_fraction: 0.0,
+            valid_fraction: 0.0,
+        };
+        let data = PreparedDataset::new(
+            split(&rows, config),
+            "mem".into(),
+            Format::Movielens,
+            config,
+        );
+        Catalog::new(data, 3)
+    }
+
+    #[test]
+    fn resolves_raw_ids_windows_and_exclusions() {
+        let c = catalog();
+        // Dense items: 10->0, 11->1, 12->2, 13->3, 14->4.
+        let q = c.resolve("a", &[], &[], false).unwrap();
+        assert_eq!(q.inputs, vec![3, 4, 5]);
+        assert!(q.exclude.is_empty());
+        let recent: Vec<String> = ["14", "13", "12", "11"].map(String::from).to_vec();
+        let q = c.resolve("b", &recent, &["14".into()], true).unwrap();
+        assert_eq!(q.inputs, vec![4, 3, 2], "the last L of recent_items");
+        assert_eq!(q.exclude, vec![0, 2, 4]);
+        let q = c.resolve("b", &["11".into()], &[], false).unwrap();
+        assert_eq!(q.inputs, vec![PAD, PAD, 2]);
+    }
+
+    #[test]
+    fn bad_ids_give_precise_errors() {
+        let c = catalog();
+        assert_eq!(
+            c.resolve("zz", &[], &[], false).unwrap_err(),
+            ServiceError::UnknownUser("zz".into())
+        );
+        assert_eq!(
+            c.resolve("a", &["99".into()], &[], false).unwrap_err(),
+            ServiceError::UnknownItem {
+                field: "query.recent_items".into(),
+                id: "99".into()
+            }
+        );
+        assert!(matches!(
+            c.resolve("", &[], &[], false).unwrap_err(),
+            ServiceError::InvalidArgument(_)
+        ));
+    }
+
+    #[test]
+    fn training_queries_exclude_their_targets() {
+        let c = catalog();
+        let inst = c.training_queries(1);
+        assert_eq!(inst.len(), 3, "user a: 2 windows, user b: 1 padded window");
+        let q = c.training_query(&inst, 0, false);
+        assert_eq!(
+            (q.inputs.clone(), q.exclude.clone()),
+            (vec![1, 2, 3], vec![3])
+        );
+        let q = c.training_query(&inst, 2, true);
+        assert_eq!(q.exclude, vec![0, 2]);
+        assert!(Arc::ptr_eq(&inst, &c.training_queries(1)));
+    }
+}

@@ -1,0 +1,177 @@
+//! Command-line and environment configuration of teacher-svc. Every flag has an environment
+//! variable and a default that works on a laptop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceChoice {
+    /// The CPU.
+    Cpu,
+    /// The first CUDA GPU; refuses to start without one.
+    Cuda,
+    /// CUDA when available, else the CPU.
+    Auto,
+}
+
+impl DeviceChoice {
+    /// Resolves the choice to a LibTorch device.
+    pub fn resolve(self) -> Result<tch::Device, String> {
+        match self {
+            DeviceChoice::Cpu => Ok(tch::Device::Cpu),
+            DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
+            DeviceChoice::Cuda => Err(
+                "--device cuda was requested but LibTorch sees no CUDA device; use --device cpu or auto"
+                    .into(),
+            ),
+            DeviceChoice::Auto => Ok(tch::Device::cuda_if_available()),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// teacher-svc: serves a LibTorch teacher over gRPC and streams its top-K rankings.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "teacher-svc", version, about)]
+pub struct Config {
+    /// Prepared dataset folder (`trainer prepare`): id maps, user histories, training queries.
+    #[arg(long, env = "TEACHER_DATA")]
+    pub data: PathBuf,
+
+    /// The model: a native checkpoint folder, or a TorchScript file (`.pt`).
+    #[arg(long, env = "TEACHER_MODEL")]
+    pub model: PathBuf,
+
+    /// gRPC listen address; port 0 picks a free port (printed as `listening on ADDR`).
+    #[arg(long, env = "TEACHER_ADDR", default_value = "127.0.0.1:50051")]
+    pub addr: SocketAddr,
+
+    /// Prometheus metrics listen address (`GET /metrics`); port 0 picks a free port.
+    #[arg(long, env = "TEACHER_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    pub metrics_addr: SocketAddr,
+
+    /// Device the model runs on.
+    #[arg(long, env = "TEACHER_DEVICE", value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+
+    /// Input length L. TorchScript models: the L their `forward` expects (default 5).
+    /// Native checkpoints carry L; when given it must match.
+    #[arg(long, env = "TEACHER_SEQUENCE_LENGTH")]
+    pub sequence_length: Option<usize>,
+
+    /// Most queries scored in one forward pass (dynamic batching).
+    #[arg(long, env = "TEACHER_MAX_BATCH", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_batch: u32,
+
+    /// Requests waiting for the model thread before new ones get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "TEACHER_QUEUE_CAPACITY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue_capacity: u32,
+
+    /// Largest k a caller may ask for.
+    #[arg(long, env = "TEACHER_MAX_K", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_k: u32,
+
+    /// Queries per StreamRankings message when the request leaves batch_size at 0.
+    #[arg(long, env = "TEACHER_STREAM_BATCH_SIZE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub stream_batch_size: u32,
+
+    /// Largest batch_size a StreamRankings request may ask for.
+    #[arg(long, env = "TEACHER_MAX_STREAM_BATCH_SIZE", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_stream_batch_size: u32,
+
+    /// Concurrent StreamRankings calls; more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "TEACHER_MAX_STREAMS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_streams: u32,
+
+    /// Messages a stream computes ahead of a slow client (backpressure beyond that).
+    #[arg(long, env = "TEACHER_STREAM_BUFFER", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub stream_buffer: u32,
+
+    /// LibTorch intra-op CPU threads; 0 keeps LibTorch's default.
+    #[arg(long, env = "TEACHER_TORCH_THREADS", default_value_t = 0)]
+    pub torch_threads: u32,
+
+    /// On SIGTERM, keep serving this long with health NOT_SERVING so load balancers move
+    /// traffic away before the server stops accepting requests.
+    #[arg(long, env = "TEACHER_DRAIN_DELAY_MS", default_value_t = 0)]
+    pub drain_delay_ms: u64,
+
+    /// Longest wait for in-flight requests after shutdown starts; streams end earlier, at a
+    /// message boundary, with UNAVAILABLE and the cursor to resume from.
+    #[arg(long, env = "TEACHER_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
+    pub drain_timeout_ms: u64,
+
+    /// Log format.
+    #[arg(long, env = "TEACHER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, env = "TEACHER_LOG", default_value = "info")]
+    pub log_filter: String,
+}
+
+impl Config {
+    /// A configuration with the defaults for a dataset and a model, as the tests and the
+    /// benchmark start the server.
+    pub fn for_paths(data: PathBuf, model: PathBuf) -> Config {
+        let data = data.into_os_string();
+        let model = model.into_os_string();
+        let args: [&std::ffi::OsStr; 5] = [
+            "teacher-svc".as_ref(),
+            "--data".as_ref(),
+            &data,
+            "--model".as_ref(),
+            &model,
+        ];
+        Config::parse_from(args)
+    }
+
+    /// See `drain_delay_ms`.
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_millis(self.drain_delay_ms)
+    }
+
+    /// See `drain_timeout_ms`.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent_and_every_flag_has_an_env_var() {
+        Config::command().debug_assert();
+        for arg in Config::command().get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            assert!(arg.get_env().is_some(), "--{id} has no env var");
+        }
+    }
+
+    #[test]
+    fn defaults_work_with_only_data_and_model() {
+        let config = Config::for_paths("d".into(), "m".into());
+        assert_eq!(config.addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(config.max_batch, 256);
+        assert_eq!(config.sequence_length, None);
+        assert_eq!(config.device, DeviceChoice::Auto);
+    }
+}

@@ -1,0 +1,209 @@
+//! Errors of teacher-svc: [`ServiceError`] for everything on a request path, mapped to a
+//! `tonic::Status` in exactly one place, and [`StartupError`] for refusing to start.
+
+use std::path::PathBuf;
+
+use tonic::{Code, Status};
+
+/// Why a request failed. Each variant maps to one gRPC status code (see the `From` impl).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ServiceError {
+    /// A required field is missing or a value is malformed.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// k outside 1..=max_k.
+    #[error("k must be between 1 and {max} (the server's --max-k), got {k}")]
+    InvalidK {
+        /// Requested k.
+        k: i64,
+        /// The server's cap.
+        max: u32,
+    },
+    /// A shard index that does not exist.
+    #[error("shard_index {index} must be below shard_count {count}")]
+    InvalidShard {
+        /// Requested shard.
+        index: u32,
+        /// Number of shards.
+        count: u32,
+    },
+    /// An item id the dataset does not know.
+    #[error("{field}: unknown item id '{id}'")]
+    UnknownItem {
+        /// Which request field held it.
+        field: String,
+        /// The raw id.
+        id: String,
+    },
+    /// A user id the dataset does not know.
+    #[error("unknown user id '{0}'")]
+    UnknownUser(String),
+    /// An error inside one query of an explicit list; keeps the inner error's status code.
+    #[error("explicit.queries[{index}]: {source}")]
+    InQuery {
+        /// Position in the list.
+        index: usize,
+        /// The error.
+        source: Box<ServiceError>,
+    },
+    /// The caller expects another dataset.
+    #[error("the server's prepared data has fingerprint {actual}, the request expects {expected}")]
+    FingerprintMismatch {
+        /// What the caller expected.
+        expected: String,
+        /// What the server has.
+        actual: String,
+    },
+    /// Admission control: the model queue or the stream slots are full.
+    #[error("{0}; retry with backoff")]
+    Overloaded(String),
+    /// The model is still loading or warming up.
+    #[error("the model is loading; retry when health reports SERVING")]
+    NotReady,
+    /// The server is shutting down.
+    #[error("{0}")]
+    ShuttingDown(String),
+    /// The model thread is gone.
+    #[error("the model thread has stopped")]
+    EngineStopped,
+    /// The forward pass failed.
+    #[error("model error: {0}")]
+    Model(String),
+}
+
+impl ServiceError {
+    /// The gRPC status code of this error.
+    pub fn code(&self) -> Code {
+        match self {
+            ServiceError::InvalidArgument(_)
+            | ServiceError::InvalidK { .. }
+            | ServiceError::InvalidShard { .. }
+            | ServiceError::UnknownItem { .. } => Code::InvalidArgument,
+            ServiceError::UnknownUser(_) => Code::NotFound,
+            ServiceError::InQuery { source, .. } => source.code(),
+            ServiceError::FingerprintMismatch { .. } => Code::FailedPrecondition,
+            ServiceError::Overloaded(_) => Code::ResourceExhausted,
+            ServiceError::NotReady
+            | ServiceError::ShuttingDown(_)
+            | ServiceError::EngineStopped => Code::Unavailable,
+            ServiceError::Model(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<ServiceError> for Status {
+    fn from(error: ServiceError) -> Status {
+        Status::new(error.code(), error.to_string())
+    }
+}
+
+/// Why the server refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The prepared dataset cannot be loaded.
+    #[error("cannot load the prepared dataset: {0}")]
+    Dataset(#[from] rankdistill_core::prepared::PreparedError),
+    /// The native checkpoint cannot be loaded.
+    #[error("cannot load the checkpoint: {0}")]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// The TorchScript module cannot be loaded or does not have the documented signature.
+    #[error("TorchScript model {path}: {reason}")]
+    TorchScript {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The model was trained on other data than the server was given.
+    #[error(
+        "the model {model} was trained on data with fingerprint {model_fingerprint}, but --data {data} has fingerprint {data_fingerprint}; serve it with the dataset it was trained on"
+    )]
+    FingerprintMismatch {
+        /// The model path.
+        model: PathBuf,
+        /// The model's data fingerprint.
+        model_fingerprint: String,
+        /// The dataset folder.
+        data: PathBuf,
+        /// The dataset's fingerprint.
+        data_fingerprint: String,
+    },
+    /// The model and the dataset disagree on shape, or the settings are inconsistent.
+    #[error("{0}")]
+    Mismatch(String),
+    /// The device is not usable.
+    #[error("{0}")]
+    Device(String),
+    /// The warm-up forward pass failed.
+    #[error("warm-up forward pass failed: {0}")]
+    Warmup(String),
+    /// Binding or serving failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The reflection service could not be built from the descriptor sets.
+    #[error("gRPC reflection: {0}")]
+    Reflection(String),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The model thread ended before reporting.
+    #[error("the model thread stopped during start-up")]
+    EngineStopped,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_precise() {
+        let cases = [
+            (
+                ServiceError::InvalidK { k: 0, max: 10 },
+                Code::InvalidArgument,
+            ),
+            (ServiceError::UnknownUser("u9".into()), Code::NotFound),
+            (
+                ServiceError::InQuery {
+                    index: 3,
+                    source: Box::new(ServiceError::UnknownUser("u9".into())),
+                },
+                Code::NotFound,
+            ),
+            (
+                ServiceError::FingerprintMismatch {
+                    expected: "a".into(),
+                    actual: "b".into(),
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                ServiceError::Overloaded("queue full".into()),
+                Code::ResourceExhausted,
+            ),
+            (ServiceError::NotReady, Code::Unavailable),
+        ];
+        for (error, code) in cases {
+            assert_eq!(Status::from(error).code(), code);
+        }
+        let status = Status::from(ServiceError::UnknownItem {
+            field: "exclude_items".into(),
+            id: "i42".into(),
+        });
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("'i42'"), "{}", status.message());
+        let status = Status::from(ServiceError::InQuery {
+            index: 3,
+            source: Box::new(ServiceError::UnknownUser("u9".into())),
+        });
+        assert_eq!(
+            status.message(),
+            "explicit.queries[3]: unknown user id 'u9'"
+        );
+    }
+}

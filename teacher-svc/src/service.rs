@@ -1,0 +1,487 @@
+//! The `rankdistill.v1.TeacherService` handlers: validate the request, resolve raw ids to a
+//! domain query, hand it to the engine, convert the answer back to proto. Errors are
+//! [`ServiceError`]s until the one conversion to `tonic::Status`.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use rankdistill_core::instances::Instances;
+use rankdistill_proto::v1::teacher_service_server::TeacherService;
+use rankdistill_proto::v1::{
+    InfoRequest, ModelInfo, QueryRanking, RankRequest, RankResponse, RankingBatch, ScoredItem,
+    StreamRankingsRequest,
+};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Request, Response, Status};
+use tracing::{Instrument, Span, debug, info_span, warn};
+
+use crate::catalog::{Catalog, MAX_TARGET_LENGTH, ScoringQuery};
+use crate::engine::{Engine, PendingRanking, Ranking};
+use crate::error::ServiceError;
+use crate::telemetry::Metrics;
+
+/// Stream chunks submitted to the model ahead of the one being sent: one computing while the
+/// previous is on the wire keeps the model thread busy.
+const STREAM_PIPELINE_DEPTH: usize = 2;
+
+/// The loaded model and dataset; set once, when warm-up is done.
+#[derive(Debug)]
+pub struct Ready {
+    /// The model thread.
+    pub engine: Engine,
+    /// The dataset lookups.
+    pub catalog: Arc<Catalog>,
+}
+
+/// Request limits from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceLimits {
+    /// Largest k.
+    pub max_k: u32,
+    /// Stream batch size when the request says 0.
+    pub default_stream_batch: u32,
+    /// Largest stream batch size.
+    pub max_stream_batch: u32,
+    /// Messages buffered per stream.
+    pub stream_buffer: usize,
+    /// Concurrent streams.
+    pub max_streams: usize,
+}
+
+/// The TeacherService implementation.
+#[derive(Debug, Clone)]
+pub struct TeacherApi {
+    state: Arc<OnceLock<Arc<Ready>>>,
+    limits: ServiceLimits,
+    streams: Arc<Semaphore>,
+    metrics: Metrics,
+    draining: CancellationToken,
+}
+
+impl TeacherApi {
+    /// A service that answers UNAVAILABLE until `state` is set. Streams end at a message
+    /// boundary once `draining` is cancelled.
+    pub fn new(
+        state: Arc<OnceLock<Arc<Ready>>>,
+        limits: ServiceLimits,
+        metrics: Metrics,
+        draining: CancellationToken,
+    ) -> TeacherApi {
+        TeacherApi {
+            state,
+            streams: Arc::new(Semaphore::new(limits.max_streams.max(1))),
+            limits,
+            metrics,
+            draining,
+        }
+    }
+
+    fn ready(&self) -> Result<Arc<Ready>, ServiceError> {
+        self.state.get().cloned().ok_or(ServiceError::NotReady)
+    }
+
+    fn check_k(&self, k: i32) -> Result<usize, ServiceError> {
+        if k <= 0 || k as u32 > self.limits.max_k {
+            return Err(ServiceError::InvalidK {
+                k: k as i64,
+                max: self.limits.max_k,
+            });
+        }
+        Ok(k as usize)
+    }
+
+    fn record(&self, method: &str, started: Instant, error: Option<&ServiceError>) {
+        let code = error.map_or(Code::Ok, ServiceError::code);
+        self.metrics
+            .observe_request(method, code, started.elapsed());
+        if let Some(e) = error {
+            log_error(method, e);
+        }
+    }
+
+    fn finish<T>(
+        &self,
+        method: &str,
+        started: Instant,
+        result: Result<T, ServiceError>,
+    ) -> Result<Response<T>, Status> {
+        self.record(method, started, result.as_ref().err());
+        result.map(Response::new).map_err(Status::from)
+    }
+
+    async fn rank_inner(&self, request: RankRequest) -> Result<RankResponse, ServiceError> {
+        let ready = self.ready()?;
+        let k = self.check_k(request.k)?;
+        let query = request
+            .query
+            .ok_or_else(|| ServiceError::InvalidArgument("query is required".into()))?;
+        let catalog = &ready.catalog;
+        let scoring = catalog.resolve(
+            &query.user_id,
+            &query.recent_items,
+            &request.exclude_items,
+            request.exclude_seen,
+        )?;
+        let ranking = ready
+            .engine
+            .try_submit(vec![scoring], k)?
+            .wait()
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        Ok(RankResponse {
+            items: ranking
+                .into_iter()
+                .map(|(item, score)| ScoredItem {
+                    item_id: catalog.item_id(item).to_string(),
+                    score,
+                })
+                .collect(),
+            model_version: ready.engine.model().version.clone(),
+        })
+    }
+
+    fn info_inner(&self) -> Result<ModelInfo, ServiceError> {
+        let ready = self.ready()?;
+        let model = ready.engine.model();
+        Ok(ModelInfo {
+            model_kind: model.kind.clone(),
+            dim: model.dim,
+            num_items: model.num_items as u32,
+            num_users: ready.catalog.num_users() as u32,
+            sequence_length: model.sequence_length as u32,
+            version: model.version.clone(),
+            data_fingerprint: ready.catalog.fingerprint().to_string(),
+            num_parameters: model.num_parameters,
+            device: model.device.clone(),
+        })
+    }
+
+    async fn start_stream(
+        &self,
+        request: StreamRankingsRequest,
+        started: Instant,
+    ) -> Result<ReceiverStream<Result<RankingBatch, Status>>, ServiceError> {
+        let ready = self.ready()?;
+        let k = self.check_k(request.k)?;
+        let shard_count = request.shard_count.max(1);
+        if request.shard_index >= shard_count {
+            return Err(ServiceError::InvalidShard {
+                index: request.shard_index,
+                count: shard_count,
+            });
+        }
+        let catalog = ready.catalog.clone();
+        if !request.expected_data_fingerprint.is_empty()
+            && request.expected_data_fingerprint != catalog.fingerprint()
+        {
+            return Err(ServiceError::FingerprintMismatch {
+                expected: request.expected_data_fingerprint,
+                actual: catalog.fingerprint().to_string(),
+            });
+        }
+        let batch_size = match request.batch_size {
+            0 => self.limits.default_stream_batch,
+            b if b > self.limits.max_stream_batch => {
+                return Err(ServiceError::InvalidArgument(format!(
+                    "batch_size {b} is above the server's limit {}",
+                    self.limits.max_stream_batch
+                )));
+            }
+            b => b,
+        } as usize;
+        let source = match request.explicit {
+            Some(list) => QuerySource::Explicit(
+                list.queries
+                    .iter()
+                    .enumerate()
+                    .map(|(index, query)| {
+                        catalog
+                            .resolve(
+                                &query.user_id,
+                                &query.recent_items,
+                                &[],
+                                request.exclude_seen,
+                            )
+                            .map_err(|e| ServiceError::InQuery {
+                                index,
+                                source: Box::new(e),
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => {
+                let target_length = request.target_length.max(1) as usize;
+                if target_length > MAX_TARGET_LENGTH {
+                    return Err(ServiceError::InvalidArgument(format!(
+                        "target_length {target_length} is above {MAX_TARGET_LENGTH}"
+                    )));
+                }
+                let builder = catalog.clone();
+                let instances =
+                    tokio::task::spawn_blocking(move || builder.training_queries(target_length))
+                        .await
+                        .map_err(|e| {
+                            ServiceError::Model(format!("building training queries failed: {e}"))
+                        })?;
+                QuerySource::Training {
+                    instances,
+                    exclude_seen: request.exclude_seen,
+                }
+            }
+        };
+        let permit = self.streams.clone().try_acquire_owned().map_err(|_| {
+            ServiceError::Overloaded(format!(
+                "{} StreamRankings calls are already running (--max-streams)",
+                self.limits.max_streams
+            ))
+        })?;
+        let (tx, rx) = mpsc::channel(self.limits.stream_buffer.max(1));
+        let producer = StreamProducer {
+            ready,
+            source,
+            k,
+            batch_size,
+            shard_index: request.shard_index as u64,
+            shard_count: shard_count as u64,
+            cursor: request.cursor,
+            tx,
+            draining: self.draining.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let metrics = self.metrics.clone();
+        tokio::spawn(
+            async move {
+                let _permit = permit;
+                metrics.active_streams.inc();
+                let code = producer.run().await;
+                metrics.active_streams.dec();
+                metrics.observe_request("StreamRankings", code, started.elapsed());
+                debug!(code = ?code, elapsed_ms = started.elapsed().as_millis() as u64, "stream ended");
+            }
+            .instrument(Span::current()),
+        );
+        Ok(ReceiverStream::new(rx))
+    }
+}
+
+fn log_error(method: &str, error: &ServiceError) {
+    match error.code() {
+        Code::Internal | Code::Unknown => warn!(method, error = %error, "request failed"),
+        code => debug!(method, code = ?code, error = %error, "request refused"),
+    }
+}
+
+fn request_span(method: &str, metadata: &MetadataMap) -> Span {
+    let span = info_span!("rpc", method, traceparent = tracing::field::Empty);
+    if let Some(traceparent) = metadata.get("traceparent").and_then(|v| v.to_str().ok()) {
+        span.record("traceparent", traceparent);
+    }
+    span
+}
+
+/// The queries a stream ranks, by query index.
+enum QuerySource {
+    /// The dataset's training instances; each excludes its own targets.
+    Training {
+        instances: Arc<Instances>,
+        exclude_seen: bool,
+    },
+    /// A caller's list.
+    Explicit(Vec<ScoringQuery>),
+}
+
+impl QuerySource {
+    fn len(&self) -> usize {
+        match self {
+            QuerySource::Training { instances, .. } => instances.len(),
+            QuerySource::Explicit(queries) => queries.len(),
+        }
+    }
+
+    fn query(&self, catalog: &Catalog, index: usize) -> ScoringQuery {
+        match self {
+            QuerySource::Training {
+                instances,
+                exclude_seen,
+            } => catalog.training_query(instances, index, *exclude_seen),
+            QuerySource::Explicit(queries) => queries[index].clone(),
+        }
+    }
+}
+
+/// Computes one stream's batches and sends them, keeping the model busy while the previous
+/// batch is on the wire, and stopping when the client leaves or the server drains.
+struct StreamProducer {
+    ready: Arc<Ready>,
+    source: QuerySource,
+    k: usize,
+    batch_size: usize,
+    shard_index: u64,
+    shard_count: u64,
+    cursor: u64,
+    tx: mpsc::Sender<Result<RankingBatch, Status>>,
+    draining: CancellationToken,
+    metrics: Metrics,
+}
+
+/// Query indices `i` in `cursor..total` with `i % shard_count == shard_index`, in order.
+fn shard_indices(
+    total: u64,
+    cursor: u64,
+    shard_index: u64,
+    shard_count: u64,
+) -> impl Iterator<Item = u64> {
+    let start = cursor.min(total);
+    let first = start + (shard_index + shard_count - start % shard_count) % shard_count;
+    (first..total).step_by(shard_count as usize)
+}
+
+impl StreamProducer {
+    async fn fail(&self, error: ServiceError) -> Code {
+        log_error("StreamRankings", &error);
+        let code = error.code();
+        let _ = self.tx.send(Err(Status::from(error))).await;
+        code
+    }
+
+    async fn run(self) -> Code {
+        let total = self.source.len() as u64;
+        let catalog = self.ready.catalog.clone();
+        let mut indices =
+            shard_indices(total, self.cursor, self.shard_index, self.shard_count).peekable();
+        let mut resume_cursor = self.cursor;
+        let mut in_flight: VecDeque<(Vec<u64>, PendingRanking)> = VecDeque::new();
+        loop {
+            while in_flight.len() < STREAM_PIPELINE_DEPTH && !self.draining.is_cancelled() {
+                let chunk: Vec<u64> = indices.by_ref().take(self.batch_size).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                let queries = chunk
+                    .iter()
+                    .map(|&i| self.source.query(&catalog, i as usize))
+                    .collect();
+                let submitted = tokio::select! {
+                    submitted = self.ready.engine.submit(queries, self.k) => submitted,
+                    _ = self.tx.closed() => return Code::Cancelled,
+                };
+                match submitted {
+                    Ok(pending) => in_flight.push_back((chunk, pending)),
+                    Err(e) => return self.fail(e).await,
+                }
+            }
+            let Some((chunk, pending)) = in_flight.pop_front() else {
+                if indices.peek().is_some() {
+                    return self
+                        .fail(ServiceError::ShuttingDown(format!(
+                            "the server is shutting down; resume with cursor {resume_cursor}"
+                        )))
+                        .await;
+                }
+                return Code::Ok;
+            };
+            let rankings = tokio::select! {
+                rankings = pending.wait() => rankings,
+                _ = self.tx.closed() => return Code::Cancelled,
+            };
+            let rankings = match rankings {
+                Ok(rankings) => rankings,
+                Err(e) => return self.fail(e).await,
+            };
+            let next_cursor = chunk.last().map_or(resume_cursor, |last| last + 1);
+            let batch = RankingBatch {
+                rankings: chunk
+                    .iter()
+                    .zip(rankings)
+                    .map(|(&query_index, ranking)| query_ranking(query_index, ranking))
+                    .collect(),
+                next_cursor,
+                total_queries: total,
+            };
+            let sent = batch.rankings.len() as u64;
+            if self.tx.send(Ok(batch)).await.is_err() {
+                return Code::Cancelled;
+            }
+            resume_cursor = next_cursor;
+            self.metrics.streamed_rankings.inc_by(sent);
+        }
+    }
+}
+
+fn query_ranking(query_index: u64, ranking: Ranking) -> QueryRanking {
+    let (items, scores) = ranking.into_iter().unzip();
+    QueryRanking {
+        query_index,
+        items,
+        scores,
+    }
+}
+
+#[tonic::async_trait]
+impl TeacherService for TeacherApi {
+    async fn rank(&self, request: Request<RankRequest>) -> Result<Response<RankResponse>, Status> {
+        let started = Instant::now();
+        let span = request_span("Rank", request.metadata());
+        let result = self
+            .rank_inner(request.into_inner())
+            .instrument(span.clone())
+            .await;
+        let _entered = span.enter();
+        self.finish("Rank", started, result)
+    }
+
+    type StreamRankingsStream = ReceiverStream<Result<RankingBatch, Status>>;
+
+    async fn stream_rankings(
+        &self,
+        request: Request<StreamRankingsRequest>,
+    ) -> Result<Response<Self::StreamRankingsStream>, Status> {
+        let started = Instant::now();
+        let span = request_span("StreamRankings", request.metadata());
+        match self
+            .start_stream(request.into_inner(), started)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(stream) => Ok(Response::new(stream)),
+            Err(e) => {
+                let _entered = span.enter();
+                self.record("StreamRankings", started, Some(&e));
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn info(&self, request: Request<InfoRequest>) -> Result<Response<ModelInfo>, Status> {
+        let started = Instant::now();
+        let span = request_span("Info", request.metadata());
+        let _entered = span.enter();
+        self.finish("Info", started, self.info_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_indices_start_at_the_cursor_and_keep_the_modulus() {
+        let indices =
+            |index, count, cursor| shard_indices(10, cursor, index, count).collect::<Vec<_>>();
+        assert_eq!(indices(0, 1, 0), (0..10).collect::<Vec<_>>());
+        assert_eq!(indices(1, 3, 0), vec![1, 4, 7]);
+        assert_eq!(indices(1, 3, 5), vec![7]);
+        assert_eq!(indices(2, 3, 5), vec![5, 8]);
+        assert_eq!(indices(0, 3, 11), Vec::<u64>::new());
+        // The shards partition the query space.
+        let mut all: Vec<u64> = (0..4).flat_map(|i| shard_indices(10, 0, i, 4)).collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+    }
+}
