@@ -29,6 +29,8 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Train a teacher (Caser or MF) with LibTorch and write a checkpoint.
     Train(TrainArgs),
+    /// Distill a student from teacher-svc rankings with Ranking Distillation.
+    Distill(DistillArgs),
 }
 
 /// Flags of `gen-synthetic`.
@@ -137,9 +139,9 @@ pub struct ModelArgs {
     /// Model kind: caser or mf.
     #[arg(long = "model", env = "RD_MODEL_KIND", default_value = "caser")]
     pub kind: rankdistill_teacher::model::ModelKind,
-    /// Embedding dimension d.
-    #[arg(long, env = "RD_DIM", default_value_t = 100)]
-    pub dim: i64,
+    /// Embedding dimension d (default: 100 for `train`, 50 for `distill`).
+    #[arg(long, env = "RD_DIM")]
+    pub dim: Option<i64>,
     /// Input length L.
     #[arg(long = "seq-len", env = "RD_SEQ_LEN", default_value_t = 5)]
     pub sequence_length: usize,
@@ -210,4 +212,95 @@ pub struct TrainArgs {
     /// Optimisation.
     #[command(flatten)]
     pub optim: OptimArgs,
+}
+
+/// Ranking Distillation flags.
+#[derive(Debug, Clone, Args)]
+pub struct RdArgs {
+    /// Length K of the teacher rankings.
+    #[arg(long = "rd-k", env = "RD_K", default_value_t = 10)]
+    pub k: usize,
+    /// Position-weight temperature lambda.
+    #[arg(long, env = "RD_LAMBDA", default_value_t = 1.0)]
+    pub lambda: f64,
+    /// Discrepancy sharpness mu.
+    #[arg(long, env = "RD_MU", default_value_t = 0.1)]
+    pub mu: f64,
+    /// Sampled unobserved items n for the student's rank estimate.
+    #[arg(long, env = "RD_SAMPLES", default_value_t = 100)]
+    pub samples: usize,
+    /// Weight of L_D: a' in the reference form, a in the convex form.
+    #[arg(long, env = "RD_ALPHA", default_value_t = 1.0)]
+    pub alpha: f64,
+    /// reference: L_R + a' L_D; convex: (1 - a) L_R + a L_D.
+    #[arg(long, env = "RD_LOSS_FORM", value_enum, default_value_t = crate::distill::LossForm::Reference)]
+    pub loss_form: crate::distill::LossForm,
+    /// position, discrepancy or hybrid.
+    #[arg(long, env = "RD_WEIGHTING", value_enum, default_value_t = crate::distill::Weighting::Hybrid)]
+    pub weighting: crate::distill::Weighting,
+    /// L1-renormalise dynamic weights over K (the paper); false: bare product (reference code).
+    #[arg(long, env = "RD_RENORMALISE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub renormalise: bool,
+    /// First epoch (1-based) that uses dynamic weights.
+    #[arg(long, env = "RD_DYNAMIC_START", default_value_t = 10)]
+    pub dynamic_start_epoch: usize,
+    /// Teacher rankings also exclude the user's other training items.
+    #[arg(long, env = "RD_EXCLUDE_SEEN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub exclude_seen: bool,
+}
+
+impl RdArgs {
+    /// The RD config these flags describe.
+    pub fn config(&self) -> crate::distill::RdConfig {
+        crate::distill::RdConfig {
+            k: self.k,
+            lambda: self.lambda,
+            mu: self.mu,
+            samples: self.samples,
+            alpha: self.alpha,
+            loss_form: self.loss_form,
+            weighting: self.weighting,
+            renormalise: self.renormalise,
+            dynamic_start_epoch: self.dynamic_start_epoch,
+            exclude_seen: self.exclude_seen,
+        }
+    }
+}
+
+/// Flags of `distill`.
+#[derive(Debug, Args)]
+pub struct DistillArgs {
+    /// Prepared dataset folder (the teachers must serve the same fingerprint).
+    #[arg(long, env = "RD_DATA", default_value = "runs/data")]
+    pub data: PathBuf,
+    /// Teacher endpoints, comma separated (host:port or http://host:port).
+    #[arg(long, env = "RD_TEACHER", value_delimiter = ',', required = true)]
+    pub teacher: Vec<String>,
+    /// Output student artifact folder (written atomically).
+    #[arg(long, env = "RD_OUT", default_value = "runs/student")]
+    pub out: PathBuf,
+    /// Folder of the teacher-rankings cache.
+    #[arg(long, env = "RD_CACHE_DIR", default_value = "runs/cache")]
+    pub cache_dir: PathBuf,
+    /// Parallel streams per teacher endpoint.
+    #[arg(long, env = "RD_STREAMS_PER_TEACHER", default_value_t = 2)]
+    pub streams_per_teacher: usize,
+    /// Queries per streamed message.
+    #[arg(long, env = "RD_STREAM_BATCH", default_value_t = 256)]
+    pub stream_batch: u32,
+    /// Attempts per shard without progress before giving up.
+    #[arg(long, env = "RD_MAX_RETRIES", default_value_t = 8)]
+    pub max_retries: u32,
+    /// Cap on queries per second per stream (default: none).
+    #[arg(long, env = "RD_PULL_RATE")]
+    pub pull_rate: Option<f64>,
+    /// Student shape.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Optimisation.
+    #[command(flatten)]
+    pub optim: OptimArgs,
+    /// Ranking Distillation.
+    #[command(flatten)]
+    pub rd: RdArgs,
 }

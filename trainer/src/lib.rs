@@ -2,6 +2,10 @@
 //! distillation. `main.rs` only parses the command line and calls into these modules.
 
 pub mod cli;
+pub mod distill;
 pub mod evaluate;
 pub mod prepare;
+pub mod pull;
+pub mod ranking_cache;
+pub mod student;
 pub mod train;

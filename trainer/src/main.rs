@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use rankdistill_trainer::cli::{Cli, Command};
-use rankdistill_trainer::{evaluate, prepare, train};
+use rankdistill_trainer::{evaluate, prepare, student, train};
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -17,5 +17,6 @@ fn main() -> anyhow::Result<()> {
         Command::Prepare(args) => prepare::run_prepare(&args).map(|_| ()),
         Command::Evaluate(args) => evaluate::run_evaluate(&args).map(|_| ()),
         Command::Train(args) => train::run_train(&args).map(|_| ()),
+        Command::Distill(args) => student::run_distill(&args).map(|_| ()),
     }
 }

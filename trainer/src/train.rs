@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
+use crate::distill::{RdConfig, rd_loss, rd_weights};
 use crate::evaluate::{HeldOut, evaluate_native};
 
 /// Optimisation settings shared by teacher training and distillation.
@@ -145,7 +146,16 @@ pub fn progress_bar(len: u64, label: &str) -> ProgressBar {
     bar
 }
 
-/// Trains a model on the training instances of `data` with the reference loop.
+/// The teacher signal for Ranking Distillation: the top-K items of every training instance.
+pub struct Distillation {
+    /// Teacher rankings, [N, K] dense items (int64), in instance order.
+    pub rankings: Tensor,
+    /// RD settings.
+    pub config: RdConfig,
+}
+
+/// Trains a model on the training instances of `data`: the reference BCE loop, or, with
+/// `distill`, Ranking Distillation on top of it.
 pub fn train_model(
     data: &PreparedDataset,
     model_config: &ModelConfig,
@@ -153,6 +163,7 @@ pub fn train_model(
     optim: &OptimConfig,
     device: Device,
     held_out: HeldOut,
+    distill: Option<&Distillation>,
 ) -> anyhow::Result<Trained> {
     model_config.validate().map_err(anyhow::Error::msg)?;
     if window.sequence_length as i64 != model_config.sequence_length {
@@ -175,6 +186,16 @@ pub fn train_model(
     if n == 0 {
         bail!("the dataset has no training instances");
     }
+    if let Some(d) = distill {
+        d.config.validate().map_err(anyhow::Error::msg)?;
+        if d.rankings.size() != [n as i64, d.config.k as i64] {
+            bail!(
+                "teacher rankings have shape {:?}, expected [{n}, {}]",
+                d.rankings.size(),
+                d.config.k
+            );
+        }
+    }
     let mut order: Vec<usize> = (0..n).collect();
     let mut epoch_losses = Vec::with_capacity(optim.epochs);
     let mut evaluations = Vec::new();
@@ -191,19 +212,56 @@ pub fn train_model(
             optim.negatives,
             &mut rng,
         );
+        let dynamic = distill.is_some_and(|d| d.config.dynamic_at(epoch));
+        let samples = distill.filter(|_| dynamic).map(|d| {
+            sample_unobserved(
+                &tensors.instances.users,
+                &data.split.train,
+                data.num_items(),
+                d.config.samples,
+                &mut rng,
+            )
+        });
         let bar = progress_bar(batches as u64, &format!("epoch {epoch}/{}", optim.epochs));
         let mut loss_sum = 0.0;
         for chunk in order.chunks(optim.batch_size) {
             let index = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>());
             let users = tensors.users.index_select(0, &index).to_device(device);
             let inputs = tensors.inputs.index_select(0, &index).to_device(device);
-            let targets = tensors.targets.index_select(0, &index);
-            let negs = negatives.index_select(0, &index);
-            let items = Tensor::cat(&[targets, negs], 1).to_device(device);
+            let mut parts = vec![
+                tensors.targets.index_select(0, &index),
+                negatives.index_select(0, &index),
+            ];
+            if let Some(d) = distill {
+                parts.push(d.rankings.index_select(0, &index));
+            }
+            if let Some(samples) = &samples {
+                parts.push(samples.index_select(0, &index));
+            }
+            let items = Tensor::cat(&parts, 1).to_device(device);
+            // One forward pass scores targets, negatives, teacher items and samples together.
             let scores = model.score_items(&users, &inputs, &items, true);
             let positive = scores.narrow(1, 0, t);
             let negative = scores.narrow(1, t, optim.negatives as i64);
-            let loss = bce_loss(&positive, &negative);
+            let loss = match distill {
+                None => bce_loss(&positive, &negative),
+                Some(d) => {
+                    let k = d.config.k as i64;
+                    let start = t + optim.negatives as i64;
+                    let teacher_scores = scores.narrow(1, start, k);
+                    let sample_scores = samples
+                        .as_ref()
+                        .map(|s| scores.narrow(1, start + k, s.size()[1]));
+                    let weights = rd_weights(
+                        &d.config,
+                        chunk.len() as i64,
+                        sample_scores.as_ref().map(|s| (&teacher_scores, s)),
+                        data.num_items() as i64,
+                        device,
+                    );
+                    rd_loss(&positive, &negative, &teacher_scores, &weights, &d.config).0
+                }
+            };
             opt.backward_step(&loss);
             let value = loss.double_value(&[]);
             loss_sum += value;
@@ -264,10 +322,14 @@ pub fn train_model(
 }
 
 /// Model config from the command line and the dataset shape.
-pub fn model_config(args: &crate::cli::ModelArgs, data: &PreparedDataset) -> ModelConfig {
+pub fn model_config(
+    args: &crate::cli::ModelArgs,
+    data: &PreparedDataset,
+    default_dim: i64,
+) -> ModelConfig {
     ModelConfig {
         kind: args.kind,
-        dim: args.dim,
+        dim: args.dim.unwrap_or(default_dim),
         num_users: data.num_users() as i64,
         num_items: data.num_items() as i64,
         sequence_length: args.sequence_length as i64,
@@ -301,14 +363,14 @@ pub fn run_train(
         .map_err(|e| anyhow::anyhow!("cannot load the prepared dataset: {e}"))?;
     let held_out: HeldOut = args.optim.eval_split.parse()?;
     let device = args.optim.device.device()?;
-    let config = model_config(&args.model, &data);
+    let config = model_config(&args.model, &data, 100);
     let window = WindowConfig {
         sequence_length: args.model.sequence_length,
         target_length: args.model.target_length,
     };
     let optim = optim_config(&args.optim);
     tracing::info!(model = %config.kind, dim = config.dim, users = config.num_users, items = config.num_items, ?device, "training");
-    let trained = train_model(&data, &config, window, &optim, device, held_out)?;
+    let trained = train_model(&data, &config, window, &optim, device, held_out, None)?;
     let (epoch, metrics) = trained
         .evaluations
         .last()

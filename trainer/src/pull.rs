@@ -1,0 +1,288 @@
+//! Pulls the teacher's top-K ranking of every training query over gRPC (StreamRankings),
+//! sharded over all teacher endpoints in parallel, retrying with backoff and resuming from the
+//! cursor after a dropped stream or a restarted teacher.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
+use rankdistill_proto::v1::{InfoRequest, ModelInfo, StreamRankingsRequest};
+use serde::{Deserialize, Serialize};
+use tonic::transport::{Channel, Endpoint};
+
+/// Who produced a set of rankings: enough to tell whether a cache is still valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeacherIdentity {
+    /// Model kind ("caser", "mf", "torchscript").
+    pub model_kind: String,
+    /// Model version (content hash of the weights).
+    pub version: String,
+    /// Fingerprint of the data it serves.
+    pub data_fingerprint: String,
+    /// Embedding dimension.
+    pub dim: u32,
+    /// Items it ranks.
+    pub num_items: u32,
+    /// Input length L.
+    pub sequence_length: u32,
+    /// Learnable parameters.
+    pub num_parameters: u64,
+}
+
+impl From<ModelInfo> for TeacherIdentity {
+    fn from(info: ModelInfo) -> Self {
+        TeacherIdentity {
+            model_kind: info.model_kind,
+            version: info.version,
+            data_fingerprint: info.data_fingerprint,
+            dim: info.dim,
+            num_items: info.num_items,
+            sequence_length: info.sequence_length,
+            num_parameters: info.num_parameters,
+        }
+    }
+}
+
+/// What to pull and how.
+#[derive(Debug, Clone)]
+pub struct PullConfig {
+    /// Teacher endpoints, e.g. `http://127.0.0.1:50051`.
+    pub endpoints: Vec<String>,
+    /// Ranking length K.
+    pub k: usize,
+    /// Targets per training window T (the teacher builds the same queries).
+    pub target_length: usize,
+    /// Also exclude each query's other training items.
+    pub exclude_seen: bool,
+    /// Parallel streams per endpoint.
+    pub streams_per_endpoint: usize,
+    /// Queries per streamed message.
+    pub batch_size: u32,
+    /// Attempts per shard without progress before giving up.
+    pub max_retries: u32,
+    /// First retry delay; doubles up to `max_backoff`.
+    pub initial_backoff: Duration,
+    /// Largest retry delay.
+    pub max_backoff: Duration,
+    /// Optional cap on queries per second per stream (protects shared teachers).
+    pub max_rate: Option<f64>,
+}
+
+/// Normalises an endpoint: adds `http://` when no scheme is given.
+pub fn endpoint_url(raw: &str) -> String {
+    if raw.contains("://") {
+        raw.to_string()
+    } else {
+        format!("http://{raw}")
+    }
+}
+
+async fn connect(url: &str) -> anyhow::Result<TeacherServiceClient<Channel>> {
+    let channel = Endpoint::from_shared(url.to_string())
+        .with_context(|| format!("invalid teacher endpoint '{url}'"))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to teacher {url}"))?;
+    Ok(TeacherServiceClient::new(channel).max_decoding_message_size(64 << 20))
+}
+
+/// Asks a teacher who it is.
+pub async fn identity(url: &str) -> anyhow::Result<TeacherIdentity> {
+    let mut client = connect(url).await?;
+    let info = client
+        .info(InfoRequest {})
+        .await
+        .with_context(|| format!("Info from teacher {url}"))?
+        .into_inner();
+    Ok(info.into())
+}
+
+/// Asks every endpoint who it is and checks that they all serve the same model on the same
+/// data as `expected_fingerprint`.
+pub async fn agreed_identity(
+    endpoints: &[String],
+    expected_fingerprint: &str,
+) -> anyhow::Result<TeacherIdentity> {
+    let mut agreed: Option<TeacherIdentity> = None;
+    for url in endpoints {
+        let id = identity(url).await?;
+        if id.data_fingerprint != expected_fingerprint {
+            bail!(
+                "teacher {url} serves data {} but the prepared dataset has fingerprint {expected_fingerprint}",
+                id.data_fingerprint
+            );
+        }
+        match &agreed {
+            Some(first) if first != &id => bail!(
+                "teachers disagree: {url} serves model version {} but another serves {}",
+                id.version,
+                first.version
+            ),
+            _ => agreed = Some(id),
+        }
+    }
+    agreed.ok_or_else(|| anyhow::anyhow!("no teacher endpoint given"))
+}
+
+/// Rankings of every query, `num_queries x k` dense item ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rankings {
+    /// Ranking length.
+    pub k: usize,
+    /// Row-major items.
+    pub items: Vec<u32>,
+}
+
+struct ShardResult {
+    rows: Vec<(u64, Vec<u32>)>,
+    retries: u32,
+}
+
+async fn pull_shard(
+    config: &PullConfig,
+    identity: &TeacherIdentity,
+    url: &str,
+    shard_index: u32,
+    shard_count: u32,
+    num_queries: u64,
+) -> anyhow::Result<ShardResult> {
+    let expected_rows = (0..num_queries)
+        .filter(|q| q % shard_count as u64 == shard_index as u64)
+        .count();
+    let mut rows: Vec<(u64, Vec<u32>)> = Vec::with_capacity(expected_rows);
+    let mut cursor = 0u64;
+    let mut failures = 0u32;
+    let mut retries = 0u32;
+    let mut cursor_at_failure = 0u64;
+    let mut backoff = config.initial_backoff;
+    loop {
+        let attempt = async {
+            let mut client = connect(url).await?;
+            // A restarted teacher must still be the same model.
+            let now: TeacherIdentity = client.info(InfoRequest {}).await?.into_inner().into();
+            if &now != identity {
+                return Ok::<_, anyhow::Error>(Some(anyhow::anyhow!(
+                    "teacher {url} changed from model version {} to {} during the pull",
+                    identity.version,
+                    now.version
+                )));
+            }
+            let request = StreamRankingsRequest {
+                k: config.k as i32,
+                shard_index,
+                shard_count,
+                cursor,
+                batch_size: config.batch_size,
+                expected_data_fingerprint: identity.data_fingerprint.clone(),
+                exclude_seen: config.exclude_seen,
+                explicit: None,
+                target_length: config.target_length as u32,
+            };
+            let mut stream = client.stream_rankings(request).await?.into_inner();
+            let started = Instant::now();
+            let mut streamed = 0usize;
+            while let Some(batch) = stream.message().await? {
+                for ranking in batch.rankings {
+                    let q = ranking.query_index;
+                    if q >= num_queries || q % shard_count as u64 != shard_index as u64 || q < cursor
+                    {
+                        return Ok(Some(anyhow::anyhow!(
+                            "teacher {url} sent query {q}, outside shard {shard_index}/{shard_count} after cursor {cursor}"
+                        )));
+                    }
+                    if ranking.items.len() != config.k {
+                        return Ok(Some(anyhow::anyhow!(
+                            "teacher {url} ranked only {} items for query {q}, need K = {}",
+                            ranking.items.len(),
+                            config.k
+                        )));
+                    }
+                    if let Some(bad) = ranking.items.iter().find(|&&i| i >= identity.num_items) {
+                        return Ok(Some(anyhow::anyhow!(
+                            "teacher {url} sent item {bad} for query {q}, beyond its {} items",
+                            identity.num_items
+                        )));
+                    }
+                    rows.push((q, ranking.items));
+                    streamed += 1;
+                }
+                cursor = cursor.max(batch.next_cursor);
+                if let Some(rate) = config.max_rate {
+                    let due = Duration::from_secs_f64(streamed as f64 / rate);
+                    if let Some(wait) = due.checked_sub(started.elapsed()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+            Ok(None)
+        }
+        .await;
+        match attempt {
+            Ok(None) => break,
+            Ok(Some(fatal)) => return Err(fatal),
+            Err(e) => {
+                // Progress since the last failure resets the retry budget.
+                if cursor > cursor_at_failure {
+                    failures = 0;
+                    backoff = config.initial_backoff;
+                }
+                cursor_at_failure = cursor;
+                failures += 1;
+                retries += 1;
+                if failures > config.max_retries {
+                    return Err(e.context(format!(
+                        "shard {shard_index}/{shard_count} from {url}: giving up after {} attempts",
+                        failures
+                    )));
+                }
+                tracing::warn!(url, shard_index, cursor, attempt = failures, error = %e, "teacher stream failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(config.max_backoff);
+            }
+        }
+    }
+    if rows.len() != expected_rows {
+        bail!(
+            "shard {shard_index}/{shard_count} from {url} ended with {} of {expected_rows} queries",
+            rows.len()
+        );
+    }
+    Ok(ShardResult { rows, retries })
+}
+
+/// Pulls the rankings of all `num_queries` training queries, one shard per stream, the shards
+/// spread over the endpoints. Returns the rankings and the number of retries that were needed.
+pub async fn pull_rankings(
+    config: &PullConfig,
+    identity: &TeacherIdentity,
+    num_queries: u64,
+) -> anyhow::Result<(Rankings, u32)> {
+    if config.endpoints.is_empty() {
+        bail!("no teacher endpoint given: pass --teacher URL[,URL...]");
+    }
+    let shard_count = (config.endpoints.len() * config.streams_per_endpoint.max(1)) as u32;
+    let mut tasks = tokio::task::JoinSet::new();
+    for shard in 0..shard_count {
+        let url = config.endpoints[shard as usize % config.endpoints.len()].clone();
+        let config = config.clone();
+        let identity = identity.clone();
+        tasks.spawn(async move {
+            pull_shard(&config, &identity, &url, shard, shard_count, num_queries).await
+        });
+    }
+    let mut items = vec![u32::MAX; num_queries as usize * config.k];
+    let mut retries = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let shard = joined.context("a pull task panicked")??;
+        retries += shard.retries;
+        for (q, ranking) in shard.rows {
+            let q = q as usize;
+            items[q * config.k..(q + 1) * config.k].copy_from_slice(&ranking);
+        }
+    }
+    if items.contains(&u32::MAX) {
+        bail!("some queries have no ranking after the pull");
+    }
+    Ok((Rankings { k: config.k, items }, retries))
+}
