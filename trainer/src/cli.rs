@@ -31,6 +31,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Distill a student from teacher-svc rankings with Ranking Distillation.
     Distill(DistillArgs),
+    /// Summarise groups of runs (seeds) in one table: mean ± std, parameters.
+    Report(ReportArgs),
 }
 
 /// Flags of `gen-synthetic`.
@@ -303,4 +305,18 @@ pub struct DistillArgs {
     /// Ranking Distillation.
     #[command(flatten)]
     pub rd: RdArgs,
+}
+
+/// Flags of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A group of runs: NAME=DIR[,DIR...] (repeat the flag; the first is the baseline).
+    #[arg(long, env = "RD_REPORT_GROUPS", value_delimiter = ';')]
+    pub group: Vec<crate::report::Group>,
+    /// Write the markdown table here.
+    #[arg(long, env = "RD_REPORT_OUT")]
+    pub out: Option<PathBuf>,
+    /// Write the summaries as JSON here.
+    #[arg(long, env = "RD_REPORT_JSON")]
+    pub json: Option<PathBuf>,
 }

@@ -7,5 +7,6 @@ pub mod evaluate;
 pub mod prepare;
 pub mod pull;
 pub mod ranking_cache;
+pub mod report;
 pub mod student;
 pub mod train;

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use rankdistill_trainer::cli::{Cli, Command};
-use rankdistill_trainer::{evaluate, prepare, student, train};
+use rankdistill_trainer::{evaluate, prepare, report, student, train};
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -10,6 +10,7 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command {
@@ -18,5 +19,6 @@ fn main() -> anyhow::Result<()> {
         Command::Evaluate(args) => evaluate::run_evaluate(&args).map(|_| ()),
         Command::Train(args) => train::run_train(&args).map(|_| ()),
         Command::Distill(args) => student::run_distill(&args).map(|_| ()),
+        Command::Report(args) => report::run_report(&args).map(|_| ()),
     }
 }
