@@ -102,9 +102,9 @@ impl Engine {
                 serve_jobs(&scorer, receiver, settings.max_batch.max(1), &metrics);
                 info!("model thread stopped");
             })
-            .map_err(|source| StartupError::Io {
+            .map_err(|cause| StartupError::Io {
                 context: "cannot start the model thread".into(),
-                source,
+                cause,
             })?;
         let model = ready_rx.await.map_err(|_| StartupError::EngineStopped)??;
         Ok((

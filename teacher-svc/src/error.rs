@@ -102,10 +102,10 @@ impl From<ServiceError> for Status {
 pub enum StartupError {
     /// The prepared dataset cannot be loaded.
     #[error("cannot load the prepared dataset: {0}")]
-    Dataset(#[from] rankdistill_core::prepared::PreparedError),
+    Dataset(rankdistill_core::prepared::PreparedError),
     /// The native checkpoint cannot be loaded.
     #[error("cannot load the checkpoint: {0}")]
-    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    Checkpoint(crate::checkpoint::CheckpointError),
     /// The TorchScript module cannot be loaded or does not have the documented signature.
     #[error("TorchScript model {path}: {reason}")]
     TorchScript {
@@ -138,22 +138,42 @@ pub enum StartupError {
     #[error("warm-up forward pass failed: {0}")]
     Warmup(String),
     /// Binding or serving failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         /// What was being done.
         context: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The reflection service could not be built from the descriptor sets.
     #[error("gRPC reflection: {0}")]
     Reflection(String),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    Transport(tonic::transport::Error),
     /// The model thread ended before reporting.
     #[error("the model thread stopped during start-up")]
     EngineStopped,
+}
+
+// Written out rather than `#[from]`, which would also make the inner error the `source` and
+// print its message twice in `{:#}` chains: the variants' messages already include it.
+impl From<rankdistill_core::prepared::PreparedError> for StartupError {
+    fn from(e: rankdistill_core::prepared::PreparedError) -> Self {
+        StartupError::Dataset(e)
+    }
+}
+
+impl From<crate::checkpoint::CheckpointError> for StartupError {
+    fn from(e: crate::checkpoint::CheckpointError) -> Self {
+        StartupError::Checkpoint(e)
+    }
+}
+
+impl From<tonic::transport::Error> for StartupError {
+    fn from(e: tonic::transport::Error) -> Self {
+        StartupError::Transport(e)
+    }
 }
 
 #[cfg(test)]

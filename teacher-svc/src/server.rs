@@ -47,9 +47,9 @@ impl Listeners {
         let bind = |addr: SocketAddr, what: &'static str| async move {
             TcpListener::bind(addr)
                 .await
-                .map_err(|source| StartupError::Io {
+                .map_err(|cause| StartupError::Io {
                     context: format!("cannot bind the {what} address {addr}"),
-                    source,
+                    cause,
                 })
         };
         Ok(Listeners {
@@ -217,7 +217,7 @@ pub async fn run(
             Ok(Err(e)) => Err(e.into()),
             Err(e) => Err(StartupError::Io {
                 context: "gRPC server task".into(),
-                source: std::io::Error::other(e.to_string()),
+                cause: std::io::Error::other(e.to_string()),
             }),
         };
     }

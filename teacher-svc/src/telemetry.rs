@@ -273,6 +273,7 @@ pub fn init_tracing(format: LogFormat, filter: &str) -> Result<(), String> {
         .map_err(|e| format!("invalid log filter '{filter}': {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.try_init(),
