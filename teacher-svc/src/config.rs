@@ -118,7 +118,7 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Log filter (tracing `EnvFilter` syntax).
-    #[arg(long, env = "TEACHER_LOG", default_value = "info")]
+    #[arg(long, env = "TEACHER_LOG_FILTER", default_value = "info")]
     pub log_filter: String,
 }
 

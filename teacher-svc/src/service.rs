@@ -196,25 +196,28 @@ impl TeacherApi {
             b => b,
         } as usize;
         let source = match request.explicit {
-            Some(list) => QuerySource::Explicit(
-                list.queries
-                    .iter()
-                    .enumerate()
-                    .map(|(index, query)| {
-                        catalog
-                            .resolve(
-                                &query.user_id,
-                                &query.recent_items,
-                                &[],
-                                request.exclude_seen,
-                            )
-                            .map_err(|e| ServiceError::InQuery {
-                                index,
-                                source: Box::new(e),
-                            })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-            ),
+            Some(list) => {
+                // Resolving a long list is CPU work: keep it off the async workers.
+                let resolver = catalog.clone();
+                let exclude_seen = request.exclude_seen;
+                let queries = tokio::task::spawn_blocking(move || {
+                    list.queries
+                        .iter()
+                        .enumerate()
+                        .map(|(index, query)| {
+                            resolver
+                                .resolve(&query.user_id, &query.recent_items, &[], exclude_seen)
+                                .map_err(|e| ServiceError::InQuery {
+                                    index,
+                                    source: Box::new(e),
+                                })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .await
+                .map_err(|e| ServiceError::Model(format!("resolving the queries failed: {e}")))??;
+                QuerySource::Explicit(queries)
+            }
             None => {
                 let target_length = request.target_length.max(1) as usize;
                 if target_length > MAX_TARGET_LENGTH {
