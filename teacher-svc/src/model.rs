@@ -146,8 +146,8 @@ impl Mf {
 /// items); internally row `i + 1` holds item `i` and row 0 is padding, which is never scored.
 #[derive(Debug)]
 pub enum Model {
-    /// Caser.
-    Caser(Caser),
+    /// Caser (boxed: far larger than MF).
+    Caser(Box<Caser>),
     /// MF.
     Mf(Mf),
 }
@@ -156,7 +156,7 @@ impl Model {
     /// Builds a model's variables under `path`.
     pub fn new(path: &nn::Path, config: &ModelConfig) -> Model {
         match config.kind {
-            ModelKind::Caser => Model::Caser(Caser::new(path, config)),
+            ModelKind::Caser => Model::Caser(Box::new(Caser::new(path, config))),
             ModelKind::Mf => Model::Mf(Mf::new(path, config)),
         }
     }
