@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "proto/rankdistill/v1/common.proto",
         "proto/rankdistill/v1/teacher.proto",
+        "proto/rankdistill/v1/student.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
