@@ -77,7 +77,10 @@ impl Kernel {
     ) {
         let n = bias.len();
         let nq = queries.len() / stride.max(1);
-        assert!(stride > 0 && stride.is_multiple_of(LANES), "bad stride {stride}");
+        assert!(
+            stride > 0 && stride.is_multiple_of(LANES),
+            "bad stride {stride}"
+        );
         assert_eq!(rows.len(), n * stride, "rows do not match the bias length");
         assert_eq!(queries.len(), nq * stride, "queries are not whole rows");
         assert_eq!(out.len(), nq * n, "output has the wrong length");

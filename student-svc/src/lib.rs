@@ -1,5 +1,15 @@
 //! student-svc: the pure-Rust serving side of rankdistill. It must never depend on LibTorch;
-//! it reads the student artifact through `rankdistill-core` only.
+//! it reads the student artifact through `rankdistill-core` only. Inference (`model`) scores
+//! with run-time-selected SIMD kernels (`kernel`) on a dedicated pool (`engine`); the gRPC
+//! service (`service`, `server`) hot-reloads new artifact versions (`reload`).
 
+pub mod catalog;
+pub mod config;
+pub mod engine;
+pub mod error;
 pub mod kernel;
 pub mod model;
+pub mod reload;
+pub mod server;
+pub mod service;
+pub mod telemetry;

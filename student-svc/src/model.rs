@@ -128,7 +128,11 @@ impl StudentModel {
                 if nh > 0 {
                     for h in 1..=l {
                         conv_h.push((
-                            take(&mut artifact, &format!("conv_h.{}.weight", h - 1), nh * h * d)?,
+                            take(
+                                &mut artifact,
+                                &format!("conv_h.{}.weight", h - 1),
+                                nh * h * d,
+                            )?,
                             take(&mut artifact, &format!("conv_h.{}.bias", h - 1), nh)?,
                         ));
                     }
@@ -479,7 +483,12 @@ mod tests {
         q.extend((0..d).map(|j| t("user_embeddings.weight")[user * d + j] as f64));
         let (w2, b2) = (t("W2.weight"), t("b2.weight"));
         (1..=c.num_items as usize)
-            .map(|i| (0..2 * d).map(|j| w2[i * 2 * d + j] as f64 * q[j]).sum::<f64>() + b2[i] as f64)
+            .map(|i| {
+                (0..2 * d)
+                    .map(|j| w2[i * 2 * d + j] as f64 * q[j])
+                    .sum::<f64>()
+                    + b2[i] as f64
+            })
             .collect()
     }
 
@@ -493,7 +502,11 @@ mod tests {
         let a = artifact(config);
         let reference = a.clone();
         let model = StudentModel::from_artifact(a, Kernel::detect()).unwrap();
-        for (user, inputs) in [(0usize, vec![0, 0, 3, 7]), (2, vec![1, 2, 3, 4]), (1, vec![0, 0, 0, 0])] {
+        for (user, inputs) in [
+            (0usize, vec![0, 0, 3, 7]),
+            (2, vec![1, 2, 3, 4]),
+            (1, vec![0, 0, 0, 0]),
+        ] {
             let want = reference_caser(&reference, user, &inputs);
             let got = model.score_all(&[QueryInput {
                 user: Some(user as u32),
@@ -542,11 +555,9 @@ mod tests {
             let want = top_k(&all[qi], 25, |i| excludes[qi].binary_search(&i).is_ok());
             assert_eq!(got[qi], want);
         }
-        let scalar = StudentModel::from_artifact(
-            artifact(ModelConfig::caser(8, 5, 5000)),
-            Kernel::Scalar,
-        )
-        .unwrap();
+        let scalar =
+            StudentModel::from_artifact(artifact(ModelConfig::caser(8, 5, 5000)), Kernel::Scalar)
+                .unwrap();
         let s = scalar.top_k_batch(&queries, 25, &excludes);
         for (a, b) in s.iter().zip(&got) {
             for (x, y) in a.iter().zip(b) {

@@ -1,0 +1,162 @@
+//! Command-line and environment configuration of student-svc. Every flag has an environment
+//! variable and a default that works on a laptop.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::kernel::Kernel;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What to do for an unknown user who sends no recent items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnknownUser {
+    /// Answer NOT_FOUND.
+    NotFound,
+    /// Answer the most popular items (training counts with --data, else the model's item
+    /// bias order), flagged `fallback: true`.
+    Popularity,
+}
+
+/// Which dot-product kernel scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KernelChoice {
+    /// The fastest this CPU supports.
+    Auto,
+    /// AVX2 with FMA (refuses to start without them).
+    Avx2,
+    /// The portable reference.
+    Scalar,
+}
+
+impl KernelChoice {
+    /// Resolves the choice against this CPU.
+    pub fn resolve(self) -> Result<Kernel, &'static str> {
+        match self {
+            KernelChoice::Auto => Ok(Kernel::detect()),
+            KernelChoice::Scalar => Ok(Kernel::Scalar),
+            KernelChoice::Avx2 if Kernel::Avx2Fma.is_supported() => Ok(Kernel::Avx2Fma),
+            KernelChoice::Avx2 => Err("avx2"),
+        }
+    }
+}
+
+/// student-svc: serves the distilled student over gRPC in pure Rust, with hot reload.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "student-svc", version, about)]
+pub struct Config {
+    /// Artifact folder (manifest.json + model.safetensors); watched for new versions.
+    #[arg(long, env = "STUDENT_MODEL")]
+    pub model: PathBuf,
+
+    /// Optional prepared dataset folder (`trainer prepare`): user histories for queries
+    /// without recent items and for exclude_seen, and popularity counts. Artifacts must have
+    /// been trained on it (same fingerprint).
+    #[arg(long, env = "STUDENT_DATA")]
+    pub data: Option<PathBuf>,
+
+    /// gRPC listen address; port 0 picks a free port (printed as `listening on ADDR`).
+    #[arg(long, env = "STUDENT_ADDR", default_value = "127.0.0.1:50061")]
+    pub addr: SocketAddr,
+
+    /// Prometheus metrics listen address (`GET /metrics`); port 0 picks a free port.
+    #[arg(long, env = "STUDENT_METRICS_ADDR", default_value = "127.0.0.1:9465")]
+    pub metrics_addr: SocketAddr,
+
+    /// Scoring threads (a dedicated pool, never the async runtime's); 0 = one per CPU.
+    #[arg(long, env = "STUDENT_THREADS", default_value_t = 0)]
+    pub threads: usize,
+
+    /// Requests admitted at once (queued or scoring); more get RESOURCE_EXHAUSTED.
+    #[arg(long, env = "STUDENT_QUEUE_CAPACITY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue_capacity: u32,
+
+    /// Largest k a caller may ask for.
+    #[arg(long, env = "STUDENT_MAX_K", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_k: u32,
+
+    /// Largest RecommendBatch.
+    #[arg(long, env = "STUDENT_MAX_BATCH", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_batch: u32,
+
+    /// Poll the artifact's manifest this often for a new version; 0 disables watching
+    /// (SIGHUP and the Reload RPC still reload).
+    #[arg(long, env = "STUDENT_WATCH_INTERVAL_MS", default_value_t = 1000)]
+    pub watch_interval_ms: u64,
+
+    /// Unknown user without recent items: NOT_FOUND, or the popularity fallback.
+    #[arg(long, env = "STUDENT_UNKNOWN_USER", value_enum, default_value_t = UnknownUser::NotFound)]
+    pub unknown_user: UnknownUser,
+
+    /// Dot-product kernel.
+    #[arg(long, env = "STUDENT_KERNEL", value_enum, default_value_t = KernelChoice::Auto)]
+    pub kernel: KernelChoice,
+
+    /// On SIGTERM, keep serving this long with health NOT_SERVING so load balancers move
+    /// traffic away before the server stops accepting requests.
+    #[arg(long, env = "STUDENT_DRAIN_DELAY_MS", default_value_t = 0)]
+    pub drain_delay_ms: u64,
+
+    /// Longest wait for in-flight requests after shutdown starts.
+    #[arg(long, env = "STUDENT_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
+    pub drain_timeout_ms: u64,
+
+    /// Log format.
+    #[arg(long, env = "STUDENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing `EnvFilter` syntax).
+    #[arg(long, env = "STUDENT_LOG_FILTER", default_value = "info")]
+    pub log_filter: String,
+}
+
+impl Config {
+    /// A configuration with the defaults for an artifact folder.
+    pub fn for_model(model: PathBuf) -> Config {
+        let model = model.into_os_string();
+        let args: [&std::ffi::OsStr; 3] = ["student-svc".as_ref(), "--model".as_ref(), &model];
+        Config::parse_from(args)
+    }
+
+    /// See `drain_delay_ms`.
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_millis(self.drain_delay_ms)
+    }
+
+    /// See `drain_timeout_ms`.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent_and_every_flag_has_an_env_var() {
+        Config::command().debug_assert();
+        for arg in Config::command().get_arguments() {
+            let id = arg.get_id().as_str();
+            if id == "help" || id == "version" {
+                continue;
+            }
+            assert!(arg.get_env().is_some(), "--{id} has no env var");
+        }
+        let c = Config::for_model("m".into());
+        assert_eq!(c.unknown_user, UnknownUser::NotFound);
+        assert_eq!(c.watch_interval_ms, 1000);
+        assert!(KernelChoice::Auto.resolve().is_ok());
+    }
+}

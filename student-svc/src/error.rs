@@ -1,0 +1,164 @@
+//! Errors of student-svc: [`ServiceError`] for everything on a request path, mapped to a
+//! `tonic::Status` in exactly one place, and [`LoadError`] for refusing an artifact.
+
+use std::path::PathBuf;
+
+use tonic::{Code, Status};
+
+/// Why a request failed. Each variant maps to one gRPC status code.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ServiceError {
+    /// A required field is missing or a value is malformed.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// k outside 1..=max_k.
+    #[error("k must be between 1 and {max} (the server's --max-k), got {k}")]
+    InvalidK {
+        /// Requested k.
+        k: i64,
+        /// The server's cap.
+        max: u32,
+    },
+    /// An item id the model does not know.
+    #[error("{field}: unknown item id '{id}'")]
+    UnknownItem {
+        /// Which request field held it.
+        field: String,
+        /// The raw id.
+        id: String,
+    },
+    /// A user id the model does not know, with nothing else to rank from.
+    #[error(
+        "unknown user id '{0}' and no recent_items: send the user's recent items, or start the server with --unknown-user popularity"
+    )]
+    UnknownUser(String),
+    /// An error inside one request of a batch; keeps the inner error's status code.
+    #[error("requests[{index}]: {source}")]
+    InBatch {
+        /// Position in the batch.
+        index: usize,
+        /// The error.
+        source: Box<ServiceError>,
+    },
+    /// Admission control: too many requests admitted.
+    #[error("{0}; retry with backoff")]
+    Overloaded(String),
+    /// No model is loaded yet.
+    #[error("the model is loading; retry when health reports SERVING")]
+    NotReady,
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// A reload was refused; the previous model keeps serving.
+    #[error("reload refused, still serving {serving}: {reason}")]
+    ReloadRefused {
+        /// Version still serving.
+        serving: String,
+        /// Why the new artifact was refused.
+        reason: String,
+    },
+    /// An internal failure (a scoring job panicked or was dropped).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    /// The gRPC status code of this error.
+    pub fn code(&self) -> Code {
+        match self {
+            ServiceError::InvalidArgument(_)
+            | ServiceError::InvalidK { .. }
+            | ServiceError::UnknownItem { .. } => Code::InvalidArgument,
+            ServiceError::UnknownUser(_) => Code::NotFound,
+            ServiceError::InBatch { source, .. } => source.code(),
+            ServiceError::Overloaded(_) => Code::ResourceExhausted,
+            ServiceError::NotReady | ServiceError::ShuttingDown => Code::Unavailable,
+            ServiceError::ReloadRefused { .. } => Code::FailedPrecondition,
+            ServiceError::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<ServiceError> for Status {
+    fn from(e: ServiceError) -> Status {
+        Status::new(e.code(), e.to_string())
+    }
+}
+
+/// Why an artifact (at start-up or on reload) or the dataset was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The artifact is unreadable or inconsistent.
+    #[error(transparent)]
+    Artifact(#[from] rankdistill_core::artifact::ArtifactError),
+    /// The weights cannot be served.
+    #[error("{path}: {source}")]
+    Model {
+        /// The artifact folder.
+        path: PathBuf,
+        /// The cause.
+        source: crate::model::ModelError,
+    },
+    /// The prepared dataset is unreadable.
+    #[error("--data {path}: {reason}")]
+    Data {
+        /// The dataset folder.
+        path: PathBuf,
+        /// The cause.
+        reason: String,
+    },
+    /// Warm-up produced non-finite scores.
+    #[error("{0}: warm-up query produced NaN or infinite scores")]
+    WarmUp(PathBuf),
+    /// The loader thread failed.
+    #[error("loader thread failed: {0}")]
+    Thread(String),
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Binding or another I/O step failed.
+    #[error("{context}: {cause}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        cause: std::io::Error,
+    },
+    /// The artifact or the dataset was refused.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The reflection service could not be built.
+    #[error("reflection: {0}")]
+    Reflection(String),
+    /// The scoring pool could not be built.
+    #[error("scoring thread pool: {0}")]
+    Pool(String),
+    /// The requested kernel is not supported by this CPU.
+    #[error("--kernel {0} is not supported by this CPU")]
+    Kernel(&'static str),
+    /// The gRPC server failed.
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes() {
+        assert_eq!(ServiceError::UnknownUser("u".into()).code(), Code::NotFound);
+        let nested = ServiceError::InBatch {
+            index: 2,
+            source: Box::new(ServiceError::InvalidK { k: 0, max: 10 }),
+        };
+        assert_eq!(nested.code(), Code::InvalidArgument);
+        assert!(nested.to_string().starts_with("requests[2]: k must be"));
+        assert_eq!(
+            ServiceError::Overloaded("queue full".into()).code(),
+            Code::ResourceExhausted
+        );
+    }
+}

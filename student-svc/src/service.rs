@@ -1,0 +1,316 @@
+//! The `StudentService` handlers: thin. Validate, convert the proto into a domain request,
+//! take the version serving now (an `Arc`: a reload mid-request does not affect it), score on
+//! the dedicated pool, map errors to a status in one place, record metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rankdistill_core::topk::top_k;
+use rankdistill_proto::v1::student_service_server::StudentService;
+use rankdistill_proto::v1::{
+    ModelInfo, RecommendBatchRequest, RecommendBatchResponse, RecommendRequest, RecommendResponse,
+    ReloadRequest, ReloadResponse, ScoredItem, StudentInfo, StudentInfoRequest,
+};
+use tonic::metadata::MetadataMap;
+use tonic::{Code, Request, Response, Status};
+use tracing::{Instrument, Span, debug, info_span, warn};
+
+use crate::catalog::{RecommendSpec, Resolved};
+use crate::engine::Scorer;
+use crate::error::ServiceError;
+use crate::reload::{Reloader, Served};
+use crate::telemetry::Metrics;
+
+/// Request limits from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceLimits {
+    /// Largest k.
+    pub max_k: u32,
+    /// Largest RecommendBatch.
+    pub max_batch: u32,
+}
+
+/// The gRPC service.
+#[derive(Debug, Clone)]
+pub struct StudentApi {
+    reloader: Arc<Reloader>,
+    scorer: Scorer,
+    limits: ServiceLimits,
+    metrics: Metrics,
+}
+
+type Ranking = Vec<(u32, f32)>;
+
+impl StudentApi {
+    /// The service over a reloader (which holds the served version) and a scoring pool.
+    pub fn new(
+        reloader: Arc<Reloader>,
+        scorer: Scorer,
+        limits: ServiceLimits,
+        metrics: Metrics,
+    ) -> StudentApi {
+        StudentApi {
+            reloader,
+            scorer,
+            limits,
+            metrics,
+        }
+    }
+
+    fn served(&self) -> Result<Arc<Served>, ServiceError> {
+        self.reloader.slot.load_full().ok_or(ServiceError::NotReady)
+    }
+
+    fn check_k(&self, k: i32) -> Result<usize, ServiceError> {
+        if k < 1 || k as u32 > self.limits.max_k {
+            return Err(ServiceError::InvalidK {
+                k: k as i64,
+                max: self.limits.max_k,
+            });
+        }
+        Ok(k as usize)
+    }
+
+    fn resolve(
+        &self,
+        served: &Served,
+        request: RecommendRequest,
+    ) -> Result<(usize, Resolved), ServiceError> {
+        let k = self.check_k(request.k)?;
+        let query = request.query.ok_or_else(|| {
+            ServiceError::InvalidArgument("query is required (user_id and/or recent_items)".into())
+        })?;
+        let spec = RecommendSpec {
+            user_id: query.user_id,
+            recent_items: query.recent_items,
+            exclude_items: request.exclude_items,
+            exclude_seen: request.exclude_seen.unwrap_or(true),
+        };
+        Ok((k, served.catalog.resolve(&spec)?))
+    }
+
+    /// Scores resolved requests together: model queries share one pass over the item table;
+    /// fallback ones read the popularity order.
+    async fn score(
+        &self,
+        served: Arc<Served>,
+        requests: Vec<(usize, Resolved)>,
+    ) -> Result<Vec<Ranking>, ServiceError> {
+        self.scorer
+            .run(move || {
+                let model_rows: Vec<usize> = (0..requests.len())
+                    .filter(|&i| !requests[i].1.fallback)
+                    .collect();
+                let k_max = model_rows.iter().map(|&i| requests[i].0).max().unwrap_or(0);
+                let queries: Vec<_> = model_rows
+                    .iter()
+                    .map(|&i| requests[i].1.query.clone())
+                    .collect();
+                let excludes: Vec<Vec<u32>> = model_rows
+                    .iter()
+                    .map(|&i| requests[i].1.exclude.clone())
+                    .collect();
+                let mut scored = served
+                    .model
+                    .top_k_batch(&queries, k_max, &excludes)
+                    .into_iter();
+                requests
+                    .iter()
+                    .map(|(k, r)| {
+                        let mut ranking = if r.fallback {
+                            top_k(served.catalog.popularity(), *k, |i| {
+                                r.exclude.binary_search(&i).is_ok()
+                            })
+                        } else {
+                            scored.next().unwrap_or_default()
+                        };
+                        ranking.truncate(*k);
+                        ranking
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    fn response(served: &Served, ranking: Ranking, fallback: bool) -> RecommendResponse {
+        RecommendResponse {
+            items: ranking
+                .into_iter()
+                .map(|(item, score)| ScoredItem {
+                    item_id: served.catalog.item_id(item).to_string(),
+                    score,
+                })
+                .collect(),
+            model_version: served.summary.version.clone(),
+            fallback,
+        }
+    }
+
+    async fn recommend_inner(
+        &self,
+        request: RecommendRequest,
+    ) -> Result<RecommendResponse, ServiceError> {
+        let served = self.served()?;
+        let (k, resolved) = self.resolve(&served, request)?;
+        let fallback = resolved.fallback;
+        let ranking = self
+            .score(served.clone(), vec![(k, resolved)])
+            .await?
+            .pop()
+            .unwrap_or_default();
+        Ok(Self::response(&served, ranking, fallback))
+    }
+
+    async fn recommend_batch_inner(
+        &self,
+        request: RecommendBatchRequest,
+    ) -> Result<RecommendBatchResponse, ServiceError> {
+        let n = request.requests.len();
+        if n == 0 || n > self.limits.max_batch as usize {
+            return Err(ServiceError::InvalidArgument(format!(
+                "requests must hold 1..={} requests (the server's --max-batch), got {n}",
+                self.limits.max_batch
+            )));
+        }
+        let served = self.served()?;
+        let resolved = request
+            .requests
+            .into_iter()
+            .enumerate()
+            .map(|(index, r)| {
+                self.resolve(&served, r).map_err(|e| ServiceError::InBatch {
+                    index,
+                    source: Box::new(e),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let fallbacks: Vec<bool> = resolved.iter().map(|(_, r)| r.fallback).collect();
+        let rankings = self.score(served.clone(), resolved).await?;
+        Ok(RecommendBatchResponse {
+            responses: rankings
+                .into_iter()
+                .zip(fallbacks)
+                .map(|(ranking, fallback)| Self::response(&served, ranking, fallback))
+                .collect(),
+            model_version: served.summary.version.clone(),
+        })
+    }
+
+    fn info_inner(&self) -> Result<StudentInfo, ServiceError> {
+        let served = self.served()?;
+        let s = &served.summary;
+        Ok(StudentInfo {
+            model: Some(ModelInfo {
+                model_kind: s.kind.to_string(),
+                dim: s.dim as u32,
+                num_items: s.num_items as u32,
+                num_users: s.num_users as u32,
+                sequence_length: s.sequence_length as u32,
+                version: s.version.clone(),
+                data_fingerprint: s.data_fingerprint.clone(),
+                num_parameters: s.num_parameters,
+                device: "cpu".into(),
+            }),
+            loaded_at_unix_ms: served.loaded_at_unix_ms(),
+            artifact_path: self.reloader.dir().display().to_string(),
+            reloads: self.reloader.reloads(),
+            kernel: served.model.kernel().name().to_string(),
+            teacher_json: s.teacher_json.clone(),
+        })
+    }
+
+    fn finish<T>(
+        &self,
+        method: &str,
+        started: Instant,
+        result: Result<T, ServiceError>,
+    ) -> Result<Response<T>, Status> {
+        let code = match &result {
+            Ok(_) => Code::Ok,
+            Err(e) => {
+                log_error(method, e);
+                e.code()
+            }
+        };
+        self.metrics
+            .observe_request(method, code, started.elapsed());
+        result.map(Response::new).map_err(Status::from)
+    }
+}
+
+fn log_error(method: &str, error: &ServiceError) {
+    match error.code() {
+        Code::Internal | Code::Unknown => warn!(method, error = %error, "request failed"),
+        code => debug!(method, code = ?code, error = %error, "request refused"),
+    }
+}
+
+fn request_span(method: &str, metadata: &MetadataMap) -> Span {
+    let span = info_span!("rpc", method, traceparent = tracing::field::Empty);
+    if let Some(traceparent) = metadata.get("traceparent").and_then(|v| v.to_str().ok()) {
+        span.record("traceparent", traceparent);
+    }
+    span
+}
+
+#[tonic::async_trait]
+impl StudentService for StudentApi {
+    async fn recommend(
+        &self,
+        request: Request<RecommendRequest>,
+    ) -> Result<Response<RecommendResponse>, Status> {
+        let started = Instant::now();
+        let span = request_span("Recommend", request.metadata());
+        let result = self
+            .recommend_inner(request.into_inner())
+            .instrument(span.clone())
+            .await;
+        let _entered = span.enter();
+        self.finish("Recommend", started, result)
+    }
+
+    async fn recommend_batch(
+        &self,
+        request: Request<RecommendBatchRequest>,
+    ) -> Result<Response<RecommendBatchResponse>, Status> {
+        let started = Instant::now();
+        let span = request_span("RecommendBatch", request.metadata());
+        let result = self
+            .recommend_batch_inner(request.into_inner())
+            .instrument(span.clone())
+            .await;
+        let _entered = span.enter();
+        self.finish("RecommendBatch", started, result)
+    }
+
+    async fn info(
+        &self,
+        request: Request<StudentInfoRequest>,
+    ) -> Result<Response<StudentInfo>, Status> {
+        let started = Instant::now();
+        let span = request_span("Info", request.metadata());
+        let _entered = span.enter();
+        self.finish("Info", started, self.info_inner())
+    }
+
+    async fn reload(
+        &self,
+        request: Request<ReloadRequest>,
+    ) -> Result<Response<ReloadResponse>, Status> {
+        let started = Instant::now();
+        let span = request_span("Reload", request.metadata());
+        let result = async {
+            self.served()?;
+            let outcome = self.reloader.reload_if_changed("rpc").await?;
+            Ok(ReloadResponse {
+                changed: outcome.changed,
+                model_version: outcome.version,
+                previous_version: outcome.previous,
+            })
+        }
+        .instrument(span.clone())
+        .await;
+        let _entered = span.enter();
+        self.finish("Reload", started, result)
+    }
+}
