@@ -1,0 +1,220 @@
+//! Parity of student-svc's pure-Rust inference with LibTorch: a tiny Caser and a tiny MF are
+//! trained with the `trainer` binary on synthetic data; for every test user, the tch scores
+//! (`Model::score_all` on the user's last training window) must equal student-svc's within
+//! 1e-4, in process (`rankdistill_student::model`) and through a real `student-svc` process
+//! over gRPC, whose top-10 lists must match except where ties fall within the tolerance.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rankdistill_core::artifact;
+use rankdistill_core::instances::last_window;
+use rankdistill_core::prepared::PreparedDataset;
+use rankdistill_core::topk::top_k;
+use rankdistill_proto::v1::student_service_client::StudentServiceClient;
+use rankdistill_proto::v1::{Query, RecommendRequest};
+use rankdistill_student::kernel::Kernel;
+use rankdistill_student::model::{QueryInput, StudentModel};
+use rankdistill_teacher::model::ids_tensor;
+use tch::Device;
+
+const TOLERANCE: f32 = 1e-4;
+const K: usize = 10;
+
+fn trainer(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run trainer");
+    assert!(
+        out.status.success(),
+        "trainer {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The student-svc binary, built beside this test by `cargo test --workspace`.
+fn student_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("student-svc");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p rankdistill-student` (the workspace test run does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Scores of every item for each test user, from LibTorch.
+fn tch_scores(model_dir: &Path, data: &PreparedDataset, users: &[u32], l: usize) -> Vec<Vec<f32>> {
+    let loaded = rankdistill_teacher::checkpoint::load(model_dir, Device::Cpu).expect("load");
+    let inputs: Vec<u32> = users
+        .iter()
+        .flat_map(|&u| last_window(&data.split.train[u as usize], l))
+        .collect();
+    let n = users.len() as i64;
+    let scores = tch::no_grad(|| {
+        loaded.model.score_all(
+            &ids_tensor(users, &[n], Device::Cpu),
+            &ids_tensor(&inputs, &[n, l as i64], Device::Cpu),
+            false,
+        )
+    });
+    let flat: Vec<f32> = Vec::try_from(scores.contiguous().view([-1])).expect("scores");
+    flat.chunks(data.num_items()).map(<[f32]>::to_vec).collect()
+}
+
+/// Asserts a top-k list matches the reference ranking up to ties within the tolerance: at
+/// each position the returned item's reference score equals the reference's k-th best score.
+fn assert_same_top_k(got: &[(u32, f32)], reference: &[f32], context: &str) {
+    let want = top_k(reference, got.len().max(K), |_| false);
+    assert_eq!(got.len(), want.len(), "{context}: length");
+    for (pos, ((item, score), (want_item, want_score))) in got.iter().zip(&want).enumerate() {
+        let own = reference[*item as usize];
+        assert!(
+            (own - score).abs() <= TOLERANCE,
+            "{context}: item {item} scored {score}, tch {own}"
+        );
+        assert!(
+            (own - want_score).abs() <= TOLERANCE,
+            "{context}: position {pos} holds {item} ({own}), tch ranks {want_item} ({want_score}) there"
+        );
+    }
+}
+
+async fn check_process(model_dir: &Path, data_dir: &Path, data: &PreparedDataset, users: &[u32], tch: &[Vec<f32>]) {
+    let mut child = Command::new(student_bin())
+        .args(["--model", model_dir.to_str().unwrap(), "--data", data_dir.to_str().unwrap()])
+        .args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn student-svc");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines.next().expect("student-svc exited").expect("read line");
+        if let Some(a) = line.strip_prefix("listening on ") {
+            break a.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut client = loop {
+        if let Ok(c) = StudentServiceClient::connect(format!("http://{addr}")).await {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "student-svc unreachable");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for (&u, reference) in users.iter().zip(tch) {
+        let request = RecommendRequest {
+            query: Some(Query {
+                user_id: data.split.users[u as usize].clone(),
+                recent_items: vec![],
+            }),
+            k: K as i32,
+            exclude_items: vec![],
+            exclude_seen: Some(false),
+        };
+        let response = loop {
+            match client.recommend(request.clone()).await {
+                Ok(r) => break r.into_inner(),
+                Err(s) if s.code() == tonic::Code::Unavailable && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(s) => panic!("Recommend for user {u}: {s:?}"),
+            }
+        };
+        let got: Vec<(u32, f32)> = response
+            .items
+            .iter()
+            .map(|s| {
+                let dense = data.split.items.iter().position(|i| *i == s.item_id).expect("known item");
+                (dense as u32, s.score)
+            })
+            .collect();
+        assert_same_top_k(&got, reference, &format!("gRPC user {u}"));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn parity(kind: &str, extra: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    let (udata, data_dir, model_dir) = (
+        dir.path().join("u.data"),
+        dir.path().join("data"),
+        dir.path().join(kind),
+    );
+    trainer(&["gen-synthetic", "--out", &p(&udata), "--users", "120", "--items", "90", "--seed", "5"]);
+    trainer(&["prepare", "--input", &p(&udata), "--out", &p(&data_dir)]);
+    let mut args = vec![
+        "train", "--data", &p(&data_dir), "--out", &p(&model_dir), "--model", kind, "--dim", "12",
+        "--epochs", "2", "--seq-len", "4",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    trainer(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let data = PreparedDataset::load(&data_dir).expect("dataset");
+    let users: Vec<u32> = (0..data.num_users() as u32)
+        .filter(|&u| !data.split.test[u as usize].is_empty())
+        .collect();
+    assert!(users.len() > 50, "{} test users", users.len());
+    let l = 4;
+    let tch = tch_scores(&model_dir, &data, &users, l);
+
+    // In process: every score of every test user, with each kernel.
+    for kernel in [Kernel::Scalar, Kernel::detect()] {
+        let a = artifact::load(&model_dir, Some(&data.manifest.fingerprint)).expect("artifact");
+        let student = StudentModel::from_artifact(a, kernel).expect("student");
+        let queries: Vec<QueryInput> = users
+            .iter()
+            .map(|&u| QueryInput {
+                user: Some(u),
+                inputs: last_window(&data.split.train[u as usize], l),
+            })
+            .collect();
+        let ours = student.score_all(&queries);
+        let mut worst = 0f32;
+        for ((u, mine), theirs) in users.iter().zip(&ours).zip(&tch) {
+            for (a, b) in mine.iter().zip(theirs) {
+                worst = worst.max((a - b).abs());
+            }
+            let ranked = student.top_k_batch(
+                &[queries[users.iter().position(|x| x == u).unwrap()].clone()],
+                K,
+                &[Vec::new()],
+            );
+            assert_same_top_k(&ranked[0], theirs, &format!("{kind} {} user {u}", kernel.name()));
+        }
+        assert!(worst <= TOLERANCE, "{kind} {}: max |diff| {worst}", kernel.name());
+        eprintln!("{kind} {}: {} users, max |score diff| {worst:e}", kernel.name(), users.len());
+    }
+
+    // Through a real student-svc process.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(check_process(&model_dir, &data_dir, &data, &users, &tch));
+}
+
+#[test]
+fn caser_student_scores_equal_tch() {
+    parity("caser", &["--conv-activation", "relu", "--nh", "3", "--nv", "2"]);
+}
+
+#[test]
+fn mf_student_scores_equal_tch() {
+    parity("mf", &[]);
+}
