@@ -32,8 +32,10 @@ for s in $SEEDS; do
   run "$OUT/rd-position-s$s" "$BIN/trainer" distill --teacher "$ADDR" --cache-dir "$OUT/cache" \
     --model caser --dim 50 --seed "$s" --weighting position
 done
-group() { local name="$1" prefix="$2"; local dirs=""; for s in $SEEDS; do dirs="$dirs${dirs:+,}$OUT/$prefix-s$s"; done; echo "--group $name=$dirs"; }
-# shellcheck disable=SC2046
-"$BIN/trainer" report $(group "teacher Caser d=100" teacher) $(group "student Caser d=50" student) \
-  $(group "student + RD hybrid" rd-hybrid) $(group "student + RD position" rd-position) \
+dirs() { local prefix="$1" out=""; for s in $SEEDS; do out="$out${out:+,}$OUT/$prefix-s$s"; done; echo "$out"; }
+"$BIN/trainer" report \
+  --group "teacher Caser d=100=$(dirs teacher)" \
+  --group "student Caser d=50=$(dirs student)" \
+  --group "student + RD hybrid=$(dirs rd-hybrid)" \
+  --group "student + RD position=$(dirs rd-position)" \
   --out "$OUT/report.md" --json "$OUT/report.json"

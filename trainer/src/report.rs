@@ -20,7 +20,7 @@ impl std::str::FromStr for Group {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let (name, dirs) = s
-            .split_once('=')
+            .rsplit_once('=')
             .ok_or_else(|| format!("--group '{s}': expected NAME=DIR[,DIR...]"))?;
         let runs: Vec<PathBuf> = dirs
             .split(',')
@@ -208,6 +208,7 @@ mod tests {
     #[test]
     fn group_syntax() {
         let g: Group = "a b=x,y".parse().unwrap();
+        assert_eq!("d=100=x".parse::<Group>().unwrap().name, "d=100");
         assert_eq!(g.name, "a b");
         assert_eq!(g.runs.len(), 2);
         assert!("nodirs=".parse::<Group>().is_err());
