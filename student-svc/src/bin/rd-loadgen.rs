@@ -1,1 +1,286 @@
-fn main() {}
+//! rd-loadgen: a closed-loop gRPC load generator for student-svc `Recommend` and teacher-svc
+//! `Rank`. Each of `--concurrency` workers has its own connection and sends one request after
+//! another (users drawn with a seed from the prepared dataset's users) for `--duration-s`
+//! seconds or `--requests` requests in all, after a warm-up. Prints (and optionally writes) a
+//! JSON report: QPS, latency percentiles, errors by code.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rankdistill_proto::v1::student_service_client::StudentServiceClient;
+use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
+use rankdistill_proto::v1::{Query, RankRequest, RecommendRequest};
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+/// Which service to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Target {
+    /// student-svc `StudentService/Recommend`.
+    Student,
+    /// teacher-svc `TeacherService/Rank`.
+    Teacher,
+}
+
+/// rd-loadgen: closed-loop load for student-svc Recommend or teacher-svc Rank.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "rd-loadgen", version, about)]
+struct Args {
+    /// Service to load.
+    #[arg(long, env = "LOADGEN_TARGET", value_enum, default_value_t = Target::Student)]
+    target: Target,
+    /// Server address.
+    #[arg(long, env = "LOADGEN_ADDR", default_value = "http://127.0.0.1:50061")]
+    addr: String,
+    /// Prepared dataset folder: requests use its raw user ids.
+    #[arg(long, env = "LOADGEN_DATA")]
+    data: PathBuf,
+    /// Concurrent workers (one connection and one outstanding request each).
+    #[arg(long, env = "LOADGEN_CONCURRENCY", default_value_t = 1)]
+    concurrency: usize,
+    /// Measured seconds (ignored when --requests is given).
+    #[arg(long, env = "LOADGEN_DURATION_S", default_value_t = 10.0)]
+    duration_s: f64,
+    /// Measured requests in all, instead of a duration.
+    #[arg(long, env = "LOADGEN_REQUESTS")]
+    requests: Option<u64>,
+    /// Unmeasured warm-up seconds.
+    #[arg(long, env = "LOADGEN_WARMUP_S", default_value_t = 1.0)]
+    warmup_s: f64,
+    /// Items per answer.
+    #[arg(long, env = "LOADGEN_K", default_value_t = 10)]
+    k: i32,
+    /// Seed of the user draw.
+    #[arg(long, env = "LOADGEN_SEED", default_value_t = 0)]
+    seed: u64,
+    /// Also write the JSON report here.
+    #[arg(long, env = "LOADGEN_OUT")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+struct Latency {
+    mean: f64,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    target: Target,
+    addr: String,
+    concurrency: usize,
+    k: i32,
+    seconds: f64,
+    requests: u64,
+    ok: u64,
+    errors: u64,
+    errors_by_code: BTreeMap<String, u64>,
+    qps: f64,
+    latency_ms: Latency,
+}
+
+enum Client {
+    Student(StudentServiceClient<Channel>),
+    Teacher(TeacherServiceClient<Channel>),
+}
+
+impl Client {
+    async fn call(&mut self, user: &str, k: i32) -> Result<(), tonic::Status> {
+        let query = Some(Query {
+            user_id: user.to_string(),
+            recent_items: vec![],
+        });
+        match self {
+            Client::Student(c) => c
+                .recommend(RecommendRequest {
+                    query,
+                    k,
+                    exclude_items: vec![],
+                    exclude_seen: Some(true),
+                })
+                .await
+                .map(|_| ()),
+            Client::Teacher(c) => c
+                .rank(RankRequest {
+                    query,
+                    k,
+                    exclude_items: vec![],
+                    exclude_seen: true,
+                })
+                .await
+                .map(|_| ()),
+        }
+    }
+}
+
+struct WorkerResult {
+    latencies_us: Vec<u64>,
+    errors: BTreeMap<String, u64>,
+}
+
+async fn worker(
+    mut client: Client,
+    users: Arc<Vec<String>>,
+    args: Arc<Args>,
+    seed: u64,
+    measure_from: Instant,
+    until: Option<Instant>,
+    budget: Arc<AtomicU64>,
+) -> WorkerResult {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut result = WorkerResult {
+        latencies_us: Vec::new(),
+        errors: BTreeMap::new(),
+    };
+    loop {
+        let now = Instant::now();
+        let measured = now >= measure_from;
+        if let Some(until) = until
+            && now >= until
+        {
+            break;
+        }
+        if measured
+            && until.is_none()
+            && budget
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1))
+                .is_err()
+        {
+            break;
+        }
+        let user = &users[rng.random_range(0..users.len())];
+        let started = Instant::now();
+        let outcome = client.call(user, args.k).await;
+        let elapsed = started.elapsed();
+        if !measured {
+            continue;
+        }
+        match outcome {
+            Ok(()) => result.latencies_us.push(elapsed.as_micros() as u64),
+            Err(status) => {
+                *result
+                    .errors
+                    .entry(format!("{:?}", status.code()))
+                    .or_default() += 1
+            }
+        }
+    }
+    result
+}
+
+fn percentile(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1] as f64 / 1000.0
+}
+
+async fn run(args: Args) -> anyhow::Result<Report> {
+    let users_path = args.data.join("users.txt");
+    let users: Vec<String> = std::fs::read_to_string(&users_path)
+        .with_context(|| format!("reading {}", users_path.display()))?
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    anyhow::ensure!(!users.is_empty(), "{} lists no users", users_path.display());
+    let users = Arc::new(users);
+    let args = Arc::new(args);
+    let endpoint = Endpoint::from_shared(args.addr.clone())?.tcp_nodelay(true);
+    let warmup = Duration::from_secs_f64(args.warmup_s.max(0.0));
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let until = match args.requests {
+        Some(_) => None,
+        None => Some(measure_from + Duration::from_secs_f64(args.duration_s)),
+    };
+    let budget = Arc::new(AtomicU64::new(args.requests.unwrap_or(0)));
+    let mut tasks = Vec::new();
+    for w in 0..args.concurrency.max(1) {
+        let channel = endpoint
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {}", args.addr))?;
+        let client = match args.target {
+            Target::Student => Client::Student(StudentServiceClient::new(channel)),
+            Target::Teacher => Client::Teacher(TeacherServiceClient::new(channel)),
+        };
+        tasks.push(tokio::spawn(worker(
+            client,
+            users.clone(),
+            args.clone(),
+            args.seed.wrapping_add(w as u64),
+            measure_from,
+            until,
+            budget.clone(),
+        )));
+    }
+    let mut latencies = Vec::new();
+    let mut errors_by_code: BTreeMap<String, u64> = BTreeMap::new();
+    for task in tasks {
+        let r = task.await?;
+        latencies.extend(r.latencies_us);
+        for (code, n) in r.errors {
+            *errors_by_code.entry(code).or_default() += n;
+        }
+    }
+    let seconds = measure_from.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let ok = latencies.len() as u64;
+    let errors: u64 = errors_by_code.values().sum();
+    let mean = if ok > 0 {
+        latencies.iter().sum::<u64>() as f64 / ok as f64 / 1000.0
+    } else {
+        0.0
+    };
+    Ok(Report {
+        target: args.target,
+        addr: args.addr.clone(),
+        concurrency: args.concurrency.max(1),
+        k: args.k,
+        seconds,
+        requests: ok + errors,
+        ok,
+        errors,
+        errors_by_code,
+        qps: ok as f64 / seconds.max(1e-9),
+        latency_ms: Latency {
+            mean,
+            p50: percentile(&latencies, 0.50),
+            p90: percentile(&latencies, 0.90),
+            p99: percentile(&latencies, 0.99),
+            p999: percentile(&latencies, 0.999),
+            max: latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
+        },
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let out = args.out.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(run(args))?;
+    let json = serde_json::to_string_pretty(&report)?;
+    println!("{json}");
+    if let Some(path) = out {
+        rankdistill_core::atomic::write_atomic(&path, json.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
