@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::catalog::History;
 use crate::config::Config;
-use crate::engine::Scorer;
+use crate::engine::{Batcher, Scorer};
 use crate::error::{LoadError, StartupError};
 use crate::reload::{Loader, Reloader, watch};
 use crate::service::{ServiceLimits, StudentApi};
@@ -124,7 +124,18 @@ pub async fn run(
         max_k: config.max_k,
         max_batch: config.max_batch,
     };
-    let api = StudentApi::new(reloader.clone(), scorer.clone(), limits, metrics.clone());
+    let batcher = Batcher::start(
+        &scorer,
+        config.queue_capacity as usize,
+        config.max_batch as usize,
+    )?;
+    let api = StudentApi::new(
+        reloader.clone(),
+        scorer.clone(),
+        batcher,
+        limits,
+        metrics.clone(),
+    );
 
     let stop_background = CancellationToken::new();
     let metrics_task = tokio::spawn(serve_metrics(

@@ -16,7 +16,7 @@ use tonic::{Code, Request, Response, Status};
 use tracing::{Instrument, Span, debug, info_span, warn};
 
 use crate::catalog::{RecommendSpec, Resolved};
-use crate::engine::Scorer;
+use crate::engine::{Batcher, Scorer};
 use crate::error::ServiceError;
 use crate::reload::{Reloader, Served};
 use crate::telemetry::Metrics;
@@ -30,11 +30,13 @@ pub struct ServiceLimits {
     pub max_batch: u32,
 }
 
-/// The gRPC service.
+/// The gRPC service. Single queries go through the dynamic batcher; RecommendBatch is one
+/// job on the scoring pool.
 #[derive(Debug, Clone)]
 pub struct StudentApi {
     reloader: Arc<Reloader>,
     scorer: Scorer,
+    batcher: Batcher,
     limits: ServiceLimits,
     metrics: Metrics,
 }
@@ -46,12 +48,14 @@ impl StudentApi {
     pub fn new(
         reloader: Arc<Reloader>,
         scorer: Scorer,
+        batcher: Batcher,
         limits: ServiceLimits,
         metrics: Metrics,
     ) -> StudentApi {
         StudentApi {
             reloader,
             scorer,
+            batcher,
             limits,
             metrics,
         }
@@ -153,11 +157,16 @@ impl StudentApi {
         let served = self.served()?;
         let (k, resolved) = self.resolve(&served, request)?;
         let fallback = resolved.fallback;
-        let ranking = self
-            .score(served.clone(), vec![(k, resolved)])
-            .await?
-            .pop()
-            .unwrap_or_default();
+        let ranking = if fallback {
+            self.score(served.clone(), vec![(k, resolved)])
+                .await?
+                .pop()
+                .unwrap_or_default()
+        } else {
+            self.batcher
+                .top_k(served.clone(), k, resolved.query, resolved.exclude)
+                .await?
+        };
         Ok(Self::response(&served, ranking, fallback))
     }
 

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub queue_wait: Histogram,
     /// Duration of one scoring job (query vectors, scan, top-k).
     pub scoring_duration: Histogram,
+    /// Queries per pass over the item table (dynamic batching).
+    pub batch_size: Histogram,
     /// Jobs admitted and not finished.
     pub inflight: IntGauge,
     /// Always 1, labelled with the served model's identity.
@@ -86,6 +88,13 @@ impl Metrics {
                 "student_scoring_duration_seconds",
                 "One scoring job: query vectors, SIMD scan, top-k.",
             ),
+            batch_size: must(Histogram::with_opts(
+                HistogramOpts::new(
+                    "student_batch_size",
+                    "Queries scored per pass over the item table.",
+                )
+                .buckets(must(exponential_buckets(1.0, 2.0, 10))),
+            )),
             inflight: must(IntGauge::new(
                 "student_inflight_jobs",
                 "Scoring jobs admitted and not finished.",
@@ -128,6 +137,7 @@ impl Metrics {
             Box::new(self.request_duration.clone()),
             Box::new(self.queue_wait.clone()),
             Box::new(self.scoring_duration.clone()),
+            Box::new(self.batch_size.clone()),
             Box::new(self.inflight.clone()),
             Box::new(self.model_info.clone()),
             Box::new(self.model_items.clone()),
