@@ -87,15 +87,40 @@ async fn connect(url: &str) -> anyhow::Result<TeacherServiceClient<Channel>> {
     Ok(TeacherServiceClient::new(channel).max_decoding_message_size(64 << 20))
 }
 
-/// Asks a teacher who it is.
+/// Asks a teacher who it is. A teacher that is still starting (not reachable, or not yet
+/// serving) is asked again with backoff for up to about a minute.
 pub async fn identity(url: &str) -> anyhow::Result<TeacherIdentity> {
-    let mut client = connect(url).await?;
-    let info = client
-        .info(InfoRequest {})
-        .await
-        .with_context(|| format!("Info from teacher {url}"))?
-        .into_inner();
-    Ok(info.into())
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = async {
+            let mut client = connect(url).await?;
+            let info = client
+                .info(InfoRequest {})
+                .await
+                .with_context(|| format!("Info from teacher {url}"))?
+                .into_inner();
+            Ok::<_, anyhow::Error>(info.into())
+        }
+        .await;
+        match attempt {
+            Ok(id) => return Ok(id),
+            Err(e) if Instant::now() + backoff < deadline && is_transient(&e) => {
+                tracing::info!(url, error = %e, "teacher not ready yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// True for errors that a starting or restarting server gives: no connection, UNAVAILABLE.
+fn is_transient(error: &anyhow::Error) -> bool {
+    match error.downcast_ref::<tonic::Status>() {
+        Some(status) => status.code() == tonic::Code::Unavailable,
+        None => error.downcast_ref::<tonic::transport::Error>().is_some(),
+    }
 }
 
 /// Asks every endpoint who it is and checks that they all serve the same model on the same

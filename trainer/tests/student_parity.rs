@@ -86,9 +86,20 @@ fn assert_same_top_k(got: &[(u32, f32)], reference: &[f32], context: &str) {
     }
 }
 
-async fn check_process(model_dir: &Path, data_dir: &Path, data: &PreparedDataset, users: &[u32], tch: &[Vec<f32>]) {
+async fn check_process(
+    model_dir: &Path,
+    data_dir: &Path,
+    data: &PreparedDataset,
+    users: &[u32],
+    tch: &[Vec<f32>],
+) {
     let mut child = Command::new(student_bin())
-        .args(["--model", model_dir.to_str().unwrap(), "--data", data_dir.to_str().unwrap()])
+        .args([
+            "--model",
+            model_dir.to_str().unwrap(),
+            "--data",
+            data_dir.to_str().unwrap(),
+        ])
         .args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -97,7 +108,10 @@ async fn check_process(model_dir: &Path, data_dir: &Path, data: &PreparedDataset
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let addr = loop {
-        let line = lines.next().expect("student-svc exited").expect("read line");
+        let line = lines
+            .next()
+            .expect("student-svc exited")
+            .expect("read line");
         if let Some(a) = line.strip_prefix("listening on ") {
             break a.trim().to_string();
         }
@@ -134,7 +148,12 @@ async fn check_process(model_dir: &Path, data_dir: &Path, data: &PreparedDataset
             .items
             .iter()
             .map(|s| {
-                let dense = data.split.items.iter().position(|i| *i == s.item_id).expect("known item");
+                let dense = data
+                    .split
+                    .items
+                    .iter()
+                    .position(|i| *i == s.item_id)
+                    .expect("known item");
                 (dense as u32, s.score)
             })
             .collect();
@@ -152,11 +171,32 @@ fn parity(kind: &str, extra: &[&str]) {
         dir.path().join("data"),
         dir.path().join(kind),
     );
-    trainer(&["gen-synthetic", "--out", &p(&udata), "--users", "120", "--items", "90", "--seed", "5"]);
+    trainer(&[
+        "gen-synthetic",
+        "--out",
+        &p(&udata),
+        "--users",
+        "120",
+        "--items",
+        "90",
+        "--seed",
+        "5",
+    ]);
     trainer(&["prepare", "--input", &p(&udata), "--out", &p(&data_dir)]);
     let mut args = vec![
-        "train", "--data", &p(&data_dir), "--out", &p(&model_dir), "--model", kind, "--dim", "12",
-        "--epochs", "2", "--seq-len", "4",
+        "train",
+        "--data",
+        &p(&data_dir),
+        "--out",
+        &p(&model_dir),
+        "--model",
+        kind,
+        "--dim",
+        "12",
+        "--epochs",
+        "2",
+        "--seq-len",
+        "4",
     ]
     .into_iter()
     .map(String::from)
@@ -194,10 +234,22 @@ fn parity(kind: &str, extra: &[&str]) {
                 K,
                 &[Vec::new()],
             );
-            assert_same_top_k(&ranked[0], theirs, &format!("{kind} {} user {u}", kernel.name()));
+            assert_same_top_k(
+                &ranked[0],
+                theirs,
+                &format!("{kind} {} user {u}", kernel.name()),
+            );
         }
-        assert!(worst <= TOLERANCE, "{kind} {}: max |diff| {worst}", kernel.name());
-        eprintln!("{kind} {}: {} users, max |score diff| {worst:e}", kernel.name(), users.len());
+        assert!(
+            worst <= TOLERANCE,
+            "{kind} {}: max |diff| {worst}",
+            kernel.name()
+        );
+        eprintln!(
+            "{kind} {}: {} users, max |score diff| {worst:e}",
+            kernel.name(),
+            users.len()
+        );
     }
 
     // Through a real student-svc process.
@@ -211,7 +263,10 @@ fn parity(kind: &str, extra: &[&str]) {
 
 #[test]
 fn caser_student_scores_equal_tch() {
-    parity("caser", &["--conv-activation", "relu", "--nh", "3", "--nv", "2"]);
+    parity(
+        "caser",
+        &["--conv-activation", "relu", "--nh", "3", "--nv", "2"],
+    );
 }
 
 #[test]

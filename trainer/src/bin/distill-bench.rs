@@ -25,6 +25,16 @@ use rankdistill_trainer::train::{Distillation, OptimConfig, train_model};
 use serde_json::{Value, json};
 use tch::{Device, Kind, Tensor, nn};
 
+/// Stops the teacher process however the benchmark ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn teacher_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("exe");
     let bin = exe.parent().expect("dir").join("teacher-svc");
@@ -120,7 +130,7 @@ fn bench(name: &str, data: PreparedDataset, dir: &Path) -> Value {
         },
     );
     checkpoint::save(&ck, &vs, manifest).expect("save teacher");
-    let mut child = Command::new(teacher_bin())
+    let child = Command::new(teacher_bin())
         .args([
             "--data",
             data_dir.to_str().unwrap(),
@@ -137,9 +147,11 @@ fn bench(name: &str, data: PreparedDataset, dir: &Path) -> Value {
         ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("start teacher-svc");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut child = KillOnDrop(child);
+    let mut lines = BufReader::new(child.0.stdout.take().expect("stdout")).lines();
     let addr = loop {
         let line = lines.next().expect("teacher-svc exited").expect("line");
         if let Some(a) = line.strip_prefix("listening on ") {
@@ -164,10 +176,12 @@ fn bench(name: &str, data: PreparedDataset, dir: &Path) -> Value {
         max_rate: None,
     };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let start = Instant::now();
+    let ready = Instant::now();
     let identity = runtime
         .block_on(agreed_identity(&pull.endpoints, &data.manifest.fingerprint))
         .expect("identity");
+    let teacher_ready_seconds = ready.elapsed().as_secs_f64();
+    let start = Instant::now();
     let (rankings, _) = runtime
         .block_on(pull_rankings(&pull, &identity, queries))
         .expect("pull");
@@ -182,8 +196,7 @@ fn bench(name: &str, data: PreparedDataset, dir: &Path) -> Value {
     };
     rankdistill_trainer::ranking_cache::store(&dir.join("cache"), &key, &rankings).expect("cache");
     let pull_seconds = start.elapsed().as_secs_f64();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 
     let student = ModelConfig::caser(50, data.num_users() as i64, data.num_items() as i64);
     let optim = OptimConfig {
@@ -220,6 +233,7 @@ fn bench(name: &str, data: PreparedDataset, dir: &Path) -> Value {
     let out = json!({
         "dataset": name, "users": data.num_users(), "items": data.num_items(),
         "training_instances": queries,
+        "teacher_ready_seconds": teacher_ready_seconds,
         "pull_and_cache_seconds": pull_seconds, "pull_queries_per_second": queries as f64 / pull_seconds,
         "seconds_per_epoch": epochs,
         "instances_per_second_hybrid": queries as f64 / epochs["hybrid_dynamic"].as_f64().unwrap_or(f64::NAN),
