@@ -99,23 +99,27 @@ pub fn target_ranks(
         .collect();
     live.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     live.dedup_by_key(|p| p.1);
-    let mut live_ids: Vec<u32> = live.iter().map(|p| p.1).collect();
-    live_ids.sort_unstable();
     let mut beaten_from = vec![0usize; live.len() + 1];
-    if !live.is_empty() {
-        let mut next_excluded = excluded_sorted.iter().peekable();
-        for (j, &s) in scores.iter().enumerate() {
-            let j = j as u32;
-            while next_excluded.peek().is_some_and(|&&e| e < j) {
-                next_excluded.next();
+    if let Some(&(worst_key, _)) = live.last() {
+        // Items that leave the ranking or are ordered among the targets below.
+        let mut skip = vec![0u64; scores.len().div_ceil(64)];
+        for &item in excluded_sorted.iter().chain(live.iter().map(|p| &p.1)) {
+            if let Some(word) = skip.get_mut(item as usize / 64) {
+                *word |= 1 << (item % 64);
             }
-            // Excluded items leave the ranking; targets are ordered among themselves below.
-            if next_excluded.peek() == Some(&&j) || live_ids.binary_search(&j).is_ok() {
+        }
+        for (j, &s) in scores.iter().enumerate() {
+            let key = score_key(s);
+            // Fast path: strictly below the worst target, it outranks no target.
+            if key < worst_key {
                 continue;
             }
-            let key = score_key(s);
             // First target position that item j outranks; it outranks that whole suffix.
+            let j = j as u32;
             let p = live.partition_point(|&(ts, t)| !(key > ts || (key == ts && j < t)));
+            if p == live.len() || skip[j as usize / 64] & (1 << (j % 64)) != 0 {
+                continue;
+            }
             beaten_from[p] += 1;
         }
     }
