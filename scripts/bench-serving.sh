@@ -38,6 +38,8 @@ wait_line() { # file pattern
 }
 
 echo "== student-svc: cold start"
+# Remove old logs first: the redirections below truncate them only once the child runs.
+rm -f "$WORK"/student.out "$WORK"/student.log "$WORK"/teacher.out "$WORK"/teacher.log
 START_NS=$(date +%s%N)
 "$BIN/student-svc" --model "$WORK/student" --data "$WORK/data" --addr 127.0.0.1:0 \
   --metrics-addr 127.0.0.1:0 --watch-interval-ms 0 --log-filter info \
