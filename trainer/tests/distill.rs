@@ -35,6 +35,7 @@ fn teacher_bin() -> PathBuf {
 struct Teacher {
     child: Child,
     addr: String,
+    metrics: String,
 }
 
 impl Teacher {
@@ -62,22 +63,44 @@ impl Teacher {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(60);
-        let addr = loop {
+        let (mut addr, mut metrics) = (None, None);
+        while addr.is_none() || metrics.is_none() {
             assert!(
                 Instant::now() < deadline,
-                "teacher-svc did not report its address"
+                "teacher-svc did not report its addresses"
             );
             let line = lines
                 .next()
                 .expect("teacher-svc exited")
                 .expect("read line");
             if let Some(a) = line.strip_prefix("listening on ") {
-                break a.trim().to_string();
+                addr = Some(a.trim().to_string());
+            } else if let Some(a) = line.strip_prefix("metrics on ") {
+                metrics = Some(a.trim().to_string());
             }
-        };
+        }
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Teacher { child, addr }
+        Teacher {
+            child,
+            addr: addr.unwrap_or_default(),
+            metrics: metrics.unwrap_or_default(),
+        }
+    }
+
+    /// Rankings this teacher has streamed so far, read from its Prometheus endpoint.
+    fn streamed(&self) -> u64 {
+        use std::io::{Read, Write};
+        let Ok(mut conn) = std::net::TcpStream::connect(&self.metrics) else {
+            return 0;
+        };
+        let _ = write!(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+        let mut body = String::new();
+        let _ = conn.read_to_string(&mut body);
+        body.lines()
+            .filter(|l| l.starts_with("teacher_streamed_rankings_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
     }
 }
 
@@ -184,7 +207,12 @@ fn distill_survives_a_teacher_restart_and_matches_an_uninterrupted_run() {
         &dir.path().join("student-a"),
         &["--pull-rate", "1500", "--streams-per-teacher", "2"],
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    // Kill the teacher once the pull is really under way (not before it started).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while teacher.streamed() < 1000 {
+        assert!(Instant::now() < deadline, "the pull never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let _ = teacher.child.kill();
     let _ = teacher.child.wait();
     std::thread::sleep(Duration::from_millis(700));
