@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use rankdistill_core::instances::{Instances, WindowConfig};
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_teacher::checkpoint::{self, CheckpointManifest, DataRef};
+use rankdistill_teacher::checkpoint::{self, CheckpointManifest};
 use tch::Tensor;
 
 use crate::cli::DistillArgs;
@@ -140,37 +140,20 @@ pub fn run_distill(args: &DistillArgs) -> anyhow::Result<CheckpointManifest> {
         held_out,
         Some(&distillation),
     )?;
-    let (epoch, metrics) = trained
-        .evaluations
-        .last()
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("no evaluation ran"))?;
-    let mut manifest = CheckpointManifest::new(
+    let (mut manifest, metrics) = trained.manifest(
         config,
-        DataRef {
-            path: args.data.display().to_string(),
-            fingerprint: data.manifest.fingerprint.clone(),
-        },
-    );
-    manifest.users = data.split.users.clone();
-    manifest.items = data.split.items.clone();
+        &data,
+        &args.data,
+        &args.optim.eval_split,
+        serde_json::json!({
+            "method": "ranking-distillation",
+            "window": window,
+            "optim": optim,
+            "rd": rd,
+            "pull": pull,
+        }),
+    )?;
     manifest.teacher = Some(serde_json::to_value(&teacher)?);
-    manifest.training = serde_json::json!({
-        "method": "ranking-distillation",
-        "window": window,
-        "optim": optim,
-        "rd": rd,
-        "pull": pull,
-        "epoch_losses": trained.epoch_losses,
-        "train_seconds": trained.train_seconds,
-        "seconds_per_epoch": trained.train_seconds / optim.epochs as f64,
-    });
-    manifest.metrics = serde_json::json!({
-        "split": args.optim.eval_split,
-        "epoch": epoch,
-        "ndcg_note": "ndcg is the standard definition, ndcg_ref the reference variant",
-        "values": metrics,
-    });
     let written = checkpoint::save(&args.out, &trained.vs, manifest)?;
     println!(
         "rankings: {} queries from the {} in {:.2}s ({} retries)",

@@ -66,6 +66,56 @@ pub struct Trained {
     pub train_seconds: f64,
 }
 
+impl Trained {
+    /// The artifact manifest of this model: shape, data reference and id maps, the caller's
+    /// training record (completed with losses and timings) and the final metrics. Returns the
+    /// manifest and those metrics.
+    pub fn manifest(
+        &self,
+        config: ModelConfig,
+        data: &PreparedDataset,
+        data_path: &std::path::Path,
+        eval_split: &str,
+        mut training: serde_json::Value,
+    ) -> anyhow::Result<(rankdistill_teacher::checkpoint::CheckpointManifest, Metrics)> {
+        use rankdistill_teacher::checkpoint::{CheckpointManifest, DataRef};
+        let (epoch, metrics) = self
+            .evaluations
+            .last()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no evaluation ran"))?;
+        let epochs = self.epoch_losses.len().max(1) as f64;
+        if let Some(record) = training.as_object_mut() {
+            record.insert("epoch_losses".into(), serde_json::json!(self.epoch_losses));
+            record.insert(
+                "train_seconds".into(),
+                serde_json::json!(self.train_seconds),
+            );
+            record.insert(
+                "seconds_per_epoch".into(),
+                serde_json::json!(self.train_seconds / epochs),
+            );
+        }
+        let mut manifest = CheckpointManifest::new(
+            config,
+            DataRef {
+                path: data_path.display().to_string(),
+                fingerprint: data.manifest.fingerprint.clone(),
+            },
+        );
+        manifest.users = data.split.users.clone();
+        manifest.items = data.split.items.clone();
+        manifest.training = training;
+        manifest.metrics = serde_json::json!({
+            "split": eval_split,
+            "epoch": epoch,
+            "ndcg_note": "ndcg is the standard definition, ndcg_ref the reference variant",
+            "values": metrics,
+        });
+        Ok((manifest, metrics))
+    }
+}
+
 /// The training instances of a dataset as tensors on the CPU.
 pub struct InstanceTensors {
     /// Users, [N].
@@ -358,7 +408,7 @@ pub fn optim_config(args: &crate::cli::OptimArgs) -> OptimConfig {
 pub fn run_train(
     args: &crate::cli::TrainArgs,
 ) -> anyhow::Result<rankdistill_teacher::checkpoint::CheckpointManifest> {
-    use rankdistill_teacher::checkpoint::{self, CheckpointManifest, DataRef};
+    use rankdistill_teacher::checkpoint;
     let data = PreparedDataset::load(&args.data)
         .map_err(|e| anyhow::anyhow!("cannot load the prepared dataset: {e}"))?;
     let held_out: HeldOut = args.optim.eval_split.parse()?;
@@ -371,32 +421,13 @@ pub fn run_train(
     let optim = optim_config(&args.optim);
     tracing::info!(model = %config.kind, dim = config.dim, users = config.num_users, items = config.num_items, ?device, "training");
     let trained = train_model(&data, &config, window, &optim, device, held_out, None)?;
-    let (epoch, metrics) = trained
-        .evaluations
-        .last()
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("no evaluation ran"))?;
-    let mut manifest = CheckpointManifest::new(
+    let (manifest, metrics) = trained.manifest(
         config,
-        DataRef {
-            path: args.data.display().to_string(),
-            fingerprint: data.manifest.fingerprint.clone(),
-        },
-    );
-    manifest.users = data.split.users.clone();
-    manifest.items = data.split.items.clone();
-    manifest.training = serde_json::json!({
-            "window": window,
-            "optim": optim,
-            "epoch_losses": trained.epoch_losses,
-            "train_seconds": trained.train_seconds,
-    });
-    manifest.metrics = serde_json::json!({
-            "split": args.optim.eval_split,
-            "epoch": epoch,
-            "ndcg_note": "ndcg is the standard definition, ndcg_ref the reference variant",
-            "values": metrics,
-    });
+        &data,
+        &args.data,
+        &args.optim.eval_split,
+        serde_json::json!({ "window": window, "optim": optim }),
+    )?;
     let written = checkpoint::save(&args.out, &trained.vs, manifest)?;
     println!(
         "trained {} d={} ({} parameters) for {} epochs in {:.1}s",
