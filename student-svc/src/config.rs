@@ -39,6 +39,25 @@ pub enum KernelChoice {
     Scalar,
 }
 
+/// How the item table is scanned for the top k (both exact).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanChoice {
+    /// int8 first pass with per-row error bounds, candidates rescored exactly in f32.
+    Int8,
+    /// Every item scored in f32.
+    F32,
+}
+
+impl ScanChoice {
+    /// The model's scan.
+    pub fn scan(self) -> crate::model::Scan {
+        match self {
+            ScanChoice::Int8 => crate::model::Scan::Int8,
+            ScanChoice::F32 => crate::model::Scan::F32,
+        }
+    }
+}
+
 impl KernelChoice {
     /// Resolves the choice against this CPU.
     pub fn resolve(self) -> Result<Kernel, &'static str> {
@@ -101,6 +120,11 @@ pub struct Config {
     /// Dot-product kernel.
     #[arg(long, env = "STUDENT_KERNEL", value_enum, default_value_t = KernelChoice::Auto)]
     pub kernel: KernelChoice,
+
+    /// Table scan: int8 with exact f32 rescoring of the candidates (~3x fewer bytes per
+    /// item), or f32 throughout. Both give the exact top k.
+    #[arg(long, env = "STUDENT_SCAN", value_enum, default_value_t = ScanChoice::Int8)]
+    pub scan: ScanChoice,
 
     /// On SIGTERM, keep serving this long with health NOT_SERVING so load balancers move
     /// traffic away before the server stops accepting requests.

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod kernel;
 pub mod model;
+pub mod quant;
 pub mod reload;
 pub mod server;
 pub mod service;

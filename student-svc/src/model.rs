@@ -10,6 +10,28 @@ use rankdistill_core::topk::{ranking_order, top_k};
 use rayon::prelude::*;
 
 use crate::kernel::{Kernel, padded_dim};
+use crate::quant::{QuantQuery, QuantTable};
+
+/// How `top_k_batch` scans the item table. Both answer the exact f32 top k.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scan {
+    /// An int8 first pass with per-row error bounds (about 3x fewer bytes per item), then the
+    /// candidates it cannot rule out rescored exactly in f32 (see [`crate::quant`]).
+    #[default]
+    Int8,
+    /// Every item scored in f32.
+    F32,
+}
+
+impl Scan {
+    /// Short name, as logs and `Info` show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scan::Int8 => "int8-rescore",
+            Scan::F32 => "f32",
+        }
+    }
+}
 
 /// Items per scoring block: a block of rows (at 2d = 100 floats, ~0.8 MB) stays in L2 while
 /// every query of a batch is scored against it.
@@ -68,6 +90,9 @@ pub struct StudentModel {
     query_dim: usize,
     stride: usize,
     kernel: Kernel,
+    scan: Scan,
+    /// The int8 copy of `table` for [`Scan::Int8`] (empty for [`Scan::F32`]).
+    quant: QuantTable,
 }
 
 fn take(artifact: &mut Artifact, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
@@ -93,6 +118,64 @@ fn padded_rows(values: &[f32], cols: usize, stride: usize) -> Vec<f32> {
         out[r * stride..r * stride + cols].copy_from_slice(row);
     }
     out
+}
+
+/// The k-th largest value of `values` (reordered so that the k largest come first), or
+/// negative infinity when there are fewer than k.
+fn kth_largest(values: &mut [f32], k: usize) -> f32 {
+    if k == 0 || values.len() < k {
+        return f32::NEG_INFINITY;
+    }
+    let (_, kth, _) = values.select_nth_unstable_by(k - 1, |x, y| y.total_cmp(x));
+    *kth
+}
+
+/// One block of the int8 pass for one query, from its items' `lower` and `upper` bounds: the
+/// block's k best lower bounds (descending)
+/// and every item whose upper bound reaches the block's k-th best lower bound, with that upper
+/// bound. A running threshold (the k-th best lower bound so far) drops most items at once: an
+/// item whose upper bound is below it can be neither a candidate nor among the k best lower
+/// bounds.
+fn block_candidates(
+    lower: &[f32],
+    upper: &[f32],
+    start: u32,
+    excl: &[u32],
+    k: usize,
+) -> (Vec<f32>, Vec<(u32, f32)>) {
+    // (item, lower, upper)
+    let cap = (2 * k + 16).min(upper.len() + 1);
+    let mut buf: Vec<(u32, f32, f32)> = Vec::with_capacity(cap);
+    let mut threshold = f32::NEG_INFINITY;
+    let mut lows: Vec<f32> = Vec::with_capacity(cap);
+    for (i, (&low, &up)) in lower.iter().zip(upper).enumerate() {
+        if up < threshold {
+            continue;
+        }
+        let item = start + i as u32;
+        if !excl.is_empty() && excl.binary_search(&item).is_ok() {
+            continue;
+        }
+        buf.push((item, low, up));
+        if buf.len() >= 2 * k + 16 {
+            lows.clear();
+            lows.extend(buf.iter().map(|c| c.1));
+            threshold = threshold.max(kth_largest(&mut lows, k));
+            buf.retain(|c| c.2 >= threshold);
+        }
+    }
+    lows.clear();
+    lows.extend(buf.iter().map(|c| c.1));
+    let threshold = threshold.max(kth_largest(&mut lows, k));
+    let best = lows.len().min(k);
+    let mut kept = lows[..best].to_vec();
+    kept.sort_unstable_by(|x, y| y.total_cmp(x));
+    let candidates = buf
+        .into_iter()
+        .filter(|c| c.2 >= threshold)
+        .map(|c| (c.0, c.2))
+        .collect();
+    (kept, candidates)
 }
 
 impl StudentModel {
@@ -160,6 +243,7 @@ impl StudentModel {
             None => padded_rows(&item_embeddings, d, stride),
         };
         let bias = bias_values[1..].to_vec();
+        let quant = QuantTable::build(&table, stride, query_dim, &bias);
         Ok(StudentModel {
             config,
             dim: d,
@@ -172,6 +256,8 @@ impl StudentModel {
             query_dim,
             stride,
             kernel,
+            scan: Scan::default(),
+            quant,
         })
     }
 
@@ -195,15 +281,39 @@ impl StudentModel {
         self.kernel
     }
 
+    /// The scan `top_k_batch` uses.
+    pub fn scan(&self) -> Scan {
+        self.scan
+    }
+
+    /// Selects the scan (the default is [`Scan::Int8`]); F32 drops the int8 copy.
+    pub fn with_scan(mut self, scan: Scan) -> Self {
+        self.scan = scan;
+        if scan == Scan::F32 {
+            self.quant = QuantTable::default();
+        } else if self.quant.rows() != self.num_items() {
+            self.quant = QuantTable::build(&self.table, self.stride, self.query_dim, &self.bias);
+        }
+        self
+    }
+
     /// Per-item bias (b2 for Caser, item_bias for MF): the popularity fallback's order when
     /// no dataset is given.
     pub fn item_bias(&self) -> &[f32] {
         &self.bias
     }
 
-    /// Bytes of the scoring table and bias (what one full scan reads).
+    /// Bytes of the scoring table and bias (what one full f32 scan reads).
     pub fn table_bytes(&self) -> usize {
         (self.table.len() + self.bias.len()) * std::mem::size_of::<f32>()
+    }
+
+    /// Bytes the first pass of the int8 scan reads (codes, row constants, bias); 0 for F32.
+    pub fn quant_bytes(&self) -> usize {
+        if self.quant.rows() == 0 {
+            return 0;
+        }
+        self.quant.bytes() + self.bias.len() * std::mem::size_of::<f32>()
     }
 
     /// Length of a query vector before padding (2d for Caser, d for MF).
@@ -353,6 +463,12 @@ impl StudentModel {
             return vec![Vec::new(); nq];
         }
         let q = self.query_block(queries);
+        if self.scan == Scan::Int8
+            && self.quant.rows() == n
+            && let Some(ranked) = self.top_k_int8(&q, k, excludes)
+        {
+            return ranked;
+        }
         let stride = self.stride;
         let blocks = n.div_ceil(BLOCK_ITEMS);
         let per_block = |b: usize| -> Vec<Vec<(u32, f32)>> {
@@ -391,6 +507,107 @@ impl StudentModel {
             .into_par_iter()
             .map(per_block)
             .reduce(|| vec![Vec::new(); nq], merge)
+    }
+
+    /// The int8 scan with exact rescoring (see [`crate::quant`]): `None` when a query vector
+    /// is not finite (the f32 scan then answers).
+    fn top_k_int8(
+        &self,
+        q: &[f32],
+        k: usize,
+        excludes: &[Vec<u32>],
+    ) -> Option<Vec<Vec<(u32, f32)>>> {
+        let n = self.num_items();
+        let stride = self.stride;
+        let nq = q.len() / stride;
+        let qstride = self.quant.stride;
+        let mut qcodes = vec![0i8; nq * qstride];
+        let qq: Vec<QuantQuery> = q
+            .chunks_exact(stride)
+            .zip(qcodes.chunks_exact_mut(qstride))
+            .map(|(qv, codes)| QuantQuery::new(qv, self.query_dim, codes))
+            .collect::<Option<_>>()?;
+        let blocks = n.div_ceil(BLOCK_ITEMS);
+        // Per query: the block's k best lower bounds (descending) and the items whose upper
+        // bound reaches the block's k-th lower bound, with that upper bound.
+        type Pass = Vec<(Vec<f32>, Vec<(u32, f32)>)>;
+        let per_block = |b: usize| -> Pass {
+            let start = b * BLOCK_ITEMS;
+            let end = (start + BLOCK_ITEMS).min(n);
+            let len = end - start;
+            let mut dots = vec![0i32; nq * len];
+            self.kernel.dot_i8_block(
+                &self.quant.codes[start * qstride..end * qstride],
+                qstride,
+                &qcodes,
+                &mut dots,
+            );
+            let bias = &self.bias[start..end];
+            let mut lower = vec![0f32; len];
+            let mut upper = vec![0f32; len];
+            (0..nq)
+                .map(|qi| {
+                    let excl = excludes.get(qi).map(Vec::as_slice).unwrap_or(&[]);
+                    qq[qi].bounds_block(
+                        &self.quant,
+                        start,
+                        &dots[qi * len..(qi + 1) * len],
+                        bias,
+                        &mut lower,
+                        &mut upper,
+                    );
+                    block_candidates(&lower, &upper, start as u32, excl, k)
+                })
+                .collect()
+        };
+        let merge = |mut a: Pass, b: Pass| {
+            for ((la, ca), (lb, cb)) in a.iter_mut().zip(b) {
+                la.extend(lb);
+                la.sort_unstable_by(|x, y| y.total_cmp(x));
+                la.truncate(k);
+                ca.extend(cb);
+            }
+            a
+        };
+        let passes = (0..blocks)
+            .into_par_iter()
+            .map(per_block)
+            .reduce(|| vec![(Vec::new(), Vec::new()); nq], merge);
+        Some(
+            passes
+                .into_iter()
+                .enumerate()
+                .map(|(qi, (lower, mut candidates))| {
+                    let threshold = if lower.len() >= k {
+                        lower[k - 1]
+                    } else {
+                        f32::NEG_INFINITY
+                    };
+                    candidates.retain(|&(_, u)| u >= threshold);
+                    candidates.sort_unstable_by_key(|&(item, _)| item);
+                    let query = &q[qi * stride..(qi + 1) * stride];
+                    let scores: Vec<f32> = candidates
+                        .iter()
+                        .map(|&(item, _)| {
+                            let i = item as usize;
+                            let mut out = [0f32];
+                            self.kernel.score_block(
+                                &self.table[i * stride..(i + 1) * stride],
+                                &self.bias[i..i + 1],
+                                stride,
+                                query,
+                                &mut out,
+                            );
+                            out[0]
+                        })
+                        .collect();
+                    top_k(&scores, k, |_| false)
+                        .into_iter()
+                        .map(|(c, s)| (candidates[c as usize].0, s))
+                        .collect()
+                })
+                .collect(),
+        )
     }
 }
 
@@ -565,6 +782,85 @@ mod tests {
             }
         }
         assert!(model.top_k_batch(&queries, 0, &excludes)[0].is_empty());
+    }
+
+    fn random_queries(model: &StudentModel, n: u32, seed: u32) -> Vec<QueryInput> {
+        let items = model.num_items() as u32;
+        let users = model.num_users().max(1) as u32;
+        let l = model.sequence_length().max(1) as u32;
+        (0..n)
+            .map(|u| {
+                let h = |x: u32| x.wrapping_mul(2654435761).wrapping_add(seed) % (items + 1);
+                QueryInput {
+                    user: if u % 5 == 4 {
+                        None
+                    } else {
+                        Some((u + seed) % users)
+                    },
+                    inputs: (0..l).map(|t| h(u * 31 + t * 7 + seed)).collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// The int8 scan with rescoring returns exactly the f32 scan's top k: same items, same
+    /// scores, same order, for both kernels, any k, with exclusions and duplicate rows (ties).
+    #[test]
+    fn int8_scan_equals_the_exact_f32_scan() {
+        for (config, nq) in [
+            (ModelConfig::caser(8, 5, 5000), 6u32),
+            (ModelConfig::caser(50, 7, 3000), 1),
+            (ModelConfig::mf(12, 9, 4500), 9),
+            (ModelConfig::mf(3, 4, 40), 3),
+        ] {
+            let mut a = artifact(config.clone());
+            // Duplicate rows: exact ties that must break to the smaller item in both scans.
+            for name in ["W2.weight", "item_embeddings.weight"] {
+                if config.kind == ModelKind::Caser && name == "item_embeddings.weight" {
+                    continue;
+                }
+                if let Some((shape, v)) = a.weights.tensors.get_mut(name) {
+                    let w = shape[1];
+                    let row7: Vec<f32> = v[7 * w..8 * w].to_vec();
+                    v[20 * w..21 * w].copy_from_slice(&row7);
+                    v[21 * w..22 * w].copy_from_slice(&row7);
+                }
+            }
+            for name in ["b2.weight", "item_bias.weight"] {
+                if let Some((_, v)) = a.weights.tensors.get_mut(name) {
+                    v[20] = v[7];
+                    v[21] = v[7];
+                }
+            }
+            for kernel in [Kernel::Scalar, Kernel::detect()] {
+                let int8 = StudentModel::from_artifact(a.clone(), kernel).unwrap();
+                assert_eq!(int8.scan(), Scan::Int8);
+                let f32_scan = StudentModel::from_artifact(a.clone(), kernel)
+                    .unwrap()
+                    .with_scan(Scan::F32);
+                let queries = random_queries(&int8, nq, 17);
+                let excludes: Vec<Vec<u32>> = (0..nq).map(|u| vec![u, 6, 19 + u % 3]).collect();
+                for k in [1usize, 3, 10, 25, 100, 100_000] {
+                    let got = int8.top_k_batch(&queries, k, &excludes);
+                    let want = f32_scan.top_k_batch(&queries, k, &excludes);
+                    assert_eq!(got, want, "{:?} k={k} {}", config.kind, kernel.name());
+                    let all = int8.score_all(&queries);
+                    for (qi, g) in got.iter().enumerate() {
+                        let w = top_k(&all[qi], k, |i| excludes[qi].binary_search(&i).is_ok());
+                        assert_eq!(*g, w);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn int8_scan_reads_fewer_bytes() {
+        let model =
+            StudentModel::from_artifact(artifact(ModelConfig::caser(50, 3, 1000)), Kernel::Scalar)
+                .unwrap();
+        assert!(model.quant_bytes() * 3 < model.table_bytes());
+        assert_eq!(model.with_scan(Scan::F32).quant_bytes(), 0);
     }
 
     #[test]

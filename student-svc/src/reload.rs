@@ -82,6 +82,8 @@ pub struct Loader {
     pub history: Option<Arc<History>>,
     /// Kernel for new models.
     pub kernel: Kernel,
+    /// Table scan for new models.
+    pub scan: crate::model::Scan,
     /// Unknown-user policy.
     pub unknown_user: UnknownUser,
 }
@@ -92,12 +94,12 @@ impl Loader {
         let expected = self.history.as_deref().map(|h| h.fingerprint.as_str());
         let artifact = artifact::load(&self.dir, expected)?;
         let manifest = artifact.manifest.clone();
-        let model = StudentModel::from_artifact(artifact, self.kernel).map_err(|source| {
-            LoadError::Model {
+        let model = StudentModel::from_artifact(artifact, self.kernel)
+            .map_err(|source| LoadError::Model {
                 path: self.dir.clone(),
                 source,
-            }
-        })?;
+            })?
+            .with_scan(self.scan);
         let catalog = Catalog::new(
             &manifest,
             self.history.clone(),

@@ -117,6 +117,7 @@ pub async fn run(
         dir: config.model.clone(),
         history,
         kernel,
+        scan: config.scan.scan(),
         unknown_user: config.unknown_user,
     };
     let reloader = Arc::new(Reloader::new(loader, scorer.clone(), metrics.clone()));
@@ -171,6 +172,7 @@ pub async fn run(
                 items = served.summary.num_items,
                 dim = served.summary.dim,
                 kernel = served.model.kernel().name(),
+                scan = served.model.scan().name(),
                 threads = scorer.threads(),
                 startup_ms = started.elapsed().as_millis() as u64,
                 "model ready: SERVING"
