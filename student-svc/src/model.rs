@@ -619,7 +619,12 @@ mod tests {
 
     /// A small artifact with deterministic pseudo-random weights.
     pub(crate) fn artifact(config: ModelConfig) -> Artifact {
-        let mut state = 12345u64;
+        artifact_seeded(config, 12345)
+    }
+
+    /// [`artifact`] with another seed.
+    fn artifact_seeded(config: ModelConfig, seed: u64) -> Artifact {
+        let mut state = seed;
         let mut next = move || {
             state = state
                 .wrapping_mul(6364136223846793005)
@@ -850,6 +855,42 @@ mod tests {
                         assert_eq!(*g, w);
                     }
                 }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Approximate + rescore == exact on random tables and queries, any k, with
+        /// exclusions, both kernels.
+        #[test]
+        fn int8_scan_is_exact_on_random_models(
+            seed in 0u64..u64::MAX,
+            caser in proptest::bool::ANY,
+            dim in 1i64..40,
+            items in 1i64..3000,
+            k in 1usize..40,
+            nq in 1u32..6,
+        ) {
+            let config = if caser {
+                ModelConfig::caser(dim, 7, items)
+            } else {
+                ModelConfig::mf(dim, 7, items)
+            };
+            let a = artifact_seeded(config, seed | 1);
+            for kernel in [Kernel::Scalar, Kernel::detect()] {
+                let int8 = StudentModel::from_artifact(a.clone(), kernel).unwrap();
+                let exact = StudentModel::from_artifact(a.clone(), kernel)
+                    .unwrap()
+                    .with_scan(Scan::F32);
+                let queries = random_queries(&int8, nq, seed as u32);
+                let excludes: Vec<Vec<u32>> = (0..nq)
+                    .map(|u| (0..items as u32).filter(|i| (i * 7 + u) % 11 == 0).collect())
+                    .collect();
+                proptest::prop_assert_eq!(
+                    int8.top_k_batch(&queries, k, &excludes),
+                    exact.top_k_batch(&queries, k, &excludes)
+                );
             }
         }
     }
