@@ -1,6 +1,7 @@
 //! student-svc: the pure-Rust serving side of rankdistill. It must never depend on LibTorch;
 //! it reads the student artifact through `rankdistill-core` only. Inference (`model`) scores
-//! with run-time-selected SIMD kernels (`kernel`) on a dedicated pool (`engine`); the gRPC
+//! with run-time-selected SIMD kernels (`kernel`), first over an int8 copy of the item table
+//! with exact f32 rescoring of the candidates (`quant`), on a dedicated pool (`engine`); the gRPC
 //! service (`service`, `server`) hot-reloads new artifact versions (`reload`).
 
 pub mod catalog;

@@ -2,7 +2,10 @@
 //! and the last L input ids) becomes a query vector (Caser forward, or the MF user vector),
 //! then every item is scored as `table[i] . query + bias[i]` by the SIMD kernel over
 //! cache-sized blocks of items, in parallel on the current rayon pool, several queries per
-//! pass, with a bounded top-k per block merged at the end.
+//! pass, with a bounded top-k per block merged at the end. By default ([`Scan::Int8`]) the
+//! pass reads an int8 copy of the table with per-row error bounds and only the candidates it
+//! cannot rule out are rescored in f32 (see [`crate::quant`]); the answer is the same exact
+//! top k as the f32 scan ([`Scan::F32`]).
 
 use rankdistill_core::artifact::{Activation, Artifact, ModelConfig, ModelKind};
 use rankdistill_core::instances::PAD;
