@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The paper's three-way comparison on MovieLens-100K: teacher Caser d=100, student Caser d=50
-# alone, student + RD (hybrid), and student + RD (position only), 3 seeds each, 30 epochs.
+# alone, student + RD (hybrid), student + RD (position only), and student + RD (hybrid) with the
+# user's seen items excluded from the teacher's rankings; 3 seeds each, 30 epochs.
 # Outputs runs/compare/report.md and report.json. Existing finished runs are reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,9 @@ for s in $SEEDS; do
     --model caser --dim 50 --seed "$s" --weighting hybrid
   run "$OUT/rd-position-s$s" "$BIN/trainer" distill --teacher "$ADDR" --cache-dir "$OUT/cache" \
     --model caser --dim 50 --seed "$s" --weighting position
+  # method.md: teacher rankings that also leave out the user's other training items.
+  run "$OUT/rd-hybrid-noseen-s$s" "$BIN/trainer" distill --teacher "$ADDR" --cache-dir "$OUT/cache" \
+    --model caser --dim 50 --seed "$s" --weighting hybrid --exclude-seen true
 done
 dirs() { local prefix="$1" out=""; for s in $SEEDS; do out="$out${out:+,}$OUT/$prefix-s$s"; done; echo "$out"; }
 "$BIN/trainer" report \
@@ -38,4 +42,5 @@ dirs() { local prefix="$1" out=""; for s in $SEEDS; do out="$out${out:+,}$OUT/$p
   --group "student Caser d=50=$(dirs student)" \
   --group "student + RD hybrid=$(dirs rd-hybrid)" \
   --group "student + RD position=$(dirs rd-position)" \
+  --group "student + RD hybrid, seen items excluded=$(dirs rd-hybrid-noseen)" \
   --out "$OUT/report.md" --json "$OUT/report.json"
