@@ -50,22 +50,23 @@ async fn hot_reload_under_load_then_a_corrupt_artifact_is_refused() {
     let failures = Arc::new(AtomicU64::new(0));
     let seen_v2 = Arc::new(AtomicU64::new(0));
     let total = Arc::new(AtomicU64::new(0));
-    let v2 = Arc::new(std::sync::Mutex::new(String::new()));
+    // Every version answered; checked against {v1, v2} at the end (v2 is only known once it
+    // is published, and the watcher may switch before the test records it).
+    let versions = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
     let mut clients = Vec::new();
     for c in 0..2 {
         let mut client = server.client().await;
-        let (stop, failures, seen_v2, total, v2) = (
+        let (stop, failures, seen_v2, total, versions) = (
             stop.clone(),
             failures.clone(),
             seen_v2.clone(),
             total.clone(),
-            v2.clone(),
+            versions.clone(),
         );
         let users: Vec<String> = (0..50).map(|u| fx.user(u)).collect();
         let v1 = v1.clone();
         clients.push(tokio::spawn(async move {
             let mut i = c;
-            let mut versions_after_switch_ok = true;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
                 match client
@@ -75,13 +76,11 @@ async fn hot_reload_under_load_then_a_corrupt_artifact_is_refused() {
                     Ok(r) => {
                         let r = r.into_inner();
                         total.fetch_add(1, Ordering::Relaxed);
-                        let new = v2.lock().map(|v| v.clone()).unwrap_or_default();
-                        if r.model_version == new {
+                        if r.model_version != v1 {
                             seen_v2.fetch_add(1, Ordering::Relaxed);
-                        } else if r.model_version != v1 {
-                            versions_after_switch_ok = false;
-                        } else if seen_v2.load(Ordering::Relaxed) > 0 && c == 0 {
-                            // Once this client saw v2 it must not go back to v1.
+                        }
+                        if let Ok(mut v) = versions.lock() {
+                            v.insert(r.model_version.clone());
                         }
                         if r.items.len() != 10 {
                             failures.fetch_add(1, Ordering::Relaxed);
@@ -93,7 +92,6 @@ async fn hot_reload_under_load_then_a_corrupt_artifact_is_refused() {
                     }
                 }
             }
-            versions_after_switch_ok
         }));
     }
     wait_for("initial load traffic", async || {
@@ -102,11 +100,7 @@ async fn hot_reload_under_load_then_a_corrupt_artifact_is_refused() {
     .await;
 
     // Publish v2 by folder rename.
-    let new_version = {
-        let version = fx.publish(2);
-        *v2.lock().unwrap() = version.clone();
-        version
-    };
+    let new_version = fx.publish(2);
     assert_ne!(new_version, v1);
     wait_for("responses from the new version", async || {
         seen_v2.load(Ordering::Relaxed) > 50
@@ -168,8 +162,14 @@ async fn hot_reload_under_load_then_a_corrupt_artifact_is_refused() {
 
     stop.store(true, Ordering::Relaxed);
     for c in clients {
-        assert!(c.await.unwrap(), "a response came from an unknown version");
+        c.await.unwrap();
     }
+    let answered = versions.lock().unwrap().clone();
+    let expected: std::collections::BTreeSet<String> = [v1.clone(), new_version.clone()].into();
+    assert_eq!(
+        answered, expected,
+        "responses must come from v1 or v2 only, and from both"
+    );
     assert_eq!(
         failures.load(Ordering::Relaxed),
         0,
