@@ -2,7 +2,7 @@
 //! `manifest.json` (model config, dataset fingerprint, training config, final metrics). Written
 //! atomically; refused with a clear error when it does not match its manifest or the data.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rankdistill_core::atomic::replace_dir_atomic;
 use tch::{Device, nn};
@@ -14,26 +14,8 @@ pub use rankdistill_core::artifact::{
     DataRef, MANIFEST_FILE, WEIGHTS_FILE,
 };
 
-/// Errors of saving or loading checkpoints.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    /// File system error.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or folder.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// The checkpoint is inconsistent.
-    #[error("{path}: {reason}")]
-    Invalid {
-        /// The file or folder.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-}
+/// Errors of saving or loading checkpoints: the artifact contract's errors.
+pub use rankdistill_core::artifact::ArtifactError as CheckpointError;
 
 /// A loaded native model with its variables.
 #[derive(Debug)]
@@ -87,14 +69,7 @@ pub fn save(
 
 /// Reads and checks a checkpoint manifest.
 pub fn read_manifest(dir: &Path) -> Result<CheckpointManifest, CheckpointError> {
-    rankdistill_core::artifact::read_manifest(dir).map_err(|e| match e {
-        rankdistill_core::artifact::ArtifactError::Io { path, source } => {
-            CheckpointError::Io { path, source }
-        }
-        rankdistill_core::artifact::ArtifactError::Invalid { path, reason } => {
-            CheckpointError::Invalid { path, reason }
-        }
-    })
+    rankdistill_core::artifact::read_manifest(dir)
 }
 
 /// Loads a checkpoint onto `device`, checking the weights against the manifest (hash, every

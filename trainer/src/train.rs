@@ -246,6 +246,10 @@ pub fn train_model(
             );
         }
     }
+    let evaluate_model = |model: &Model| {
+        let l = model_config.sequence_length as usize;
+        evaluate_native(data, held_out, model, l, device, &DEFAULT_KS)
+    };
     let mut order: Vec<usize> = (0..n).collect();
     let mut epoch_losses = Vec::with_capacity(optim.epochs);
     let mut evaluations = Vec::new();
@@ -324,14 +328,7 @@ pub fn train_model(
         epoch_losses.push(mean_loss);
         let evaluate_now = optim.eval_every > 0 && epoch % optim.eval_every == 0;
         if evaluate_now {
-            let metrics = evaluate_native(
-                data,
-                held_out,
-                &model,
-                model_config.sequence_length as usize,
-                device,
-                &DEFAULT_KS,
-            );
+            let metrics = evaluate_model(&model);
             tracing::info!(
                 epoch,
                 loss = mean_loss,
@@ -352,15 +349,7 @@ pub fn train_model(
         }
     }
     if !matches!(evaluations.last(), Some((e, _)) if *e == optim.epochs) {
-        let metrics = evaluate_native(
-            data,
-            held_out,
-            &model,
-            model_config.sequence_length as usize,
-            device,
-            &DEFAULT_KS,
-        );
-        evaluations.push((optim.epochs, metrics));
+        evaluations.push((optim.epochs, evaluate_model(&model)));
     }
     Ok(Trained {
         vs,

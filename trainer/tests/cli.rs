@@ -1,20 +1,9 @@
 //! End-to-end tests of the `trainer` binary on real files.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn trainer(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run trainer");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::trainer;
 
 /// MovieLens-100K from the shared data folder (never copied into the repo).
 fn ml100k() -> Option<PathBuf> {
