@@ -15,6 +15,10 @@ pub const ARTIFACT_FORMAT_VERSION: u32 = 1;
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// File name of the manifest inside an artifact folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// Largest input length L a manifest may declare.
+pub const MAX_SEQUENCE_LENGTH: i64 = 4096;
+/// Largest parameter count a manifest may declare (2^36, 256 GiB of f32).
+pub const MAX_PARAMETERS: u64 = 1 << 36;
 
 /// Which model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,10 +141,26 @@ impl ModelConfig {
         }
     }
 
-    /// Checks that the settings make a model.
+    /// Checks that the settings make a model of a size this build can hold: every count fits
+    /// the u32 indices the services use, L is at most [`MAX_SEQUENCE_LENGTH`] and the
+    /// parameter count at most [`MAX_PARAMETERS`] (so shape arithmetic cannot overflow).
     pub fn validate(&self) -> Result<(), String> {
         if self.dim <= 0 || self.num_users <= 0 || self.num_items <= 0 {
             return Err("dim, num_users and num_items must be positive".into());
+        }
+        for (name, value) in [
+            ("dim", self.dim),
+            ("num_users", self.num_users),
+            ("num_items", self.num_items),
+            ("nv", self.nv),
+            ("nh", self.nh),
+        ] {
+            if value >= i64::from(u32::MAX) {
+                return Err(format!(
+                    "{name} {value} is too large (at most {})",
+                    u32::MAX - 1
+                ));
+            }
         }
         if self.kind == ModelKind::Caser {
             if self.sequence_length <= 0 || self.nv < 0 || self.nh < 0 || self.nv + self.nh == 0 {
@@ -148,11 +168,62 @@ impl ModelConfig {
                     "Caser needs L >= 1 and at least one vertical or horizontal filter".into(),
                 );
             }
+            if self.sequence_length > MAX_SEQUENCE_LENGTH {
+                return Err(format!(
+                    "sequence_length {} is too large (at most {MAX_SEQUENCE_LENGTH})",
+                    self.sequence_length
+                ));
+            }
             if !(0.0..1.0).contains(&self.dropout) {
                 return Err("dropout must be in [0, 1)".into());
             }
         }
-        Ok(())
+        match self.checked_parameters() {
+            Some(n) if n <= MAX_PARAMETERS => Ok(()),
+            _ => Err(format!(
+                "the model shape needs more than {MAX_PARAMETERS} parameters; the manifest is damaged or not for this build"
+            )),
+        }
+    }
+
+    /// The parameter count in checked arithmetic; `None` on overflow. Assumes non-negative
+    /// fields below 2^32 and a bounded L (the first checks of `validate`).
+    fn checked_parameters(&self) -> Option<u64> {
+        let u = |x: i64| u64::try_from(x).ok();
+        let (d, l, users, rows) = (
+            u(self.dim)?,
+            u(self.sequence_length)?,
+            u(self.num_users)?,
+            u(self.num_items)?.checked_add(1)?,
+        );
+        let embeddings = users.checked_mul(d)?.checked_add(rows.checked_mul(d)?)?;
+        match self.kind {
+            ModelKind::Mf => embeddings.checked_add(rows),
+            ModelKind::Caser => {
+                let (nv, nh) = (u(self.nv)?, u(self.nh)?);
+                let conv_v = if nv > 0 {
+                    nv.checked_mul(l)?.checked_add(nv)?
+                } else {
+                    0
+                };
+                let mut conv_h = 0u64;
+                if nh > 0 {
+                    for h in 1..=l {
+                        conv_h = conv_h
+                            .checked_add(nh.checked_mul(h)?.checked_mul(d)?)?
+                            .checked_add(nh)?;
+                    }
+                }
+                let fc_in = nv.checked_mul(d)?.checked_add(nh.checked_mul(l)?)?;
+                let fc = d.checked_mul(fc_in)?.checked_add(d)?;
+                let out = rows.checked_mul(d.checked_mul(2)?.checked_add(1)?)?;
+                embeddings
+                    .checked_add(conv_v)?
+                    .checked_add(conv_h)?
+                    .checked_add(fc)?
+                    .checked_add(out)
+            }
+        }
     }
 
     /// Every tensor the weights file must hold, with its shape.
@@ -326,6 +397,19 @@ pub fn read_manifest(dir: &Path) -> Result<ArtifactManifest, ArtifactError> {
             ),
         ));
     }
+    for (what, ids) in [("user", &manifest.users), ("item", &manifest.items)] {
+        let mut first = HashMap::with_capacity(ids.len());
+        for (index, id) in ids.iter().enumerate() {
+            if let Some(earlier) = first.insert(id.as_str(), index) {
+                return Err(invalid(
+                    &path,
+                    format!(
+                        "{what} map holds the id '{id}' twice (dense {earlier} and {index}); the manifest is damaged"
+                    ),
+                ));
+            }
+        }
+    }
     Ok(manifest)
 }
 
@@ -472,6 +556,40 @@ mod tests {
     }
 
     #[test]
+    fn shapes_are_bounded_and_counted_without_overflow() {
+        for config in [
+            ModelConfig::caser(50, 943, 1613),
+            ModelConfig::mf(8, 3, 5),
+            ModelConfig {
+                nv: 0,
+                sequence_length: 9,
+                ..ModelConfig::caser(4, 2, 3)
+            },
+        ] {
+            assert_eq!(config.validate(), Ok(()));
+            assert_eq!(
+                config.checked_parameters(),
+                Some(config.num_parameters() as u64)
+            );
+        }
+        let huge = |f: fn(&mut ModelConfig)| {
+            let mut config = ModelConfig::caser(4, 2, 3);
+            f(&mut config);
+            config.validate().unwrap_err()
+        };
+        assert!(huge(|c| c.dim = i64::MAX).contains("dim 9223372036854775807 is too large"));
+        assert!(huge(|c| c.sequence_length = 1 << 40).contains("sequence_length"));
+        assert!(
+            huge(|c| {
+                c.dim = 1 << 20;
+                c.num_items = 1 << 20;
+            })
+            .contains("parameters")
+        );
+        assert!(huge(|c| c.nh = 1 << 30).contains("parameters"));
+    }
+
+    #[test]
     fn a_consistent_artifact_loads() {
         let dir = tempfile::tempdir().unwrap();
         let mut m = manifest();
@@ -513,6 +631,15 @@ mod tests {
         write(dir.path(), &mut m, &tensors);
         let err = load(dir.path(), None).unwrap_err().to_string();
         assert!(err.contains("item map has 2 ids"), "{err}");
+
+        let mut m = manifest();
+        m.items[2] = "a".into();
+        write(dir.path(), &mut m, &tensors);
+        let err = load(dir.path(), None).unwrap_err().to_string();
+        assert!(
+            err.contains("item map holds the id 'a' twice (dense 0 and 2)"),
+            "{err}"
+        );
 
         let mut m = manifest();
         write(dir.path(), &mut m, &tensors);

@@ -126,9 +126,29 @@ pub fn read_interactions(
         path: path.to_path_buf(),
         source,
     })?;
-    // Ids are ASCII in every supported format; be lenient with stray Latin-1 bytes.
-    let text = String::from_utf8_lossy(&bytes);
+    // Refuse rather than replace invalid bytes: a lossy decoding would map distinct raw ids
+    // (say Latin-1 "caf\xe9" and "caf\xe8") to the same string and merge their histories.
+    let text =
+        String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), e.utf8_error()))?;
     parse_interactions(path, &text, format)
+}
+
+/// The error for a file that is not UTF-8: the line and column of the first bad byte.
+fn not_utf8(path: &Path, bytes: &[u8], error: std::str::Utf8Error) -> ReadError {
+    let at = error.valid_up_to();
+    let line_start = bytes[..at]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    ReadError::Malformed {
+        path: path.to_path_buf(),
+        line: bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1,
+        reason: format!(
+            "not valid UTF-8 (byte 0x{:02X} at column {}); convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8`",
+            bytes[at],
+            at - line_start + 1
+        ),
+    }
 }
 
 /// Parses interaction text; `path` only labels errors.
@@ -144,6 +164,8 @@ pub fn parse_interactions(
     };
     let mut format = format;
     let mut rows = Vec::new();
+    // A byte-order mark would otherwise become part of the first user's id.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (index, line) in text.lines().enumerate() {
         let line_no = index + 1;
         let trimmed = line.trim();
@@ -203,9 +225,14 @@ pub fn parse_interactions(
 }
 
 /// Orders raw ids: numerically when both are integers, otherwise as strings (numbers first).
+/// Distinct ids never compare equal ("7" < "+7" < "07"), so the order, and with it the dense
+/// indices and the fingerprint, does not depend on the order the ids were met in.
 pub fn compare_raw_ids(a: &str, b: &str) -> std::cmp::Ordering {
     match (a.parse::<u64>(), b.parse::<u64>()) {
-        (Ok(x), Ok(y)) => x.cmp(&y),
+        (Ok(x), Ok(y)) => x
+            .cmp(&y)
+            .then_with(|| a.len().cmp(&b.len()))
+            .then_with(|| a.cmp(b)),
         (Ok(_), Err(_)) => std::cmp::Ordering::Less,
         (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
         (Err(_), Err(_)) => a.cmp(b),
@@ -262,6 +289,24 @@ mod tests {
         let mut ids = vec!["10", "9", "b", "a", "100"];
         ids.sort_by(|a, b| compare_raw_ids(a, b));
         assert_eq!(ids, vec!["9", "10", "100", "a", "b"]);
+        // Numerically equal spellings still have one order, whatever order they come in.
+        let mut ids = vec!["07", "7", "+7", "007"];
+        ids.sort_by(|a, b| compare_raw_ids(a, b));
+        assert_eq!(ids, vec!["7", "+7", "07", "007"]);
+    }
+
+    #[test]
+    fn non_utf8_files_are_refused_at_the_bad_byte_and_a_bom_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latin1.data");
+        fs::write(&path, b"1 2 3 4\n1 caf\xe9 3 5\n").unwrap();
+        let err = read_interactions(&path, None).unwrap_err().to_string();
+        assert!(
+            err.ends_with("latin1.data:2: not valid UTF-8 (byte 0xE9 at column 6); convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8`"),
+            "{err}"
+        );
+        let (_, rows) = parse("\u{feff}196 242 3 881250949\n", None).unwrap();
+        assert_eq!(rows[0].user, "196");
     }
 
     proptest! {

@@ -208,9 +208,21 @@ fn write_sequences(path: &Path, seqs: &[Vec<u32>]) -> io::Result<()> {
     w.get_ref().sync_all()
 }
 
+/// Reads a text file of the folder; bytes that are not UTF-8 mean the folder was damaged
+/// (`save` writes UTF-8 only).
+fn read_text(path: &Path) -> Result<String, PreparedError> {
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    String::from_utf8(bytes).map_err(|e| PreparedError::Invalid {
+        path: path.to_path_buf(),
+        reason: format!(
+            "not valid UTF-8 (first bad byte at offset {}); the folder was modified or damaged, re-run `trainer prepare`",
+            e.utf8_error().valid_up_to()
+        ),
+    })
+}
+
 fn read_lines(path: &Path) -> Result<Vec<String>, PreparedError> {
-    let text = fs::read_to_string(path).map_err(io_err(path))?;
-    Ok(text.lines().map(str::to_string).collect())
+    Ok(read_text(path)?.lines().map(str::to_string).collect())
 }
 
 fn read_sequences(
@@ -218,7 +230,7 @@ fn read_sequences(
     n_users: usize,
     n_items: usize,
 ) -> Result<Vec<Vec<u32>>, PreparedError> {
-    let text = fs::read_to_string(path).map_err(io_err(path))?;
+    let text = read_text(path)?;
     let mut seqs = Vec::with_capacity(n_users);
     for (line_no, line) in text.lines().enumerate() {
         let mut seq = Vec::new();
