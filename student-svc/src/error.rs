@@ -141,6 +141,9 @@ pub enum StartupError {
     /// The gRPC server failed.
     #[error(transparent)]
     Transport(#[from] tonic::transport::Error),
+    /// The TLS flags or files, or the admin token, are unusable.
+    #[error("{0}")]
+    Security(String),
 }
 
 #[cfg(test)]

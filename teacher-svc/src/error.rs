@@ -154,6 +154,9 @@ pub enum StartupError {
     /// The model thread ended before reporting.
     #[error("the model thread stopped during start-up")]
     EngineStopped,
+    /// The TLS flags or files are unusable.
+    #[error("{0}")]
+    Security(String),
 }
 
 // Written out rather than `#[from]`, which would also make the inner error the `source` and
