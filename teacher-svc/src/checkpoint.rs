@@ -93,6 +93,18 @@ pub fn load(dir: &Path, device: Device) -> Result<LoadedModel, CheckpointError> 
         path: weights.clone(),
         reason: format!("weights do not fit the manifest's model: {e}"),
     })?;
+    let mut variables: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+    variables.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, tensor) in variables {
+        if tensor.isfinite().all().int64_value(&[]) == 0 {
+            return Err(CheckpointError::Invalid {
+                path: weights,
+                reason: format!(
+                    "tensor '{name}' holds NaN or infinite values (training diverged?); retrain, e.g. with a lower --lr, or restore a good checkpoint"
+                ),
+            });
+        }
+    }
     Ok(LoadedModel {
         vs,
         model,
@@ -161,5 +173,13 @@ mod tests {
         std::fs::write(ck.join(MANIFEST_FILE), serde_json::to_vec(&future).unwrap()).unwrap();
         let err = load(&ck, Device::Cpu).unwrap_err().to_string();
         assert!(err.contains("not supported"), "{err}");
+        // Diverged weights.
+        let mut bias = vs.variables()["fc1.bias"].shallow_clone();
+        tch::no_grad(|| {
+            let _ = bias.fill_(f64::NAN);
+        });
+        save(&ck, &vs, manifest(config)).unwrap();
+        let err = load(&ck, Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("tensor 'fc1.bias' holds NaN"), "{err}");
     }
 }
