@@ -1,7 +1,8 @@
 //! Inner-product kernels for maximum-inner-product scoring: `score = row . query + bias` for a
 //! block of item rows against up to [`QUERY_GROUP`] queries at once, so each item row is read
-//! from memory once per group. The AVX2/FMA kernel is picked at run time when the CPU has it;
-//! the scalar kernel is the reference every other kernel is tested against.
+//! from memory once per group. The fastest kernel the CPU supports is picked at run time
+//! (AVX-512 VNNI for the int8 pass, else AVX2/FMA, else scalar); the scalar kernel is the
+//! reference every other kernel is tested against.
 //!
 //! Rows and queries are padded with zeros to a multiple of [`LANES`] floats (see
 //! [`padded_dim`]), so no kernel has a tail loop.
@@ -10,6 +11,8 @@
 pub const LANES: usize = 8;
 /// Queries scored together per pass over a row.
 pub const QUERY_GROUP: usize = 4;
+/// Queries the int8 kernels score together per pass over a block of rows.
+const I8_QUERY_GROUP: usize = 2;
 
 /// The row stride for a dimension: `dim` rounded up to a multiple of [`LANES`].
 pub fn padded_dim(dim: usize) -> usize {
@@ -32,16 +35,29 @@ pub enum Kernel {
     Scalar,
     /// x86-64 AVX2 with fused multiply-add.
     Avx2Fma,
+    /// [`Kernel::Avx2Fma`] for f32, with the int8 pass on AVX-512 VNNI (`vpdpbusd` on
+    /// 256-bit registers: one instruction per 32 byte products instead of three).
+    Avx512Vnni,
 }
 
 impl Kernel {
+    /// Every kernel, fastest first.
+    pub const ALL: [Kernel; 3] = [Kernel::Avx512Vnni, Kernel::Avx2Fma, Kernel::Scalar];
+
     /// The fastest kernel this CPU supports.
     pub fn detect() -> Kernel {
-        if Kernel::Avx2Fma.is_supported() {
-            Kernel::Avx2Fma
-        } else {
-            Kernel::Scalar
-        }
+        Kernel::ALL
+            .into_iter()
+            .find(|k| k.is_supported())
+            .unwrap_or(Kernel::Scalar)
+    }
+
+    /// The kernels this CPU supports, fastest first (what the tests compare).
+    pub fn supported() -> Vec<Kernel> {
+        Kernel::ALL
+            .into_iter()
+            .filter(|k| k.is_supported())
+            .collect()
     }
 
     /// True when this CPU can run the kernel.
@@ -49,6 +65,7 @@ impl Kernel {
         match self {
             Kernel::Scalar => true,
             Kernel::Avx2Fma => avx2_fma_available(),
+            Kernel::Avx512Vnni => avx2_fma_available() && vnni_available(),
         }
     }
 
@@ -57,7 +74,13 @@ impl Kernel {
         match self {
             Kernel::Scalar => "scalar",
             Kernel::Avx2Fma => "avx2-fma",
+            Kernel::Avx512Vnni => "avx512-vnni",
         }
+    }
+
+    /// True when the f32 paths of this kernel run on AVX2/FMA (checked again per call).
+    fn f32_simd(self) -> bool {
+        matches!(self, Kernel::Avx2Fma | Kernel::Avx512Vnni) && avx2_fma_available()
     }
 
     /// Dot product of two equally long slices whose length is a multiple of [`LANES`].
@@ -66,9 +89,9 @@ impl Kernel {
         debug_assert_eq!(a.len() % LANES, 0);
         match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: Avx2Fma is only constructed/selected after `is_supported` (see
-            // `Kernel::checked`), and the lengths are checked by the callers' layout.
-            Kernel::Avx2Fma if avx2_fma_available() => unsafe { avx2::dot(a, b) },
+            // SAFETY: the CPU supports AVX2 and FMA (checked here), and the lengths are
+            // checked by the callers' layout.
+            _ if self.f32_simd() => unsafe { avx2::dot(a, b) },
             _ => scalar_dot(a, b),
         }
     }
@@ -102,7 +125,7 @@ impl Kernel {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: the CPU supports AVX2 and FMA (checked here) and the slice lengths
                 // were asserted above.
-                Kernel::Avx2Fma if avx2_fma_available() => unsafe {
+                _ if self.f32_simd() => unsafe {
                     avx2::score_group(rows, bias, stride, qs, group, outs)
                 },
                 _ => scalar_score_group(rows, bias, stride, qs, group, outs),
@@ -125,21 +148,30 @@ impl Kernel {
         assert_eq!(rows.len(), n * stride, "rows are not whole rows");
         assert_eq!(queries.len(), nq * stride, "queries are not whole rows");
         assert_eq!(out.len(), nq * n, "output has the wrong length");
+        // Queries go in pairs: each pair reads a row block once (rows four at a time); a
+        // second pair re-reads the block from cache.
         let mut q0 = 0;
         while q0 < nq {
-            let group = (nq - q0).min(QUERY_GROUP);
+            let group = (nq - q0).min(I8_QUERY_GROUP);
             let qs = &queries[q0 * stride..(q0 + group) * stride];
             let outs = &mut out[q0 * n..(q0 + group) * n];
             match self {
                 #[cfg(target_arch = "x86_64")]
+                // SAFETY: the CPU supports AVX-512 VNNI/VL and AVX2 (checked here) and the
+                // slice lengths were asserted above.
+                Kernel::Avx512Vnni if self.is_supported() => unsafe {
+                    match group {
+                        1 => avx2::dot_i8_vnni::<1>(rows, stride, qs, outs),
+                        _ => avx2::dot_i8_vnni::<2>(rows, stride, qs, outs),
+                    }
+                },
+                #[cfg(target_arch = "x86_64")]
                 // SAFETY: the CPU supports AVX2 (checked here) and the slice lengths were
                 // asserted above.
-                Kernel::Avx2Fma if avx2_fma_available() => unsafe {
+                _ if self.f32_simd() => unsafe {
                     match group {
-                        1 => avx2::dot_i8_group::<1>(rows, stride, qs, outs),
-                        2 => avx2::dot_i8_group::<2>(rows, stride, qs, outs),
-                        3 => avx2::dot_i8_group::<3>(rows, stride, qs, outs),
-                        _ => avx2::dot_i8_group::<4>(rows, stride, qs, outs),
+                        1 => avx2::dot_i8_avx2::<1>(rows, stride, qs, outs),
+                        _ => avx2::dot_i8_avx2::<2>(rows, stride, qs, outs),
                     }
                 },
                 _ => scalar_dot_i8_group(rows, stride, qs, group, outs),
@@ -153,6 +185,18 @@ fn avx2_fma_available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+fn vnni_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512vnni")
+            && std::arch::is_x86_feature_detected!("avx512vl")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -291,66 +335,136 @@ mod avx2 {
         }
     }
 
+    /// `acc + sum of byte products` per i32 lane (AVX2: `maddubs` to i16 pairs, which never
+    /// saturate for magnitudes <= 127, then `madd` with ones to i32).
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn hsum_i32(v: __m256i, tail: __m128i) -> i32 {
-        let lo = _mm256_castsi256_si128(v);
-        let hi = _mm256_extracti128_si256(v, 1);
-        let s = _mm_add_epi32(_mm_add_epi32(lo, hi), tail);
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-        _mm_cvtsi128_si32(s)
+    fn madd_u8i8_avx2(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        let p = _mm256_maddubs_epi16(a, b);
+        _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)))
     }
 
-    /// Int8 dot products of every row against `G` (1..=4) queries. Signed x signed products
-    /// go through `maddubs` as |q| x sign(r, q) (values within -127..=127, so pairs never
-    /// saturate i16), then `madd` with ones widens to i32: exact.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2; `stride % 16 == 0`, `queries.len() == G * stride`,
-    /// `rows.len()` a multiple of `stride`, `out.len() == G * rows.len() / stride`.
+    /// [`madd_u8i8_avx2`] on 16 bytes.
+    #[inline]
     #[target_feature(enable = "avx2")]
-    pub unsafe fn dot_i8_group<const G: usize>(
-        rows: &[i8],
-        stride: usize,
-        queries: &[i8],
-        out: &mut [i32],
-    ) {
-        let n = rows.len() / stride;
-        let full = stride / 32;
-        let tail = !stride.is_multiple_of(32);
-        let qp = queries.as_ptr();
-        let ones = _mm256_set1_epi16(1);
-        let ones128 = _mm_set1_epi16(1);
-        for r in 0..n {
-            // SAFETY: offsets stay below `stride` within the row and within each query.
-            unsafe {
-                let rp = rows.as_ptr().add(r * stride);
-                let mut acc = [_mm256_setzero_si256(); G];
-                let mut acc_t = [_mm_setzero_si128(); G];
-                for c in 0..full {
-                    let x = _mm256_loadu_si256(rp.add(c * 32) as *const __m256i);
-                    for (g, a) in acc.iter_mut().enumerate() {
-                        let q = _mm256_loadu_si256(qp.add(g * stride + c * 32) as *const __m256i);
-                        let p = _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(x, q));
-                        *a = _mm256_add_epi32(*a, _mm256_madd_epi16(p, ones));
+    fn madd_u8i8_avx2_128(acc: __m128i, a: __m128i, b: __m128i) -> __m128i {
+        let p = _mm_maddubs_epi16(a, b);
+        _mm_add_epi32(acc, _mm_madd_epi16(p, _mm_set1_epi16(1)))
+    }
+
+    /// `acc + sum of byte products` per i32 lane in one VNNI instruction.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+    fn madd_u8i8_vnni(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(acc, a, b)
+    }
+
+    /// [`madd_u8i8_vnni`] on 16 bytes.
+    #[inline]
+    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+    fn madd_u8i8_vnni_128(acc: __m128i, a: __m128i, b: __m128i) -> __m128i {
+        _mm_dpbusd_epi32(acc, a, b)
+    }
+
+    /// Int8 dot products of every row against `G` (1 or 2) queries, four rows per step.
+    /// Signed x signed products go through unsigned x signed ones as |q| x sign(r, q)
+    /// (magnitudes <= 127): exact in i32. The four rows' accumulators are reduced together
+    /// (three `hadd`s), so the horizontal sums cost a quarter of what one row at a time costs.
+    macro_rules! dot_i8_rows4 {
+        ($(#[$doc:meta])* $name:ident, $features:literal, $madd:ident, $madd128:ident) => {
+            $(#[$doc])*
+            ///
+            /// # Safety
+            /// The CPU must support the enabled features; `stride % 16 == 0`,
+            /// `queries.len() == G * stride`, `rows.len()` a multiple of `stride`,
+            /// `out.len() == G * rows.len() / stride`.
+            #[target_feature(enable = $features)]
+            pub unsafe fn $name<const G: usize>(
+                rows: &[i8],
+                stride: usize,
+                queries: &[i8],
+                out: &mut [i32],
+            ) {
+                let n = rows.len() / stride;
+                let full = stride / 32;
+                let tail = !stride.is_multiple_of(32);
+                let abs: Vec<i8> = queries.iter().map(|q| q.wrapping_abs()).collect();
+                let (qp, ap, op) = (queries.as_ptr(), abs.as_ptr(), out.as_mut_ptr());
+                let n4 = n / 4 * 4;
+                let mut r = 0;
+                while r < n4 {
+                    // SAFETY: rows r..r+4 exist (r < n4); offsets stay below `stride` within
+                    // each row and query; the stores write out[g * n + r..g * n + r + 4].
+                    unsafe {
+                        let rp = rows.as_ptr().add(r * stride);
+                        let mut acc = [[_mm256_setzero_si256(); 4]; G];
+                        for c in 0..full {
+                            let off = c * 32;
+                            let x = [
+                                _mm256_loadu_si256(rp.add(off) as *const __m256i),
+                                _mm256_loadu_si256(rp.add(stride + off) as *const __m256i),
+                                _mm256_loadu_si256(rp.add(2 * stride + off) as *const __m256i),
+                                _mm256_loadu_si256(rp.add(3 * stride + off) as *const __m256i),
+                            ];
+                            for (g, a) in acc.iter_mut().enumerate() {
+                                let at = g * stride + off;
+                                let q = _mm256_loadu_si256(qp.add(at) as *const __m256i);
+                                let u = _mm256_loadu_si256(ap.add(at) as *const __m256i);
+                                for i in 0..4 {
+                                    a[i] = $madd(a[i], u, _mm256_sign_epi8(x[i], q));
+                                }
+                            }
+                        }
+                        if tail {
+                            let off = full * 32;
+                            let x = [
+                                _mm_loadu_si128(rp.add(off) as *const __m128i),
+                                _mm_loadu_si128(rp.add(stride + off) as *const __m128i),
+                                _mm_loadu_si128(rp.add(2 * stride + off) as *const __m128i),
+                                _mm_loadu_si128(rp.add(3 * stride + off) as *const __m128i),
+                            ];
+                            for (g, a) in acc.iter_mut().enumerate() {
+                                let at = g * stride + off;
+                                let q = _mm_loadu_si128(qp.add(at) as *const __m128i);
+                                let u = _mm_loadu_si128(ap.add(at) as *const __m128i);
+                                for i in 0..4 {
+                                    let t = $madd128(_mm_setzero_si128(), u, _mm_sign_epi8(x[i], q));
+                                    a[i] = _mm256_add_epi32(a[i], _mm256_zextsi128_si256(t));
+                                }
+                            }
+                        }
+                        for (g, a) in acc.iter().enumerate() {
+                            let t0 = _mm256_hadd_epi32(a[0], a[1]);
+                            let t1 = _mm256_hadd_epi32(a[2], a[3]);
+                            let t = _mm256_hadd_epi32(t0, t1);
+                            let s = _mm_add_epi32(
+                                _mm256_castsi256_si128(t),
+                                _mm256_extracti128_si256(t, 1),
+                            );
+                            _mm_storeu_si128(op.add(g * n + r) as *mut __m128i, s);
+                        }
                     }
+                    r += 4;
                 }
-                if tail {
-                    let off = full * 32;
-                    let x = _mm_loadu_si128(rp.add(off) as *const __m128i);
-                    for (g, a) in acc_t.iter_mut().enumerate() {
-                        let q = _mm_loadu_si128(qp.add(g * stride + off) as *const __m128i);
-                        let p = _mm_maddubs_epi16(_mm_abs_epi8(q), _mm_sign_epi8(x, q));
-                        *a = _mm_add_epi32(*a, _mm_madd_epi16(p, ones128));
+                for r in n4..n {
+                    let row = &rows[r * stride..(r + 1) * stride];
+                    for g in 0..G {
+                        out[g * n + r] =
+                            super::scalar_dot_i8(row, &queries[g * stride..(g + 1) * stride]);
                     }
-                }
-                for g in 0..G {
-                    out[g * n + r] = hsum_i32(acc[g], acc_t[g]);
                 }
             }
-        }
+        };
     }
+
+    dot_i8_rows4!(
+        /// The AVX2 int8 kernel.
+        dot_i8_avx2, "avx2", madd_u8i8_avx2, madd_u8i8_avx2_128
+    );
+    dot_i8_rows4!(
+        /// The AVX-512 VNNI int8 kernel (256-bit registers).
+        dot_i8_vnni, "avx2,avx512vnni,avx512vl", madd_u8i8_vnni, madd_u8i8_vnni_128
+    );
 }
 
 #[cfg(test)]
@@ -373,7 +487,7 @@ mod tests {
             let b: Vec<f32> = seed[..len].iter().rev().map(|x| x * 0.7 - 0.1).collect();
             let want = scalar_dot(a, &b);
             let scale: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
-            for kernel in [Kernel::Scalar, Kernel::detect()] {
+            for kernel in Kernel::supported() {
                 let got = kernel.dot(a, &b);
                 prop_assert!(close(got, want, scale), "{}: {got} vs {want}", kernel.name());
             }
@@ -395,10 +509,12 @@ mod tests {
             let bias: Vec<f32> = (0..n).map(|r| r as f32 * 0.01).collect();
             let mut want = vec![0.0; nq * n];
             Kernel::Scalar.score_block(&rows, &bias, stride, &queries, &mut want);
-            let mut got = vec![0.0; nq * n];
-            Kernel::detect().score_block(&rows, &bias, stride, &queries, &mut got);
-            for (g, w) in got.iter().zip(&want) {
-                prop_assert!(close(*g, *w, dim as f32), "{g} vs {w}");
+            for kernel in Kernel::supported() {
+                let mut got = vec![0.0; nq * n];
+                kernel.score_block(&rows, &bias, stride, &queries, &mut got);
+                for (g, w) in got.iter().zip(&want) {
+                    prop_assert!(close(*g, *w, dim as f32), "{}: {g} vs {w}", kernel.name());
+                }
             }
             // The reference itself: one query at a time with plain dots.
             for q in 0..nq {
@@ -429,9 +545,11 @@ mod tests {
             queries[0] = -127;
             let mut want = vec![0; nq * n];
             Kernel::Scalar.dot_i8_block(&rows, stride, &queries, &mut want);
-            let mut got = vec![0; nq * n];
-            Kernel::detect().dot_i8_block(&rows, stride, &queries, &mut got);
-            prop_assert_eq!(&got, &want);
+            for kernel in Kernel::supported() {
+                let mut got = vec![0; nq * n];
+                kernel.dot_i8_block(&rows, stride, &queries, &mut got);
+                prop_assert_eq!(&got, &want, "{}", kernel.name());
+            }
             for q in 0..nq {
                 for r in 0..n {
                     let d: i64 = (0..stride).map(|j| rows[r * stride + j] as i64 * queries[q * stride + j] as i64).sum();
@@ -443,13 +561,18 @@ mod tests {
 
     #[test]
     fn int8_extremes_do_not_saturate() {
+        // Nine rows: two four-row steps and one left over, against two query pairs + one.
         let stride = 112;
-        let rows = vec![-127i8; stride];
-        let queries = vec![127i8; stride];
-        for kernel in [Kernel::Scalar, Kernel::detect()] {
-            let mut out = [0];
+        let rows = vec![-127i8; 9 * stride];
+        let queries = vec![127i8; 5 * stride];
+        for kernel in Kernel::supported() {
+            let mut out = [0; 45];
             kernel.dot_i8_block(&rows, stride, &queries, &mut out);
-            assert_eq!(out[0], -127 * 127 * stride as i32, "{}", kernel.name());
+            assert!(
+                out.iter().all(|&d| d == -127 * 127 * stride as i32),
+                "{}",
+                kernel.name()
+            );
         }
     }
 
@@ -464,7 +587,9 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
-            assert_eq!(Kernel::detect(), Kernel::Avx2Fma);
+            assert_ne!(Kernel::detect(), Kernel::Scalar);
+            assert!(Kernel::supported().contains(&Kernel::Avx2Fma));
         }
+        assert_eq!(Kernel::supported().last(), Some(&Kernel::Scalar));
     }
 }

@@ -13,7 +13,7 @@ use rankdistill_core::topk::{ranking_order, top_k};
 use rayon::prelude::*;
 
 use crate::kernel::{Kernel, padded_dim};
-use crate::quant::{QuantQuery, QuantTable};
+use crate::quant::{Candidates, QuantQuery, QuantTable};
 
 /// How `top_k_batch` scans the item table. Both answer the exact f32 top k.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -121,64 +121,6 @@ fn padded_rows(values: &[f32], cols: usize, stride: usize) -> Vec<f32> {
         out[r * stride..r * stride + cols].copy_from_slice(row);
     }
     out
-}
-
-/// The k-th largest value of `values` (reordered so that the k largest come first), or
-/// negative infinity when there are fewer than k.
-fn kth_largest(values: &mut [f32], k: usize) -> f32 {
-    if k == 0 || values.len() < k {
-        return f32::NEG_INFINITY;
-    }
-    let (_, kth, _) = values.select_nth_unstable_by(k - 1, |x, y| y.total_cmp(x));
-    *kth
-}
-
-/// One block of the int8 pass for one query, from its items' `lower` and `upper` bounds: the
-/// block's k best lower bounds (descending)
-/// and every item whose upper bound reaches the block's k-th best lower bound, with that upper
-/// bound. A running threshold (the k-th best lower bound so far) drops most items at once: an
-/// item whose upper bound is below it can be neither a candidate nor among the k best lower
-/// bounds.
-fn block_candidates(
-    lower: &[f32],
-    upper: &[f32],
-    start: u32,
-    excl: &[u32],
-    k: usize,
-) -> (Vec<f32>, Vec<(u32, f32)>) {
-    // (item, lower, upper)
-    let cap = (2 * k + 16).min(upper.len() + 1);
-    let mut buf: Vec<(u32, f32, f32)> = Vec::with_capacity(cap);
-    let mut threshold = f32::NEG_INFINITY;
-    let mut lows: Vec<f32> = Vec::with_capacity(cap);
-    for (i, (&low, &up)) in lower.iter().zip(upper).enumerate() {
-        if up < threshold {
-            continue;
-        }
-        let item = start + i as u32;
-        if !excl.is_empty() && excl.binary_search(&item).is_ok() {
-            continue;
-        }
-        buf.push((item, low, up));
-        if buf.len() >= 2 * k + 16 {
-            lows.clear();
-            lows.extend(buf.iter().map(|c| c.1));
-            threshold = threshold.max(kth_largest(&mut lows, k));
-            buf.retain(|c| c.2 >= threshold);
-        }
-    }
-    lows.clear();
-    lows.extend(buf.iter().map(|c| c.1));
-    let threshold = threshold.max(kth_largest(&mut lows, k));
-    let best = lows.len().min(k);
-    let mut kept = lows[..best].to_vec();
-    kept.sort_unstable_by(|x, y| y.total_cmp(x));
-    let candidates = buf
-        .into_iter()
-        .filter(|c| c.2 >= threshold)
-        .map(|c| (c.0, c.2))
-        .collect();
-    (kept, candidates)
 }
 
 impl StudentModel {
@@ -531,10 +473,10 @@ impl StudentModel {
             .map(|(qv, codes)| QuantQuery::new(qv, self.query_dim, codes))
             .collect::<Option<_>>()?;
         let blocks = n.div_ceil(BLOCK_ITEMS);
-        // Per query: the block's k best lower bounds (descending) and the items whose upper
-        // bound reaches the block's k-th lower bound, with that upper bound.
-        type Pass = Vec<(Vec<f32>, Vec<(u32, f32)>)>;
-        let per_block = |b: usize| -> Pass {
+        // Each rayon task carries its queries' candidate states across the blocks it takes,
+        // so the thresholds rise once and stay up; the tasks' states are merged at the end.
+        let fresh = || -> Vec<Candidates> { (0..nq).map(|_| Candidates::new(k)).collect() };
+        let scan_block = |mut state: Vec<Candidates>, b: usize| -> Vec<Candidates> {
             let start = b * BLOCK_ITEMS;
             let end = (start + BLOCK_ITEMS).min(n);
             let len = end - start;
@@ -545,49 +487,32 @@ impl StudentModel {
                 &qcodes,
                 &mut dots,
             );
-            let bias = &self.bias[start..end];
-            let mut lower = vec![0f32; len];
-            let mut upper = vec![0f32; len];
-            (0..nq)
-                .map(|qi| {
-                    let excl = excludes.get(qi).map(Vec::as_slice).unwrap_or(&[]);
-                    qq[qi].bounds_block(
-                        &self.quant,
-                        start,
-                        &dots[qi * len..(qi + 1) * len],
-                        bias,
-                        &mut lower,
-                        &mut upper,
-                    );
-                    block_candidates(&lower, &upper, start as u32, excl, k)
-                })
-                .collect()
-        };
-        let merge = |mut a: Pass, b: Pass| {
-            for ((la, ca), (lb, cb)) in a.iter_mut().zip(b) {
-                la.extend(lb);
-                la.sort_unstable_by(|x, y| y.total_cmp(x));
-                la.truncate(k);
-                ca.extend(cb);
+            for (qi, cands) in state.iter_mut().enumerate() {
+                let excl = excludes.get(qi).map(Vec::as_slice).unwrap_or(&[]);
+                cands.scan(
+                    &qq[qi],
+                    &self.quant,
+                    start,
+                    &dots[qi * len..(qi + 1) * len],
+                    &self.bias[start..end],
+                    excl,
+                );
             }
-            a
+            state
         };
-        let passes = (0..blocks)
+        let merge = |a: Vec<Candidates>, b: Vec<Candidates>| -> Vec<Candidates> {
+            a.into_iter().zip(b).map(|(x, y)| x.merge(y)).collect()
+        };
+        let states = (0..blocks)
             .into_par_iter()
-            .map(per_block)
-            .reduce(|| vec![(Vec::new(), Vec::new()); nq], merge);
+            .fold(fresh, scan_block)
+            .reduce(fresh, merge);
         Some(
-            passes
+            states
                 .into_iter()
                 .enumerate()
-                .map(|(qi, (lower, mut candidates))| {
-                    let threshold = if lower.len() >= k {
-                        lower[k - 1]
-                    } else {
-                        f32::NEG_INFINITY
-                    };
-                    candidates.retain(|&(_, u)| u >= threshold);
-                    candidates.sort_unstable_by_key(|&(item, _)| item);
+                .map(|(qi, cands)| {
+                    let candidates = cands.finish();
                     let query = &q[qi * stride..(qi + 1) * stride];
                     let scores: Vec<f32> = candidates
                         .iter()
@@ -840,7 +765,7 @@ mod tests {
                     v[21] = v[7];
                 }
             }
-            for kernel in [Kernel::Scalar, Kernel::detect()] {
+            for kernel in Kernel::supported() {
                 let int8 = StudentModel::from_artifact(a.clone(), kernel).unwrap();
                 assert_eq!(int8.scan(), Scan::Int8);
                 let f32_scan = StudentModel::from_artifact(a.clone(), kernel)
@@ -881,7 +806,7 @@ mod tests {
                 ModelConfig::mf(dim, 7, items)
             };
             let a = artifact_seeded(config, seed | 1);
-            for kernel in [Kernel::Scalar, Kernel::detect()] {
+            for kernel in Kernel::supported() {
                 let int8 = StudentModel::from_artifact(a.clone(), kernel).unwrap();
                 let exact = StudentModel::from_artifact(a.clone(), kernel)
                     .unwrap()

@@ -213,6 +213,136 @@ impl QuantQuery {
     }
 }
 
+/// The k-th largest value of `values` (reordered so that the k largest come first), or
+/// negative infinity when there are fewer than k.
+pub(crate) fn kth_largest(values: &mut [f32], k: usize) -> f32 {
+    if k == 0 || values.len() < k {
+        return f32::NEG_INFINITY;
+    }
+    let (_, kth, _) = values.select_nth_unstable_by(k - 1, |x, y| y.total_cmp(x));
+    *kth
+}
+
+/// The running state of the int8 pass for one query: every item seen so far whose upper bound
+/// reaches `threshold`, the k-th best lower bound seen so far. The threshold only rises, and an
+/// item whose upper bound is below it can be neither among the k best nor tied with them, so
+/// it is dropped at once; most items are, after the first few blocks.
+#[derive(Debug, Clone)]
+pub struct Candidates {
+    k: usize,
+    /// (item, lower, upper) of the items kept.
+    buf: Vec<(u32, f32, f32)>,
+    lows: Vec<f32>,
+    /// Buffer length at which the threshold is recomputed.
+    compact_at: usize,
+    /// The k-th best lower bound so far (negative infinity before k items).
+    pub threshold: f32,
+}
+
+impl Candidates {
+    /// An empty state for the top `k`.
+    pub fn new(k: usize) -> Candidates {
+        Candidates {
+            k,
+            buf: Vec::with_capacity(2 * k + 16),
+            lows: Vec::new(),
+            compact_at: 2 * k + 16,
+            threshold: f32::NEG_INFINITY,
+        }
+    }
+
+    /// Offers an item with its bounds.
+    #[inline]
+    pub fn push(&mut self, item: u32, lower: f32, upper: f32) {
+        if upper < self.threshold {
+            return;
+        }
+        self.buf.push((item, lower, upper));
+        if self.buf.len() >= self.compact_at {
+            self.compact();
+        }
+    }
+
+    /// Raises the threshold to the k-th best lower bound kept and drops the items below it.
+    fn compact(&mut self) {
+        self.lows.clear();
+        self.lows.extend(self.buf.iter().map(|c| c.1));
+        self.threshold = self.threshold.max(kth_largest(&mut self.lows, self.k));
+        let t = self.threshold;
+        self.buf.retain(|c| c.2 >= t);
+        // Wide bounds can keep many items: grow the buffer instead of compacting per push.
+        self.compact_at = (2 * self.k + 16).max(2 * self.buf.len());
+    }
+
+    /// The union of two states over disjoint items.
+    pub fn merge(mut self, other: Candidates) -> Candidates {
+        self.threshold = self.threshold.max(other.threshold);
+        let t = self.threshold;
+        self.buf.extend(other.buf.into_iter().filter(|c| c.2 >= t));
+        self.compact();
+        self
+    }
+
+    /// The items to score exactly, with their upper bounds, in item order: the exact top k is
+    /// among them.
+    pub fn finish(mut self) -> Vec<(u32, f32)> {
+        self.compact();
+        let mut out: Vec<(u32, f32)> = self.buf.into_iter().map(|c| (c.0, c.2)).collect();
+        out.sort_unstable_by_key(|c| c.0);
+        out
+    }
+
+    /// Offers rows `start..start + dots.len()` of `table` for `query`, whose integer dots are
+    /// `dots`, skipping the sorted dense items `exclude`. The bounds are those of
+    /// [`QuantQuery::bounds_block`], computed eight rows at a time (a loop the compiler
+    /// vectorises); a group of eight whose upper bounds all fall below the threshold costs a
+    /// compare and no branch per row.
+    pub fn scan(
+        &mut self,
+        query: &QuantQuery,
+        table: &QuantTable,
+        start: usize,
+        dots: &[i32],
+        bias: &[f32],
+        exclude: &[u32],
+    ) {
+        const W: usize = 8;
+        let n = dots.len();
+        let end = start + n;
+        let (scale, err, mag, base) = (
+            &table.scale[start..end],
+            &table.err[start..end],
+            &table.mag[start..end],
+            &table.base[start..end],
+        );
+        let bias = &bias[..n];
+        let mut i = 0;
+        while i < n {
+            let w = (n - i).min(W);
+            let (mut lo, mut up) = ([0f32; W], [f32::NEG_INFINITY; W]);
+            for j in 0..w {
+                let r = i + j;
+                let a = dots[r] as f32 * (scale[r] * query.scale) + bias[r];
+                let bound = (err[r] * query.norm + mag[r] * query.err + base[r]) * (1.0 + 1e-5);
+                lo[j] = a - bound;
+                up[j] = a + bound;
+            }
+            let t = self.threshold;
+            if up.iter().fold(false, |any, &u| any | (u >= t)) {
+                for j in 0..w {
+                    let item = (start + i + j) as u32;
+                    if up[j] >= self.threshold
+                        && (exclude.is_empty() || exclude.binary_search(&item).is_err())
+                    {
+                        self.push(item, lo[j], up[j]);
+                    }
+                }
+            }
+            i += w;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,7 +369,7 @@ mod tests {
             let qt = QuantTable::build(&table, fstride, dim, &bias);
             let mut qc = vec![0i8; qt.stride];
             let qq = QuantQuery::new(&q, dim, &mut qc).unwrap();
-            for kernel in [Kernel::Scalar, Kernel::detect()] {
+            for kernel in Kernel::supported() {
                 let mut exact = vec![0f32; rows];
                 kernel.score_block(&table, &bias, fstride, &q, &mut exact);
                 let mut dots = vec![0i32; rows];
@@ -256,6 +386,31 @@ mod tests {
                     prop_assert!(b <= 0.05 * scale + 1e-6, "bound {b} vs scale {scale}");
                 }
             }
+        }
+    }
+
+    proptest! {
+        /// Whatever the order and however the items are split between states, the candidates
+        /// are exactly the items whose upper bound reaches the k-th best lower bound of all.
+        #[test]
+        fn candidates_are_exactly_the_items_reaching_the_kth_lower_bound(
+            pairs in proptest::collection::vec((-10.0f32..10.0, 0.0f32..3.0), 1..400),
+            k in 1usize..30,
+            split in 0usize..400,
+        ) {
+            let mut lows: Vec<f32> = pairs.iter().map(|p| p.0).collect();
+            let t = kth_largest(&mut lows, k);
+            let want: Vec<u32> = (0..pairs.len() as u32)
+                .filter(|&i| pairs[i as usize].0 + pairs[i as usize].1 >= t)
+                .collect();
+            let split = split.min(pairs.len());
+            let (mut a, mut b) = (Candidates::new(k), Candidates::new(k));
+            for (i, &(lo, w)) in pairs.iter().enumerate() {
+                let c = if i < split { &mut a } else { &mut b };
+                c.push(i as u32, lo, lo + w);
+            }
+            let got: Vec<u32> = a.merge(b).finish().into_iter().map(|c| c.0).collect();
+            prop_assert_eq!(got, want);
         }
     }
 

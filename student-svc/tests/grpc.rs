@@ -66,7 +66,7 @@ async fn rpcs_errors_parity_and_metrics_with_data() {
     assert_eq!(model.device, "cpu");
     assert!(info.loaded_at_unix_ms > 0);
     assert_eq!(info.reloads, 0);
-    assert!(["avx2-fma", "scalar"].contains(&info.kernel.as_str()));
+    assert!(["avx512-vnni", "avx2-fma", "scalar"].contains(&info.kernel.as_str()));
 
     // In-process reference for parity.
     let reference =
