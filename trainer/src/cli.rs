@@ -31,6 +31,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Distill a student from teacher-svc rankings with Ranking Distillation.
     Distill(DistillArgs),
+    /// Pull one shard of the teacher rankings into the cache and stop (an Indexed Job worker).
+    Pull(PullArgs),
     /// Summarise groups of runs (seeds) in one table: mean ± std, parameters.
     Report(ReportArgs),
 }
@@ -135,6 +137,67 @@ impl DeviceArg {
     }
 }
 
+/// Training windows, shared by `train`, `distill` and `pull` (the teacher builds the same
+/// queries).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WindowArgs {
+    /// Input length L.
+    #[arg(long = "seq-len", env = "RD_SEQ_LEN", default_value_t = 5)]
+    pub sequence_length: usize,
+    /// Targets per training instance T.
+    #[arg(long = "targets", env = "RD_TARGETS", default_value_t = 1)]
+    pub target_length: usize,
+}
+
+impl WindowArgs {
+    /// The window these flags describe.
+    pub fn config(&self) -> rankdistill_core::instances::WindowConfig {
+        rankdistill_core::instances::WindowConfig {
+            sequence_length: self.sequence_length,
+            target_length: self.target_length,
+        }
+    }
+}
+
+/// What the teacher rankings contain, shared by `distill` and `pull`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct RankingArgs {
+    /// Length K of the teacher rankings.
+    #[arg(long = "rd-k", env = "RD_K", default_value_t = 10)]
+    pub k: usize,
+    /// Teacher rankings also exclude the user's other training items.
+    #[arg(long, env = "RD_EXCLUDE_SEEN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub exclude_seen: bool,
+}
+
+/// Where the teacher rankings come from, shared by `distill` and `pull`.
+#[derive(Debug, Clone, Args)]
+pub struct TeacherArgs {
+    /// Teacher endpoints, comma separated (host:port or http://host:port). `distill
+    /// --shard-count N` (N > 1) can do without: the shards written by `pull` name their teacher.
+    #[arg(long, env = "RD_TEACHER", value_delimiter = ',')]
+    pub teacher: Vec<String>,
+    /// Folder of the teacher-rankings cache (shards of `pull` go here too).
+    #[arg(long, env = "RD_CACHE_DIR", default_value = "runs/cache")]
+    pub cache_dir: PathBuf,
+    /// Parallel streams per teacher endpoint.
+    #[arg(long, env = "RD_STREAMS_PER_TEACHER", default_value_t = 2)]
+    pub streams_per_teacher: usize,
+    /// Queries per streamed message.
+    #[arg(long, env = "RD_STREAM_BATCH", default_value_t = 256)]
+    pub stream_batch: u32,
+    /// Attempts per shard without progress before giving up.
+    #[arg(long, env = "RD_MAX_RETRIES", default_value_t = 8)]
+    pub max_retries: u32,
+    /// Cap on queries per second per stream (default: none).
+    #[arg(long, env = "RD_PULL_RATE")]
+    pub pull_rate: Option<f64>,
+    /// Shards the pull is split into (Indexed Job workers): `pull` writes shard
+    /// --shard-index of N; `distill` with N > 1 merges the N shards instead of pulling.
+    #[arg(long, env = "RD_SHARD_COUNT", default_value_t = 1)]
+    pub shard_count: u32,
+}
+
 /// Model shape flags shared by `train` and `distill`.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
@@ -144,12 +207,9 @@ pub struct ModelArgs {
     /// Embedding dimension d (default: 100 for `train`, 50 for `distill`).
     #[arg(long, env = "RD_DIM")]
     pub dim: Option<i64>,
-    /// Input length L.
-    #[arg(long = "seq-len", env = "RD_SEQ_LEN", default_value_t = 5)]
-    pub sequence_length: usize,
-    /// Targets per training instance T.
-    #[arg(long = "targets", env = "RD_TARGETS", default_value_t = 1)]
-    pub target_length: usize,
+    /// Training windows.
+    #[command(flatten)]
+    pub window: WindowArgs,
     /// Caser vertical filters.
     #[arg(long, env = "RD_NV", default_value_t = 2)]
     pub nv: i64,
@@ -219,9 +279,9 @@ pub struct TrainArgs {
 /// Ranking Distillation flags.
 #[derive(Debug, Clone, Args)]
 pub struct RdArgs {
-    /// Length K of the teacher rankings.
-    #[arg(long = "rd-k", env = "RD_K", default_value_t = 10)]
-    pub k: usize,
+    /// The teacher rankings.
+    #[command(flatten)]
+    pub rankings: RankingArgs,
     /// Position-weight temperature lambda.
     #[arg(long, env = "RD_LAMBDA", default_value_t = 1.0)]
     pub lambda: f64,
@@ -246,16 +306,13 @@ pub struct RdArgs {
     /// First epoch (1-based) that uses dynamic weights.
     #[arg(long, env = "RD_DYNAMIC_START", default_value_t = 10)]
     pub dynamic_start_epoch: usize,
-    /// Teacher rankings also exclude the user's other training items.
-    #[arg(long, env = "RD_EXCLUDE_SEEN", default_value_t = false, action = clap::ArgAction::Set)]
-    pub exclude_seen: bool,
 }
 
 impl RdArgs {
     /// The RD config these flags describe.
     pub fn config(&self) -> crate::distill::RdConfig {
         crate::distill::RdConfig {
-            k: self.k,
+            k: self.rankings.k,
             lambda: self.lambda,
             mu: self.mu,
             samples: self.samples,
@@ -264,7 +321,7 @@ impl RdArgs {
             weighting: self.weighting,
             renormalise: self.renormalise,
             dynamic_start_epoch: self.dynamic_start_epoch,
-            exclude_seen: self.exclude_seen,
+            exclude_seen: self.rankings.exclude_seen,
         }
     }
 }
@@ -275,27 +332,16 @@ pub struct DistillArgs {
     /// Prepared dataset folder (the teachers must serve the same fingerprint).
     #[arg(long, env = "RD_DATA", default_value = "runs/data")]
     pub data: PathBuf,
-    /// Teacher endpoints, comma separated (host:port or http://host:port).
-    #[arg(long, env = "RD_TEACHER", value_delimiter = ',', required = true)]
-    pub teacher: Vec<String>,
     /// Output student artifact folder (written atomically).
     #[arg(long, env = "RD_OUT", default_value = "runs/student")]
     pub out: PathBuf,
-    /// Folder of the teacher-rankings cache.
-    #[arg(long, env = "RD_CACHE_DIR", default_value = "runs/cache")]
-    pub cache_dir: PathBuf,
-    /// Parallel streams per teacher endpoint.
-    #[arg(long, env = "RD_STREAMS_PER_TEACHER", default_value_t = 2)]
-    pub streams_per_teacher: usize,
-    /// Queries per streamed message.
-    #[arg(long, env = "RD_STREAM_BATCH", default_value_t = 256)]
-    pub stream_batch: u32,
-    /// Attempts per shard without progress before giving up.
-    #[arg(long, env = "RD_MAX_RETRIES", default_value_t = 8)]
-    pub max_retries: u32,
-    /// Cap on queries per second per stream (default: none).
-    #[arg(long, env = "RD_PULL_RATE")]
-    pub pull_rate: Option<f64>,
+    /// Teachers, cache and shards.
+    #[command(flatten)]
+    pub source: TeacherArgs,
+    /// With --shard-count N > 1: wait up to this many seconds for all N shards to be present
+    /// and valid (a training Job started beside the pull Job); 0 fails at once.
+    #[arg(long, env = "RD_SHARD_WAIT_S", default_value_t = 0)]
+    pub shard_wait_s: u64,
     /// Student shape.
     #[command(flatten)]
     pub model: ModelArgs,
@@ -305,6 +351,27 @@ pub struct DistillArgs {
     /// Ranking Distillation.
     #[command(flatten)]
     pub rd: RdArgs,
+}
+
+/// Flags of `pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Prepared dataset folder (the teachers must serve the same fingerprint).
+    #[arg(long, env = "RD_DATA", default_value = "runs/data")]
+    pub data: PathBuf,
+    /// Teachers, cache and shards.
+    #[command(flatten)]
+    pub source: TeacherArgs,
+    /// The shard to pull, 0..--shard-count (queries with index % N == I). Default: the
+    /// JOB_COMPLETION_INDEX that Kubernetes sets in Indexed Job pods, else 0 when N = 1.
+    #[arg(long, env = "RD_SHARD_INDEX")]
+    pub shard_index: Option<u32>,
+    /// Training windows (as the student will use them).
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// The teacher rankings.
+    #[command(flatten)]
+    pub rankings: RankingArgs,
 }
 
 /// Flags of `report`.

@@ -19,6 +19,7 @@ fn main() -> anyhow::Result<()> {
         Command::Evaluate(args) => evaluate::run_evaluate(&args).map(|_| ()),
         Command::Train(args) => train::run_train(&args).map(|_| ()),
         Command::Distill(args) => student::run_distill(&args).map(|_| ()),
+        Command::Pull(args) => student::run_pull(&args).map(|_| ()),
         Command::Report(args) => report::run_report(&args).map(|_| ()),
     }
 }

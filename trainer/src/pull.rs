@@ -150,13 +150,96 @@ pub async fn agreed_identity(
     agreed.ok_or_else(|| anyhow::anyhow!("no teacher endpoint given"))
 }
 
-/// Rankings of every query, `num_queries x k` dense item ids.
+/// One shard of the training queries: those with `index % count == shard index`. The whole
+/// set is shard 0 of 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// Which shard, `0..count`.
+    pub index: u32,
+    /// How many shards.
+    pub count: u32,
+}
+
+impl Shard {
+    /// Every query.
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+
+    /// Shard `index` of `count`; refuses an empty split or an index out of range.
+    pub fn new(index: u32, count: u32) -> anyhow::Result<Shard> {
+        if count == 0 {
+            bail!("--shard-count must be at least 1");
+        }
+        if index >= count {
+            bail!(
+                "--shard-index {index} is out of range: shards are 0..{count} (--shard-count {count})"
+            );
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// True when query `q` belongs to this shard.
+    pub fn contains(&self, q: u64) -> bool {
+        q % self.count as u64 == self.index as u64
+    }
+
+    /// Queries of this shard among `num_queries`.
+    pub fn len(&self, num_queries: u64) -> u64 {
+        num_queries
+            .saturating_sub(self.index as u64)
+            .div_ceil(self.count as u64)
+    }
+
+    /// Row of query `q` (which must belong to the shard) in the shard's rankings.
+    pub fn row(&self, q: u64) -> usize {
+        ((q - self.index as u64) / self.count as u64) as usize
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "shard {} of {}", self.index, self.count)
+    }
+}
+
+/// Rankings of a shard's queries (every query for [`Shard::ALL`]) in query order,
+/// `rows x k` dense item ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rankings {
     /// Ranking length.
     pub k: usize,
     /// Row-major items.
     pub items: Vec<u32>,
+}
+
+impl Rankings {
+    /// Number of ranked queries.
+    pub fn rows(&self) -> usize {
+        self.items.len() / self.k.max(1)
+    }
+
+    /// Interleaves the rankings of shards `0..parts.len()` of `parts.len()` back into query
+    /// order: row `r` of shard `i` is query `i + r * parts.len()`.
+    pub fn merge(parts: &[Rankings], num_queries: u64) -> anyhow::Result<Rankings> {
+        let count = parts.len() as u32;
+        let k = parts.first().map_or(0, |p| p.k);
+        let mut items = vec![0u32; num_queries as usize * k];
+        for (index, part) in parts.iter().enumerate() {
+            let shard = Shard::new(index as u32, count)?;
+            if part.k != k || part.rows() as u64 != shard.len(num_queries) {
+                bail!(
+                    "{shard} has {} rankings of {} items, expected {} of {k}",
+                    part.rows(),
+                    part.k,
+                    shard.len(num_queries)
+                );
+            }
+            for (row, ranking) in part.items.chunks_exact(k.max(1)).enumerate() {
+                let q = index + row * count as usize;
+                items[q * k..(q + 1) * k].copy_from_slice(ranking);
+            }
+        }
+        Ok(Rankings { k, items })
+    }
 }
 
 struct ShardResult {
@@ -171,10 +254,13 @@ async fn pull_shard(
     shard_index: u32,
     shard_count: u32,
     num_queries: u64,
+    progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<ShardResult> {
-    let expected_rows = (0..num_queries)
-        .filter(|q| q % shard_count as u64 == shard_index as u64)
-        .count();
+    let expected_rows = Shard {
+        index: shard_index,
+        count: shard_count,
+    }
+    .len(num_queries) as usize;
     let mut rows: Vec<(u64, Vec<u32>)> = Vec::with_capacity(expected_rows);
     let mut cursor = 0u64;
     let mut failures = 0u32;
@@ -231,6 +317,7 @@ async fn pull_shard(
                     }
                     rows.push((q, ranking.items));
                     streamed += 1;
+                    progress.inc(1);
                 }
                 cursor = cursor.max(batch.next_cursor);
                 if let Some(rate) = config.max_rate {
@@ -276,38 +363,59 @@ async fn pull_shard(
     Ok(ShardResult { rows, retries })
 }
 
-/// Pulls the rankings of all `num_queries` training queries, one shard per stream, the shards
-/// spread over the endpoints. Returns the rankings and the number of retries that were needed.
+/// Pulls the rankings of the training queries of `part` (every query for [`Shard::ALL`]): the
+/// part is split into one stream per endpoint x `streams_per_endpoint`, spread over the
+/// endpoints (stream `j` asks the teacher for shard `part.index + j * part.count` of
+/// `part.count * streams`, whose queries all lie in `part`). `progress` counts the queries
+/// received. Returns the part's rankings in query order and the number of retries.
 pub async fn pull_rankings(
     config: &PullConfig,
     identity: &TeacherIdentity,
     num_queries: u64,
+    part: Shard,
+    progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<(Rankings, u32)> {
     if config.endpoints.is_empty() {
         bail!("no teacher endpoint given: pass --teacher URL[,URL...]");
     }
-    let shard_count = (config.endpoints.len() * config.streams_per_endpoint.max(1)) as u32;
+    let streams = (config.endpoints.len() * config.streams_per_endpoint.max(1)) as u32;
+    let shard_count = part
+        .count
+        .checked_mul(streams)
+        .ok_or_else(|| anyhow::anyhow!("--shard-count x streams overflows"))?;
     let mut tasks = tokio::task::JoinSet::new();
-    for shard in 0..shard_count {
-        let url = config.endpoints[shard as usize % config.endpoints.len()].clone();
+    for stream in 0..streams {
+        let url = config.endpoints[stream as usize % config.endpoints.len()].clone();
         let config = config.clone();
         let identity = identity.clone();
+        let shard = part.index + stream * part.count;
+        let progress = progress.clone();
         tasks.spawn(async move {
-            pull_shard(&config, &identity, &url, shard, shard_count, num_queries).await
+            pull_shard(
+                &config,
+                &identity,
+                &url,
+                shard,
+                shard_count,
+                num_queries,
+                &progress,
+            )
+            .await
         });
     }
-    let mut items = vec![u32::MAX; num_queries as usize * config.k];
+    let rows = part.len(num_queries) as usize;
+    let mut items = vec![u32::MAX; rows * config.k];
     let mut retries = 0;
     while let Some(joined) = tasks.join_next().await {
         let shard = joined.context("a pull task panicked")??;
         retries += shard.retries;
         for (q, ranking) in shard.rows {
-            let q = q as usize;
-            items[q * config.k..(q + 1) * config.k].copy_from_slice(&ranking);
+            let row = part.row(q);
+            items[row * config.k..(row + 1) * config.k].copy_from_slice(&ranking);
         }
     }
     if items.contains(&u32::MAX) {
-        bail!("some queries have no ranking after the pull");
+        bail!("some queries of {part} have no ranking after the pull");
     }
     Ok((Rankings { k: config.k, items }, retries))
 }

@@ -9,104 +9,343 @@ use rankdistill_core::prepared::PreparedDataset;
 use rankdistill_teacher::checkpoint::{self, CheckpointManifest};
 use tch::Tensor;
 
-use crate::cli::DistillArgs;
+use crate::cli::{DistillArgs, PullArgs, TeacherArgs};
 use crate::distill::RdConfig;
 use crate::evaluate::HeldOut;
-use crate::pull::{PullConfig, Rankings, agreed_identity, endpoint_url, pull_rankings};
-use crate::ranking_cache::{self, CacheKey};
+use crate::pull::{
+    PullConfig, Rankings, Shard, TeacherIdentity, agreed_identity, endpoint_url, pull_rankings,
+};
+use crate::ranking_cache::{self, CacheKey, QuerySettings, ShardFile};
 use crate::train::{Distillation, model_config, optim_config, train_model};
 
 /// Where the rankings came from, for the report.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct PullReport {
-    /// "cache" or "teacher".
+    /// "cache", "teacher" or "shards" (merged from the files of `trainer pull`).
     pub source: &'static str,
-    /// Seconds spent pulling (or reading the cache).
+    /// Seconds spent pulling (or reading the cache or the shards).
     pub seconds: f64,
     /// Retries the pull needed.
     pub retries: u32,
     /// Number of queries.
     pub queries: u64,
-    /// Cache file.
-    pub cache_file: String,
+    /// Shards the rankings were pulled in (1: one pull of every query).
+    pub shards: u32,
+    /// Cache files read or written.
+    pub cache_files: Vec<String>,
 }
 
-/// Gets the rankings for every training instance: from the cache when valid, else from the
+/// The teachers behind `--teacher`, asked for who they are.
+struct Teachers {
+    runtime: tokio::runtime::Runtime,
+    endpoints: Vec<String>,
+    identity: TeacherIdentity,
+}
+
+impl Teachers {
+    /// Asks every endpoint for `Info`; they must agree, serve `data`, and read L items as
+    /// `window` does.
+    fn connect(
+        args: &TeacherArgs,
+        data: &PreparedDataset,
+        window: WindowConfig,
+    ) -> anyhow::Result<Teachers> {
+        let endpoints: Vec<String> = args.teacher.iter().map(|e| endpoint_url(e)).collect();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let identity = runtime.block_on(agreed_identity(&endpoints, &data.manifest.fingerprint))?;
+        if identity.sequence_length as usize != window.sequence_length {
+            bail!(
+                "the teacher reads L = {} items but the student was asked for --seq-len {}; they must match so both see the same training queries",
+                identity.sequence_length,
+                window.sequence_length
+            );
+        }
+        Ok(Teachers {
+            runtime,
+            endpoints,
+            identity,
+        })
+    }
+
+    /// Pulls the rankings of `shard`'s queries.
+    fn pull(
+        &self,
+        args: &TeacherArgs,
+        settings: &QuerySettings,
+        shard: Shard,
+    ) -> anyhow::Result<(Rankings, u32)> {
+        let config = PullConfig {
+            endpoints: self.endpoints.clone(),
+            k: settings.k,
+            target_length: settings.target_length,
+            exclude_seen: settings.exclude_seen,
+            streams_per_endpoint: args.streams_per_teacher,
+            batch_size: args.stream_batch,
+            max_retries: args.max_retries,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            max_rate: args.pull_rate,
+        };
+        let bar = crate::train::progress_bar(shard.len(settings.num_queries), "pull");
+        let pulled = self.runtime.block_on(pull_rankings(
+            &config,
+            &self.identity,
+            settings.num_queries,
+            shard,
+            &bar,
+        ));
+        bar.finish_and_clear();
+        pulled
+    }
+}
+
+/// The query settings of a pull over `data`'s training windows.
+fn query_settings(
+    data: &PreparedDataset,
+    window: WindowConfig,
+    k: usize,
+    exclude_seen: bool,
+) -> QuerySettings {
+    QuerySettings {
+        data_fingerprint: data.manifest.fingerprint.clone(),
+        k,
+        sequence_length: window.sequence_length,
+        target_length: window.target_length,
+        exclude_seen,
+        num_queries: Instances::build(&data.split.train, window).len() as u64,
+    }
+}
+
+/// Merges the shards written by `trainer pull`, waiting up to `wait` for a complete, valid set.
+fn merge_shards(
+    args: &DistillArgs,
+    settings: &QuerySettings,
+    teacher: Option<&TeacherIdentity>,
+) -> anyhow::Result<ranking_cache::Merged> {
+    let count = args.source.shard_count;
+    let deadline = Instant::now() + Duration::from_secs(args.shard_wait_s);
+    let mut last_problem = String::new();
+    loop {
+        match ranking_cache::merge_shards(&args.source.cache_dir, settings, count, teacher) {
+            Ok(merged) => return Ok(merged),
+            Err(problem) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    let waited = if args.shard_wait_s > 0 {
+                        format!(" after waiting {} s (--shard-wait-s)", args.shard_wait_s)
+                    } else {
+                        String::new()
+                    };
+                    bail!(
+                        "cannot merge the {count} shards of the teacher rankings in {}{waited}: {problem}",
+                        args.source.cache_dir.display()
+                    );
+                }
+                if problem != last_problem {
+                    tracing::info!(%problem, "waiting for the shards of the teacher rankings");
+                    last_problem = problem;
+                }
+                std::thread::sleep((deadline - now).min(Duration::from_millis(500)));
+            }
+        }
+    }
+}
+
+/// Gets the rankings for every training instance: from the cache when valid; else, with
+/// `--shard-count N > 1`, by merging the N shards that `trainer pull` wrote; else from the
 /// teachers (then cached).
 pub fn obtain_rankings(
     args: &DistillArgs,
     data: &PreparedDataset,
     window: WindowConfig,
-    num_queries: u64,
     rd: &RdConfig,
-) -> anyhow::Result<(Rankings, crate::pull::TeacherIdentity, PullReport)> {
-    let endpoints: Vec<String> = args.teacher.iter().map(|e| endpoint_url(e)).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let identity = runtime.block_on(agreed_identity(&endpoints, &data.manifest.fingerprint))?;
-    if identity.sequence_length as usize != window.sequence_length {
-        bail!(
-            "the teacher reads L = {} items but the student was asked for --seq-len {}; they must match so both see the same training queries",
-            identity.sequence_length,
-            window.sequence_length
-        );
-    }
-    let key = CacheKey {
-        teacher: identity.clone(),
-        data_fingerprint: data.manifest.fingerprint.clone(),
-        k: rd.k,
-        sequence_length: window.sequence_length,
-        target_length: window.target_length,
-        exclude_seen: rd.exclude_seen,
-        num_queries,
+) -> anyhow::Result<(Rankings, TeacherIdentity, PullReport)> {
+    let count = args.source.shard_count;
+    Shard::new(0, count)?;
+    let settings = query_settings(data, window, rd.k, rd.exclude_seen);
+    let teachers = if args.source.teacher.is_empty() {
+        None
+    } else {
+        Some(Teachers::connect(&args.source, data, window)?)
     };
-    let cache_file = key.path(&args.cache_dir).display().to_string();
     let start = Instant::now();
-    match ranking_cache::load(&args.cache_dir, &key) {
-        Ok(Some(rankings)) => {
-            tracing::info!(file = %cache_file, "teacher rankings read from the cache");
-            let report = PullReport {
-                source: "cache",
-                seconds: start.elapsed().as_secs_f64(),
-                retries: 0,
-                queries: num_queries,
-                cache_file,
-            };
-            return Ok((rankings, identity, report));
-        }
-        Ok(None) => {}
-        Err(reason) => tracing::warn!(%reason, "ignoring an invalid rankings cache; pulling again"),
-    }
-    let config = PullConfig {
-        endpoints,
-        k: rd.k,
-        target_length: window.target_length,
-        exclude_seen: rd.exclude_seen,
-        streams_per_endpoint: args.streams_per_teacher,
-        batch_size: args.stream_batch,
-        max_retries: args.max_retries,
-        initial_backoff: Duration::from_millis(200),
-        max_backoff: Duration::from_secs(5),
-        max_rate: args.pull_rate,
+    let report = |source, retries, files: Vec<std::path::PathBuf>| PullReport {
+        source,
+        seconds: start.elapsed().as_secs_f64(),
+        retries,
+        queries: settings.num_queries,
+        shards: count,
+        cache_files: files.iter().map(|f| f.display().to_string()).collect(),
     };
-    let (rankings, retries) = runtime.block_on(pull_rankings(&config, &identity, num_queries))?;
-    let seconds = start.elapsed().as_secs_f64();
-    ranking_cache::store(&args.cache_dir, &key, &rankings)
-        .with_context(|| format!("cannot write the rankings cache {cache_file}"))?;
-    tracing::info!(queries = num_queries, seconds, retries, file = %cache_file, "teacher rankings pulled and cached");
-    Ok((
-        rankings,
-        identity,
-        PullReport {
-            source: "teacher",
-            seconds,
-            retries,
-            queries: num_queries,
-            cache_file,
+    if let Some(teachers) = &teachers {
+        let key = CacheKey {
+            teacher: teachers.identity.clone(),
+            settings: settings.clone(),
+        };
+        match ranking_cache::load(&args.source.cache_dir, &key) {
+            Ok(Some(rankings)) => {
+                let path = key.path(&args.source.cache_dir);
+                tracing::info!(file = %path.display(), "teacher rankings read from the cache");
+                return Ok((rankings, key.teacher, report("cache", 0, vec![path])));
+            }
+            Ok(None) => {}
+            Err(reason) if count == 1 => {
+                tracing::warn!(%reason, "ignoring an invalid rankings cache; pulling again")
+            }
+            Err(reason) => tracing::warn!(%reason, "ignoring an invalid rankings cache"),
+        }
+    }
+    if count > 1 {
+        let merged = merge_shards(args, &settings, teachers.as_ref().map(|t| &t.identity))?;
+        tracing::info!(shards = count, teacher = %merged.teacher.version, "teacher rankings merged from the shards");
+        let report = report("shards", 0, merged.files);
+        return Ok((merged.rankings, merged.teacher, report));
+    }
+    let Some(teachers) = teachers else {
+        bail!(
+            "no teacher: pass --teacher HOST:PORT[,...] (RD_TEACHER), or merge the shards of `trainer pull` with --shard-count N"
+        );
+    };
+    let (rankings, retries) = teachers.pull(&args.source, &settings, Shard::ALL)?;
+    let key = CacheKey {
+        teacher: teachers.identity.clone(),
+        settings: settings.clone(),
+    };
+    let path =
+        ranking_cache::store(&args.source.cache_dir, &key, &rankings).with_context(|| {
+            format!(
+                "cannot write the rankings cache {}",
+                key.path(&args.source.cache_dir).display()
+            )
+        })?;
+    let report = report("teacher", retries, vec![path]);
+    tracing::info!(
+        queries = settings.num_queries,
+        seconds = report.seconds,
+        retries,
+        "teacher rankings pulled and cached"
+    );
+    Ok((rankings, key.teacher, report))
+}
+
+/// What `trainer pull` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PullOutcome {
+    /// The shard pulled.
+    pub shard: Shard,
+    /// Its queries.
+    pub queries: u64,
+    /// Queries of the whole pull.
+    pub total_queries: u64,
+    /// "teacher", or "cache" when a valid file for this teacher was already there.
+    pub source: &'static str,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// Retries the pull needed.
+    pub retries: u32,
+    /// Teacher endpoints.
+    pub teachers: usize,
+    /// The teacher's model version.
+    pub teacher_version: String,
+    /// The file written (or found).
+    pub file: String,
+}
+
+/// The shard `trainer pull` works on: `--shard-index`, else `JOB_COMPLETION_INDEX` (Kubernetes
+/// Indexed Jobs), else 0 when there is one shard.
+fn shard_of(args: &PullArgs) -> anyhow::Result<Shard> {
+    let count = args.source.shard_count;
+    let index = match args.shard_index {
+        Some(index) => index,
+        None => match std::env::var("JOB_COMPLETION_INDEX") {
+            Ok(value) => value.trim().parse().map_err(|_| {
+                anyhow::anyhow!("JOB_COMPLETION_INDEX={value:?} is not a shard index")
+            })?,
+            Err(_) if count == 1 => 0,
+            Err(_) => bail!(
+                "give --shard-index (RD_SHARD_INDEX) with --shard-count {count}, or run as a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)"
+            ),
         },
-    ))
+    };
+    Shard::new(index, count)
+}
+
+/// Runs `trainer pull`: pulls one shard of the teacher rankings into the cache folder (the
+/// whole cache with `--shard-count 1`), unless a valid file for this teacher is already there.
+pub fn run_pull(args: &PullArgs) -> anyhow::Result<PullOutcome> {
+    let shard = shard_of(args)?;
+    if args.source.teacher.is_empty() {
+        bail!("no teacher: pass --teacher HOST:PORT[,...] (RD_TEACHER)");
+    }
+    let data = PreparedDataset::load(&args.data)
+        .map_err(|e| anyhow::anyhow!("cannot load the prepared dataset: {e}"))?;
+    let window = args.window.config();
+    RdConfig {
+        k: args.rankings.k,
+        ..RdConfig::default()
+    }
+    .validate()
+    .map_err(anyhow::Error::msg)?;
+    let settings = query_settings(&data, window, args.rankings.k, args.rankings.exclude_seen);
+    let teachers = Teachers::connect(&args.source, &data, window)?;
+    let key = CacheKey {
+        teacher: teachers.identity.clone(),
+        settings: settings.clone(),
+    };
+    let dir = &args.source.cache_dir;
+    let start = Instant::now();
+    let cached = if shard == Shard::ALL {
+        matches!(ranking_cache::load(dir, &key), Ok(Some(_))).then(|| key.path(dir))
+    } else {
+        match ranking_cache::load_shard(dir, &settings, shard) {
+            ShardFile::Valid { path, teacher, .. } if teacher == key.teacher => Some(path),
+            _ => None,
+        }
+    };
+    let (source, retries, path) = match cached {
+        Some(path) => ("cache", 0, path),
+        None => {
+            let (rankings, retries) = teachers.pull(&args.source, &settings, shard)?;
+            let written = if shard == Shard::ALL {
+                ranking_cache::store(dir, &key, &rankings)
+            } else {
+                ranking_cache::store_shard(dir, &key, shard, &rankings)
+            };
+            let path =
+                written.with_context(|| format!("cannot write {shard} to {}", dir.display()))?;
+            ("teacher", retries, path)
+        }
+    };
+    let outcome = PullOutcome {
+        shard,
+        queries: shard.len(settings.num_queries),
+        total_queries: settings.num_queries,
+        source,
+        seconds: start.elapsed().as_secs_f64(),
+        retries,
+        teachers: teachers.endpoints.len(),
+        teacher_version: key.teacher.version.clone(),
+        file: path.display().to_string(),
+    };
+    match source {
+        "cache" => println!(
+            "{shard}: {} of {} queries already in {} (teacher version {})",
+            outcome.queries, outcome.total_queries, outcome.file, outcome.teacher_version
+        ),
+        _ => println!(
+            "pulled {shard}: {} of {} queries from {} teacher(s) in {:.2}s ({} retries); wrote {}",
+            outcome.queries,
+            outcome.total_queries,
+            outcome.teachers,
+            outcome.seconds,
+            outcome.retries,
+            outcome.file
+        ),
+    }
+    Ok(outcome)
 }
 
 /// Runs `trainer distill`.
@@ -116,14 +355,11 @@ pub fn run_distill(args: &DistillArgs) -> anyhow::Result<CheckpointManifest> {
     let held_out: HeldOut = args.optim.eval_split.parse()?;
     let device = args.optim.device.device()?;
     let config = model_config(&args.model, &data, 50);
-    let window = WindowConfig {
-        sequence_length: args.model.sequence_length,
-        target_length: args.model.target_length,
-    };
+    let window = args.model.window.config();
     let rd = args.rd.config();
     rd.validate().map_err(anyhow::Error::msg)?;
-    let num_queries = Instances::build(&data.split.train, window).len() as u64;
-    let (rankings, teacher, pull) = obtain_rankings(args, &data, window, num_queries, &rd)?;
+    let (rankings, teacher, pull) = obtain_rankings(args, &data, window, &rd)?;
+    let num_queries = pull.queries;
     let optim = optim_config(&args.optim);
     let distillation = Distillation {
         rankings: Tensor::from_slice(&rankings.items.iter().map(|&i| i as i64).collect::<Vec<_>>())
@@ -157,7 +393,13 @@ pub fn run_distill(args: &DistillArgs) -> anyhow::Result<CheckpointManifest> {
     let written = checkpoint::save(&args.out, &trained.vs, manifest)?;
     println!(
         "rankings: {} queries from the {} in {:.2}s ({} retries)",
-        pull.queries, pull.source, pull.seconds, pull.retries
+        pull.queries,
+        match pull.source {
+            "shards" => format!("{} shards", pull.shards),
+            other => other.to_string(),
+        },
+        pull.seconds,
+        pull.retries
     );
     println!(
         "distilled {} d={} ({} parameters; teacher {} d={} has {}) for {} epochs in {:.1}s",

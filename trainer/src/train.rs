@@ -371,7 +371,7 @@ pub fn model_config(
         dim: args.dim.unwrap_or(default_dim),
         num_users: data.num_users() as i64,
         num_items: data.num_items() as i64,
-        sequence_length: args.sequence_length as i64,
+        sequence_length: args.window.sequence_length as i64,
         nv: args.nv,
         nh: args.nh,
         dropout: args.dropout,
@@ -403,10 +403,7 @@ pub fn run_train(
     let held_out: HeldOut = args.optim.eval_split.parse()?;
     let device = args.optim.device.device()?;
     let config = model_config(&args.model, &data, 100);
-    let window = WindowConfig {
-        sequence_length: args.model.sequence_length,
-        target_length: args.model.target_length,
-    };
+    let window = args.model.window.config();
     let optim = optim_config(&args.optim);
     tracing::info!(model = %config.kind, dim = config.dim, users = config.num_users, items = config.num_items, ?device, "training");
     let trained = train_model(&data, &config, window, &optim, device, held_out, None)?;

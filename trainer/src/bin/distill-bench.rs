@@ -20,7 +20,7 @@ use rankdistill_teacher::checkpoint::{self, CheckpointManifest, DataRef};
 use rankdistill_teacher::model::{Model, ModelConfig};
 use rankdistill_trainer::distill::{RdConfig, Weighting, position_weights, rd_weights};
 use rankdistill_trainer::evaluate::HeldOut;
-use rankdistill_trainer::pull::{PullConfig, agreed_identity, pull_rankings};
+use rankdistill_trainer::pull::{PullConfig, Shard, agreed_identity, pull_rankings};
 use rankdistill_trainer::train::{Distillation, OptimConfig, train_model};
 use serde_json::{Value, json};
 use tch::{Device, Kind, Tensor, nn};
@@ -183,16 +183,24 @@ fn bench(name: &str, data: PreparedDataset, dir: &Path) -> Value {
     let teacher_ready_seconds = ready.elapsed().as_secs_f64();
     let start = Instant::now();
     let (rankings, _) = runtime
-        .block_on(pull_rankings(&pull, &identity, queries))
+        .block_on(pull_rankings(
+            &pull,
+            &identity,
+            queries,
+            Shard::ALL,
+            &indicatif::ProgressBar::hidden(),
+        ))
         .expect("pull");
     let key = rankdistill_trainer::ranking_cache::CacheKey {
         teacher: identity,
-        data_fingerprint: data.manifest.fingerprint.clone(),
-        k: rd.k,
-        sequence_length: 5,
-        target_length: 1,
-        exclude_seen: false,
-        num_queries: queries,
+        settings: rankdistill_trainer::ranking_cache::QuerySettings {
+            data_fingerprint: data.manifest.fingerprint.clone(),
+            k: rd.k,
+            sequence_length: 5,
+            target_length: 1,
+            exclude_seen: false,
+            num_queries: queries,
+        },
     };
     rankdistill_trainer::ranking_cache::store(&dir.join("cache"), &key, &rankings).expect("cache");
     let pull_seconds = start.elapsed().as_secs_f64();
