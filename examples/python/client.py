@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -84,9 +85,22 @@ def channel(addr: str) -> grpc.Channel:
     return ch
 
 
+def when_ready(call, request):
+    """Calls `call(request)`, retrying while the server answers UNAVAILABLE (a service that
+    is still loading its model, or draining before a restart) for up to TIMEOUT_S."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        try:
+            return call(request, timeout=TIMEOUT_S)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def teacher_checks(pb, addr: str, data: Dataset | None, users: list[str], args, summary: dict) -> None:
     stub = pb.teacher_grpc.TeacherServiceStub(channel(addr))
-    info = stub.Info(pb.teacher.InfoRequest(), timeout=TIMEOUT_S)
+    info = when_ready(stub.Info, pb.teacher.InfoRequest())
     print(
         f"teacher {addr}: {info.model_kind} d={info.dim} items={info.num_items} users={info.num_users} "
         f"L={info.sequence_length} version={info.version} device={info.device}"
@@ -212,7 +226,7 @@ def teacher_checks(pb, addr: str, data: Dataset | None, users: list[str], args, 
 
 def student_checks(pb, addr: str, data: Dataset | None, users: list[str], args, summary: dict) -> None:
     stub = pb.student_grpc.StudentServiceStub(channel(addr))
-    info = stub.Info(pb.student.StudentInfoRequest(), timeout=TIMEOUT_S)
+    info = when_ready(stub.Info, pb.student.StudentInfoRequest())
     m = info.model
     print(
         f"student {addr}: {m.model_kind} d={m.dim} items={m.num_items} users={m.num_users} L={m.sequence_length} "
