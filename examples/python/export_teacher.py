@@ -14,7 +14,9 @@ is i + 1) oldest first, and N the dataset's number of items. The sidecar `<out>.
 `--rankings` writes, for some users, queries in the form of teacher-svc's Rank request (raw
 ids) with the items and scores PyTorch ranks for them: from the user's own history (all items,
 then the user's training items excluded) and from an explicit recent sequence with an excluded
-item. A client can replay them against teacher-svc (teacher-svc/tests/pytorch_export.rs does).
+item; and PyTorch's top k of the first training queries in StreamRankings' numbering (dense
+item indices, each query's target excluded). A client can replay them against teacher-svc
+(teacher-svc/tests/pytorch_export.rs does).
 Everything is seeded: the same arguments give the same file.
 """
 
@@ -134,6 +136,9 @@ def main() -> int:
     parser.add_argument("--rankings", type=Path, help="write PyTorch's own rankings here (JSON)")
     parser.add_argument("--users", type=int, default=20, help="users in --rankings, spread over the dataset")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument(
+        "--training-queries", type=int, default=64, help="also rank this many training queries (StreamRankings' first)"
+    )
     args = parser.parse_args()
     if args.dim < 1 or args.seq_len < 1 or args.k < 1 or args.steps < 0:
         parser.error("--dim, --seq-len and --k must be at least 1, --steps at least 0")
@@ -193,7 +198,24 @@ def main() -> int:
                             "scores": [s for _, s in top],
                         }
                     )
-        report = {"model": args.model, "dim": args.dim, "sequence_length": L, "torch": torch.__version__, "queries": queries}
+        # The first training queries as StreamRankings numbers them (windows of L inputs and one
+        # target, users in order), each query's own target excluded, in dense item indices.
+        training = []
+        with torch.no_grad():
+            for index, (u, inputs, targets) in enumerate(data.instances(L, 1)):
+                if index >= args.training_queries:
+                    break
+                scores = model(torch.tensor([u]), torch.tensor([last_window(inputs, L)]))[0]
+                top = ranked(scores, set(targets), args.k)
+                training.append({"query_index": index, "items": [i for i, _ in top], "scores": [s for _, s in top]})
+        report = {
+            "model": args.model,
+            "dim": args.dim,
+            "sequence_length": L,
+            "torch": torch.__version__,
+            "queries": queries,
+            "training_queries": training,
+        }
         args.rankings.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(args.rankings, lambda p: p.write_text(json.dumps(report, indent=1) + "\n"))
         first = queries[0]
