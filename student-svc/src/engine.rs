@@ -1,6 +1,8 @@
 //! The scoring pool: a dedicated rayon pool (never the tokio workers) with admission control.
 //! A request takes a permit (`try_acquire`, else RESOURCE_EXHAUSTED), its job runs on the
-//! pool (and fans out over item blocks there), and the answer comes back on a oneshot.
+//! pool (and fans out over item blocks there), and the answer comes back on a oneshot. Work
+//! nobody waits for any more (the caller's deadline passed or it went away) is dropped when
+//! it reaches the front, before any scoring, and counted in `student_abandoned_total`.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -64,6 +66,12 @@ impl Scorer {
         self.metrics.inflight.inc();
         self.pool.spawn(move || {
             metrics.queue_wait.observe(enqueued.elapsed().as_secs_f64());
+            if reply.is_closed() {
+                // The caller is gone (deadline or disconnect): skip the work.
+                metrics.abandoned.inc();
+                metrics.inflight.dec();
+                return;
+            }
             let started = Instant::now();
             let result = std::panic::catch_unwind(AssertUnwindSafe(job));
             metrics
@@ -120,7 +128,30 @@ struct PendingQuery {
     query: crate::model::QueryInput,
     exclude: Vec<u32>,
     enqueued: Instant,
-    reply: oneshot::Sender<Vec<(u32, f32)>>,
+    deadline: Option<Instant>,
+    reply: oneshot::Sender<Result<Vec<(u32, f32)>, ServiceError>>,
+}
+
+impl PendingQuery {
+    /// False when nobody waits for the answer any more: the caller went away, or its
+    /// deadline passed (it is then told DEADLINE_EXCEEDED).
+    fn still_wanted(&mut self, now: Instant) -> bool {
+        if self.reply.is_closed() {
+            return false;
+        }
+        match self.deadline {
+            Some(deadline) if deadline <= now => {
+                let (done, _) = oneshot::channel();
+                let reply = std::mem::replace(&mut self.reply, done);
+                let _ = reply.send(Err(ServiceError::DeadlineExceeded(format!(
+                    "the deadline passed after {} ms in the scoring queue",
+                    now.duration_since(self.enqueued).as_millis()
+                ))));
+                false
+            }
+            _ => true,
+        }
+    }
 }
 
 /// Dynamic batching of single queries: a dedicated thread drains whatever queries are
@@ -162,13 +193,15 @@ impl Batcher {
         })
     }
 
-    /// Queues one query; RESOURCE_EXHAUSTED when `capacity` queries are waiting.
+    /// Queues one query; RESOURCE_EXHAUSTED when `capacity` queries are waiting. A query
+    /// still waiting at `deadline` is dropped unscored with DEADLINE_EXCEEDED.
     pub async fn top_k(
         &self,
         served: Arc<crate::reload::Served>,
         k: usize,
         query: crate::model::QueryInput,
         exclude: Vec<u32>,
+        deadline: Option<Instant>,
     ) -> Result<Vec<(u32, f32)>, ServiceError> {
         let (reply, answer) = oneshot::channel();
         let job = PendingQuery {
@@ -177,6 +210,7 @@ impl Batcher {
             query,
             exclude,
             enqueued: Instant::now(),
+            deadline,
             reply,
         };
         match self.queue.try_send(job) {
@@ -194,7 +228,7 @@ impl Batcher {
         self.metrics.inflight.inc();
         let result = answer.await;
         self.metrics.inflight.dec();
-        result.map_err(|_| ServiceError::Internal("the scoring job failed".into()))
+        result.map_err(|_| ServiceError::Internal("the scoring job failed".into()))?
     }
 }
 
@@ -215,22 +249,33 @@ fn batch_loop(
         // Group by model version: a reload between two queries splits the pass.
         while !batch.is_empty() {
             let served = batch[0].served.clone();
-            let (group, rest): (Vec<_>, Vec<_>) = batch
+            let (mut group, rest): (Vec<_>, Vec<_>) = batch
                 .into_iter()
                 .partition(|j| Arc::ptr_eq(&j.served, &served));
             batch = rest;
             let started = Instant::now();
-            for job in &group {
-                metrics
-                    .queue_wait
-                    .observe(started.duration_since(job.enqueued).as_secs_f64());
-            }
-            metrics.batch_size.observe(group.len() as f64);
-            let k_max = group.iter().map(|j| j.k).max().unwrap_or(0);
-            let queries: Vec<_> = group.iter().map(|j| j.query.clone()).collect();
-            let excludes: Vec<Vec<u32>> = group.iter().map(|j| j.exclude.clone()).collect();
+            // Waiting for a pool thread can take a while under load: the queries that nobody
+            // waits for any more are dropped once one is free, before the pass starts.
             let scored = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                pool.install(|| served.model.top_k_batch(&queries, k_max, &excludes))
+                pool.install(|| {
+                    let now = Instant::now();
+                    let before = group.len();
+                    group.retain_mut(|job| job.still_wanted(now));
+                    metrics.abandoned.inc_by((before - group.len()) as u64);
+                    for job in &group {
+                        metrics
+                            .queue_wait
+                            .observe(now.duration_since(job.enqueued).as_secs_f64());
+                    }
+                    if group.is_empty() {
+                        return Vec::new();
+                    }
+                    metrics.batch_size.observe(group.len() as f64);
+                    let k_max = group.iter().map(|j| j.k).max().unwrap_or(0);
+                    let queries: Vec<_> = group.iter().map(|j| j.query.clone()).collect();
+                    let excludes: Vec<Vec<u32>> = group.iter().map(|j| j.exclude.clone()).collect();
+                    served.model.top_k_batch(&queries, k_max, &excludes)
+                })
             }));
             metrics
                 .scoring_duration
@@ -239,7 +284,7 @@ fn batch_loop(
                 Ok(rankings) => {
                     for (job, mut ranking) in group.into_iter().zip(rankings) {
                         ranking.truncate(job.k);
-                        let _ = job.reply.send(ranking);
+                        let _ = job.reply.send(Ok(ranking));
                     }
                 }
                 // Dropping the replies answers INTERNAL to each caller.

@@ -49,6 +49,9 @@ pub enum ServiceError {
     /// The server is shutting down.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// The caller's deadline (grpc-timeout) passed before the answer was ready.
+    #[error("{0}; the work was dropped, retry with a longer deadline")]
+    DeadlineExceeded(String),
     /// A reload was refused; the previous model keeps serving.
     #[error("reload refused, still serving {serving}: {reason}")]
     ReloadRefused {
@@ -73,6 +76,7 @@ impl ServiceError {
             ServiceError::InBatch { source, .. } => source.code(),
             ServiceError::Overloaded(_) => Code::ResourceExhausted,
             ServiceError::NotReady | ServiceError::ShuttingDown => Code::Unavailable,
+            ServiceError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ServiceError::ReloadRefused { .. } => Code::FailedPrecondition,
             ServiceError::Internal(_) => Code::Internal,
         }

@@ -1,7 +1,10 @@
 //! The `StudentService` handlers: thin. Validate, convert the proto into a domain request,
 //! take the version serving now (an `Arc`: a reload mid-request does not affect it), score on
-//! the dedicated pool, map errors to a status in one place, record metrics.
+//! the dedicated pool, map errors to a status in one place, record metrics. A caller's
+//! deadline (`grpc-timeout`) bounds the call: when it passes, the answer is DEADLINE_EXCEEDED
+//! and queued work is dropped unscored.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -153,6 +156,7 @@ impl StudentApi {
     async fn recommend_inner(
         &self,
         request: RecommendRequest,
+        deadline: Option<Instant>,
     ) -> Result<RecommendResponse, ServiceError> {
         let served = self.served()?;
         let (k, resolved) = self.resolve(&served, request)?;
@@ -164,7 +168,13 @@ impl StudentApi {
                 .unwrap_or_default()
         } else {
             self.batcher
-                .top_k(served.clone(), k, resolved.query, resolved.exclude)
+                .top_k(
+                    served.clone(),
+                    k,
+                    resolved.query,
+                    resolved.exclude,
+                    deadline,
+                )
                 .await?
         };
         Ok(Self::response(&served, ranking, fallback))
@@ -247,6 +257,31 @@ impl StudentApi {
     }
 }
 
+/// The caller's deadline, from the `grpc-timeout` header, counted from `started`.
+fn deadline(metadata: &MetadataMap, started: Instant) -> Option<Instant> {
+    rankdistill_proto::grpc_timeout(metadata).and_then(|t| started.checked_add(t))
+}
+
+/// Runs `work` until `deadline`; past it, DEADLINE_EXCEEDED (dropping `work` drops its
+/// queued job, which the scoring side then skips).
+async fn until<T>(
+    deadline: Option<Instant>,
+    started: Instant,
+    work: impl Future<Output = Result<T, ServiceError>>,
+) -> Result<T, ServiceError> {
+    let Some(deadline) = deadline else {
+        return work.await;
+    };
+    tokio::time::timeout_at(deadline.into(), work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ServiceError::DeadlineExceeded(format!(
+                "the deadline passed after {} ms",
+                started.elapsed().as_millis()
+            )))
+        })
+}
+
 fn log_error(method: &str, error: &ServiceError) {
     match error.code() {
         Code::Internal | Code::Unknown => warn!(method, error = %error, "request failed"),
@@ -270,10 +305,14 @@ impl StudentService for StudentApi {
     ) -> Result<Response<RecommendResponse>, Status> {
         let started = Instant::now();
         let span = request_span("Recommend", request.metadata());
-        let result = self
-            .recommend_inner(request.into_inner())
-            .instrument(span.clone())
-            .await;
+        let deadline = deadline(request.metadata(), started);
+        let result = until(
+            deadline,
+            started,
+            self.recommend_inner(request.into_inner(), deadline),
+        )
+        .instrument(span.clone())
+        .await;
         let _entered = span.enter();
         self.finish("Recommend", started, result)
     }
@@ -284,10 +323,14 @@ impl StudentService for StudentApi {
     ) -> Result<Response<RecommendBatchResponse>, Status> {
         let started = Instant::now();
         let span = request_span("RecommendBatch", request.metadata());
-        let result = self
-            .recommend_batch_inner(request.into_inner())
-            .instrument(span.clone())
-            .await;
+        let deadline = deadline(request.metadata(), started);
+        let result = until(
+            deadline,
+            started,
+            self.recommend_batch_inner(request.into_inner()),
+        )
+        .instrument(span.clone())
+        .await;
         let _entered = span.enter();
         self.finish("RecommendBatch", started, result)
     }

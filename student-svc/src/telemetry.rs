@@ -35,6 +35,8 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Jobs admitted and not finished.
     pub inflight: IntGauge,
+    /// Queries and jobs dropped unscored: the caller's deadline passed or it went away.
+    pub abandoned: IntCounter,
     /// Always 1, labelled with the served model's identity.
     pub model_info: IntGaugeVec,
     /// Items the served model ranks.
@@ -99,6 +101,10 @@ impl Metrics {
                 "student_inflight_jobs",
                 "Scoring jobs admitted and not finished.",
             )),
+            abandoned: must(IntCounter::new(
+                "student_abandoned_total",
+                "Queries and jobs dropped unscored: the caller's deadline passed or it went away.",
+            )),
             model_info: must(IntGaugeVec::new(
                 Opts::new("student_model_info", "The served model (value 1)."),
                 &["kind", "version", "data_fingerprint", "kernel"],
@@ -139,6 +145,7 @@ impl Metrics {
             Box::new(self.scoring_duration.clone()),
             Box::new(self.batch_size.clone()),
             Box::new(self.inflight.clone()),
+            Box::new(self.abandoned.clone()),
             Box::new(self.model_info.clone()),
             Box::new(self.model_items.clone()),
             Box::new(self.model_loaded_at.clone()),

@@ -63,6 +63,9 @@ pub enum ServiceError {
     /// The server is shutting down.
     #[error("{0}")]
     ShuttingDown(String),
+    /// The caller's deadline (grpc-timeout) passed; the work stopped.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// The model thread is gone.
     #[error("the model thread has stopped")]
     EngineStopped,
@@ -86,6 +89,7 @@ impl ServiceError {
             ServiceError::NotReady
             | ServiceError::ShuttingDown(_)
             | ServiceError::EngineStopped => Code::Unavailable,
+            ServiceError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ServiceError::Model(_) => Code::Internal,
         }
     }

@@ -1,8 +1,11 @@
 //! The `rankdistill.v1.TeacherService` handlers: validate the request, resolve raw ids to a
 //! domain query, hand it to the engine, convert the answer back to proto. Errors are
-//! [`ServiceError`]s until the one conversion to `tonic::Status`.
+//! [`ServiceError`]s until the one conversion to `tonic::Status`. A caller's deadline
+//! (`grpc-timeout`) bounds `Rank` and the whole of a `StreamRankings` stream: past it the call
+//! ends with DEADLINE_EXCEEDED (a stream with its resume cursor) and the model skips the work.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -166,6 +169,7 @@ impl TeacherApi {
         &self,
         request: StreamRankingsRequest,
         started: Instant,
+        deadline: Option<Instant>,
     ) -> Result<ReceiverStream<Result<RankingBatch, Status>>, ServiceError> {
         let ready = self.ready()?;
         let k = self.check_k(request.k)?;
@@ -253,6 +257,7 @@ impl TeacherApi {
             shard_index: request.shard_index as u64,
             shard_count: shard_count as u64,
             cursor: request.cursor,
+            deadline,
             tx,
             draining: self.draining.clone(),
             metrics: self.metrics.clone(),
@@ -271,6 +276,31 @@ impl TeacherApi {
         );
         Ok(ReceiverStream::new(rx))
     }
+}
+
+/// The caller's deadline, from the `grpc-timeout` header, counted from `started`.
+fn deadline(metadata: &MetadataMap, started: Instant) -> Option<Instant> {
+    rankdistill_proto::grpc_timeout(metadata).and_then(|t| started.checked_add(t))
+}
+
+/// Runs `work` until `deadline`; past it, DEADLINE_EXCEEDED (dropping `work` closes its
+/// reply, and the model thread skips jobs nobody waits for).
+async fn until<T>(
+    deadline: Option<Instant>,
+    started: Instant,
+    work: impl Future<Output = Result<T, ServiceError>>,
+) -> Result<T, ServiceError> {
+    let Some(deadline) = deadline else {
+        return work.await;
+    };
+    tokio::time::timeout_at(deadline.into(), work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ServiceError::DeadlineExceeded(format!(
+                "the deadline passed after {} ms; the work was dropped, retry with a longer deadline",
+                started.elapsed().as_millis()
+            )))
+        })
 }
 
 fn log_error(method: &str, error: &ServiceError) {
@@ -328,6 +358,7 @@ struct StreamProducer {
     shard_index: u64,
     shard_count: u64,
     cursor: u64,
+    deadline: Option<Instant>,
     tx: mpsc::Sender<Result<RankingBatch, Status>>,
     draining: CancellationToken,
     metrics: Metrics,
@@ -353,6 +384,21 @@ impl StreamProducer {
         code
     }
 
+    /// The error ending a stream whose deadline passed, with the cursor to resume from.
+    fn expired(&self, resume_cursor: u64) -> ServiceError {
+        ServiceError::DeadlineExceeded(format!(
+            "the deadline passed; resume with cursor {resume_cursor} (and a longer deadline)"
+        ))
+    }
+
+    /// Sleeps until the deadline (forever without one).
+    async fn deadline_passed(&self) {
+        match self.deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+            None => std::future::pending().await,
+        }
+    }
+
     async fn run(self) -> Code {
         let total = self.source.len() as u64;
         let catalog = self.ready.catalog.clone();
@@ -361,6 +407,9 @@ impl StreamProducer {
         let mut resume_cursor = self.cursor;
         let mut in_flight: VecDeque<(Vec<u64>, PendingRanking)> = VecDeque::new();
         loop {
+            if self.deadline.is_some_and(|d| d <= Instant::now()) && indices.peek().is_some() {
+                return self.fail(self.expired(resume_cursor)).await;
+            }
             while in_flight.len() < STREAM_PIPELINE_DEPTH && !self.draining.is_cancelled() {
                 let chunk: Vec<u64> = indices.by_ref().take(self.batch_size).collect();
                 if chunk.is_empty() {
@@ -373,6 +422,7 @@ impl StreamProducer {
                 let submitted = tokio::select! {
                     submitted = self.ready.engine.submit(queries, self.k) => submitted,
                     _ = self.tx.closed() => return Code::Cancelled,
+                    _ = self.deadline_passed() => return self.fail(self.expired(resume_cursor)).await,
                 };
                 match submitted {
                     Ok(pending) => in_flight.push_back((chunk, pending)),
@@ -392,6 +442,7 @@ impl StreamProducer {
             let rankings = tokio::select! {
                 rankings = pending.wait() => rankings,
                 _ = self.tx.closed() => return Code::Cancelled,
+                _ = self.deadline_passed() => return self.fail(self.expired(resume_cursor)).await,
             };
             let rankings = match rankings {
                 Ok(rankings) => rankings,
@@ -408,8 +459,11 @@ impl StreamProducer {
                 total_queries: total,
             };
             let sent = batch.rankings.len() as u64;
-            if self.tx.send(Ok(batch)).await.is_err() {
-                return Code::Cancelled;
+            tokio::select! {
+                sent = self.tx.send(Ok(batch)) => if sent.is_err() {
+                    return Code::Cancelled;
+                },
+                _ = self.deadline_passed() => return self.fail(self.expired(resume_cursor)).await,
             }
             resume_cursor = next_cursor;
             self.metrics.streamed_rankings.inc_by(sent);
@@ -431,8 +485,8 @@ impl TeacherService for TeacherApi {
     async fn rank(&self, request: Request<RankRequest>) -> Result<Response<RankResponse>, Status> {
         let started = Instant::now();
         let span = request_span("Rank", request.metadata());
-        let result = self
-            .rank_inner(request.into_inner())
+        let deadline = deadline(request.metadata(), started);
+        let result = until(deadline, started, self.rank_inner(request.into_inner()))
             .instrument(span.clone())
             .await;
         let _entered = span.enter();
@@ -447,8 +501,9 @@ impl TeacherService for TeacherApi {
     ) -> Result<Response<Self::StreamRankingsStream>, Status> {
         let started = Instant::now();
         let span = request_span("StreamRankings", request.metadata());
+        let deadline = deadline(request.metadata(), started);
         match self
-            .start_stream(request.into_inner(), started)
+            .start_stream(request.into_inner(), started, deadline)
             .instrument(span.clone())
             .await
         {
