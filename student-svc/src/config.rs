@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use rankdistill_proto::transport::{
+    DEFAULT_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES, ServerTlsFiles,
+};
 
+use crate::admin::Secret;
 use crate::kernel::Kernel;
 
 /// Log output format.
@@ -135,6 +139,41 @@ pub struct Config {
     #[arg(long, env = "STUDENT_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
     pub drain_timeout_ms: u64,
 
+    /// Serve gRPC over TLS with this certificate chain (PEM, leaf first); needs --tls-key.
+    /// Plain text without it. The metrics port stays plain HTTP.
+    #[arg(long, env = "STUDENT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or EC).
+    #[arg(long, env = "STUDENT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require mutual TLS: clients must present a certificate signed by this CA (PEM).
+    #[arg(long, env = "STUDENT_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Largest gRPC message received or sent, in bytes.
+    #[arg(long, env = "STUDENT_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES,
+          value_parser = clap::value_parser!(u32).range(MIN_MAX_MESSAGE_BYTES as i64..=MAX_MAX_MESSAGE_BYTES as i64))]
+    pub max_message_bytes: u32,
+
+    /// Enable the admin RPC (Reload). Alone it needs no credentials (for loopback or a
+    /// network where every client is trusted, e.g. mutual TLS); with --admin-token(-file)
+    /// callers must send `authorization: Bearer <token>`. Off by default: Reload answers
+    /// PERMISSION_DENIED (the artifact watch and SIGHUP still reload).
+    #[arg(long, env = "STUDENT_ENABLE_ADMIN", action = clap::ArgAction::SetTrue, value_parser = clap::builder::FalseyValueParser::new())]
+    pub enable_admin: bool,
+
+    /// Bearer token the admin RPC (Reload) requires; enables it. At least 16 visible ASCII
+    /// characters. Prefer --admin-token-file: a command line is visible to other users.
+    #[arg(long, env = "STUDENT_ADMIN_TOKEN", hide_env_values = true, conflicts_with = "admin_token_file", value_parser = Secret::parse)]
+    pub admin_token: Option<Secret>,
+
+    /// File holding the admin token (e.g. a mounted secret; one trailing newline is
+    /// ignored); enables the admin RPC.
+    #[arg(long, env = "STUDENT_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
     /// Log format.
     #[arg(long, env = "STUDENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -150,6 +189,20 @@ impl Config {
         let model = model.into_os_string();
         let args: [&std::ffi::OsStr; 3] = ["student-svc".as_ref(), "--model".as_ref(), &model];
         Config::parse_from(args)
+    }
+
+    /// The TLS files, when --tls-cert/--tls-key are given.
+    pub fn tls_files(&self) -> Result<Option<ServerTlsFiles>, String> {
+        ServerTlsFiles::from_flags(
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+            self.tls_client_ca.as_deref(),
+        )
+    }
+
+    /// See `max_message_bytes`.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes as usize
     }
 
     /// See `drain_delay_ms`.
@@ -182,5 +235,45 @@ mod tests {
         assert_eq!(c.unknown_user, UnknownUser::NotFound);
         assert_eq!(c.watch_interval_ms, 1000);
         assert!(KernelChoice::Auto.resolve().is_ok());
+        assert_eq!(c.tls_files(), Ok(None));
+        assert_eq!(c.max_message_bytes(), 4 << 20);
+        assert!(!c.enable_admin);
+        assert!(c.admin_token.is_none());
+    }
+
+    #[test]
+    fn security_flags() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["student-svc", "--model", "m"];
+            args.extend(extra);
+            Config::try_parse_from(args)
+        };
+        let c = parse(&[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--enable-admin",
+        ])
+        .unwrap();
+        assert!(c.tls_files().unwrap().is_some());
+        assert!(c.enable_admin);
+        let c = parse(&["--admin-token", "0123456789abcdef-secret"]).unwrap();
+        let token = c.admin_token.clone().expect("token");
+        assert_eq!(token.expose(), "0123456789abcdef-secret");
+        assert!(!format!("{c:?}").contains("0123456789abcdef-secret"));
+        for bad in [
+            &["--tls-cert", "c.pem"][..],
+            &["--tls-client-ca", "ca.pem"],
+            &["--max-message-bytes", "100"],
+            &[
+                "--admin-token",
+                "0123456789abcdef",
+                "--admin-token-file",
+                "f",
+            ],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! with exact f32 rescoring of the candidates (`quant`), on a dedicated pool (`engine`); the gRPC
 //! service (`service`, `server`) hot-reloads new artifact versions (`reload`).
 
+pub mod admin;
 pub mod catalog;
 pub mod config;
 pub mod engine;

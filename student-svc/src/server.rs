@@ -1,11 +1,15 @@
 //! Builds and runs the gRPC server: health (NOT_SERVING until the model is loaded and warm,
 //! and again while draining), reflection (v1 and v1alpha), the StudentService, the metrics
-//! port, the artifact watcher and SIGHUP reloads. `run` is what `main` calls.
+//! port, the artifact watcher and SIGHUP reloads. gRPC is plain text, or TLS / mutual TLS with
+//! `--tls-*`; every service limits messages to `--max-message-bytes` both ways; the admin
+//! RPC (`Reload`) is gated (`admin`). The metrics port is always plain HTTP. `run` is what
+//! `main` calls.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rankdistill_proto::transport::error_chain;
 use rankdistill_proto::v1::student_service_server::StudentServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +20,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
+use crate::admin::{AdminAccess, AdminGate};
 use crate::catalog::History;
 use crate::config::Config;
 use crate::engine::{Batcher, Scorer};
@@ -69,6 +74,34 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status(SERVICE_NAME, status).await;
 }
 
+/// A server builder with the configured transport security: plain text, TLS, or mutual TLS.
+/// Fails, naming the flag and the file, when a PEM file is unreadable or refused.
+fn transport(config: &Config) -> Result<Server, StartupError> {
+    let builder = Server::builder().tcp_nodelay(true);
+    let Some(files) = config.tls_files().map_err(StartupError::Security)? else {
+        info!("gRPC in plain text (no --tls-cert)");
+        return Ok(builder);
+    };
+    let tls = files
+        .load()
+        .map_err(|e| StartupError::Security(e.to_string()))?;
+    let builder = builder.tls_config(tls).map_err(|e| {
+        StartupError::Security(format!(
+            "--tls-cert {} / --tls-key {}{}: {}",
+            files.cert.display(),
+            files.key.display(),
+            files
+                .client_ca
+                .as_ref()
+                .map(|ca| format!(" / --tls-client-ca {}", ca.display()))
+                .unwrap_or_default(),
+            error_chain(&e)
+        ))
+    })?;
+    info!(mode = %files.describe(), "gRPC over TLS");
+    Ok(builder)
+}
+
 async fn load_history(config: &Config) -> Result<Option<Arc<History>>, LoadError> {
     let Some(dir) = config.data.clone() else {
         return Ok(None);
@@ -88,9 +121,21 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), StartupError> {
     let started = Instant::now();
+    let mut transport = transport(&config)?;
+    let admin = AdminAccess::from_config(&config).map_err(StartupError::Security)?;
+    match admin {
+        AdminAccess::Open => warn!(
+            "admin RPC (Reload) enabled without credentials: anyone who reaches the port may reload"
+        ),
+        _ => info!(admin = admin.describe(), "admin RPC (Reload)"),
+    }
+    let limit = config.max_message_bytes();
     let metrics = Metrics::new();
     let kernel = config.kernel.resolve().map_err(StartupError::Kernel)?;
     let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health_service = health_service
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
     set_health(&reporter, ServingStatus::NotServing).await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -99,10 +144,14 @@ pub async fn run(
     };
     let reflection_v1 = reflection()
         .build_v1()
-        .map_err(|e| StartupError::Reflection(e.to_string()))?;
+        .map_err(|e| StartupError::Reflection(e.to_string()))?
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
     let reflection_v1alpha = reflection()
         .build_v1alpha()
-        .map_err(|e| StartupError::Reflection(e.to_string()))?;
+        .map_err(|e| StartupError::Reflection(e.to_string()))?
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
 
     let scorer = Scorer::new(
         config.threads,
@@ -145,13 +194,15 @@ pub async fn run(
         stop_background.clone(),
     ));
     let draining = CancellationToken::new();
+    let student_service = StudentServiceServer::new(api)
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
     let mut server = tokio::spawn(
-        Server::builder()
-            .tcp_nodelay(true)
+        transport
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(StudentServiceServer::new(api))
+            .add_service(AdminGate::new(student_service, admin, metrics.clone()))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listeners.grpc),
                 draining.clone().cancelled_owned(),

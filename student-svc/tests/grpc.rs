@@ -46,7 +46,15 @@ async fn rpcs_errors_parity_and_metrics_with_data() {
     let data = fx.data.to_string_lossy().into_owned();
     let server = Server::start_serving(&args(
         &fx.model,
-        &["--data", &data, "--max-k", "50", "--max-batch", "4"],
+        &[
+            "--data",
+            &data,
+            "--max-k",
+            "50",
+            "--max-batch",
+            "4",
+            "--enable-admin",
+        ],
     ))
     .await;
     let mut client = server.client().await;

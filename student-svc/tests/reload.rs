@@ -40,7 +40,13 @@ async fn hot_reload_under_load_then_a_corrupt_artifact_is_refused() {
     let data = fx.data.to_string_lossy().into_owned();
     let server = Server::start_serving(&args(
         &fx.model,
-        &["--data", &data, "--watch-interval-ms", "50"],
+        &[
+            "--data",
+            &data,
+            "--watch-interval-ms",
+            "50",
+            "--enable-admin",
+        ],
     ))
     .await;
     let v1 = fx.manifest.version.clone();
@@ -181,7 +187,11 @@ async fn hot_reload_under_load_then_a_corrupt_artifact_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_and_rpc_reload_then_sigterm_drains() {
     let fx = Fixture::new();
-    let mut server = Server::start_serving(&args(&fx.model, &["--watch-interval-ms", "0"])).await;
+    let mut server = Server::start_serving(&args(
+        &fx.model,
+        &["--watch-interval-ms", "0", "--enable-admin"],
+    ))
+    .await;
     let mut client = server.client().await;
 
     let v2 = fx.publish(2);

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use rankdistill_proto::transport::{
+    DEFAULT_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES, ServerTlsFiles,
+};
 
 /// Where the model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -113,6 +116,25 @@ pub struct Config {
     #[arg(long, env = "TEACHER_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
     pub drain_timeout_ms: u64,
 
+    /// Serve gRPC over TLS with this certificate chain (PEM, leaf first); needs --tls-key.
+    /// Plain text without it. The metrics port stays plain HTTP.
+    #[arg(long, env = "TEACHER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, RSA or EC).
+    #[arg(long, env = "TEACHER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require mutual TLS: clients must present a certificate signed by this CA (PEM).
+    #[arg(long, env = "TEACHER_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Largest gRPC message received or sent, in bytes. A StreamRankings message carries
+    /// batch_size x k (item, score) pairs: about 9 bytes per pair at most.
+    #[arg(long, env = "TEACHER_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES,
+          value_parser = clap::value_parser!(u32).range(MIN_MAX_MESSAGE_BYTES as i64..=MAX_MAX_MESSAGE_BYTES as i64))]
+    pub max_message_bytes: u32,
+
     /// Log format.
     #[arg(long, env = "TEACHER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -136,6 +158,20 @@ impl Config {
             &model,
         ];
         Config::parse_from(args)
+    }
+
+    /// The TLS files, when --tls-cert/--tls-key are given.
+    pub fn tls_files(&self) -> Result<Option<ServerTlsFiles>, String> {
+        ServerTlsFiles::from_flags(
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+            self.tls_client_ca.as_deref(),
+        )
+    }
+
+    /// See `max_message_bytes`.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes as usize
     }
 
     /// See `drain_delay_ms`.
@@ -173,5 +209,36 @@ mod tests {
         assert_eq!(config.max_batch, 256);
         assert_eq!(config.sequence_length, None);
         assert_eq!(config.device, DeviceChoice::Auto);
+        assert_eq!(config.tls_files(), Ok(None));
+        assert_eq!(config.max_message_bytes(), 4 << 20);
+    }
+
+    #[test]
+    fn tls_flags_come_in_pairs_and_the_message_limit_is_bounded() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["teacher-svc", "--data", "d", "--model", "m"];
+            args.extend(extra);
+            Config::try_parse_from(args)
+        };
+        let c = parse(&[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--tls-client-ca",
+            "ca.pem",
+        ])
+        .unwrap();
+        let files = c.tls_files().unwrap().unwrap();
+        assert_eq!(files.client_ca, Some(PathBuf::from("ca.pem")));
+        for bad in [
+            &["--tls-cert", "c.pem"][..],
+            &["--tls-key", "k.pem"],
+            &["--tls-client-ca", "ca.pem"],
+            &["--max-message-bytes", "0"],
+            &["--max-message-bytes", "2000000000"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! Builds and runs the gRPC server: health (NOT_SERVING until the model is warm and again
 //! while draining), reflection (v1 and v1alpha), the TeacherService, and the metrics port.
+//! gRPC is plain text, or TLS / mutual TLS with `--tls-*`; every service limits messages to
+//! `--max-message-bytes` both ways. The metrics port is always plain HTTP.
 //! `run` is what `main` calls and what tests and the benchmark call in-process.
 
 use std::net::SocketAddr;
@@ -8,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rankdistill_core::prepared::PreparedDataset;
+use rankdistill_proto::transport::error_chain;
 use rankdistill_proto::v1::teacher_service_server::TeacherServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +77,34 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status(SERVICE_NAME, status).await;
 }
 
+/// A server builder with the configured transport security: plain text, TLS, or mutual TLS.
+/// Fails, naming the flag and the file, when a PEM file is unreadable or refused.
+fn transport(config: &Config) -> Result<Server, StartupError> {
+    let builder = Server::builder().tcp_nodelay(true);
+    let Some(files) = config.tls_files().map_err(StartupError::Security)? else {
+        info!("gRPC in plain text (no --tls-cert)");
+        return Ok(builder);
+    };
+    let tls = files
+        .load()
+        .map_err(|e| StartupError::Security(e.to_string()))?;
+    let builder = builder.tls_config(tls).map_err(|e| {
+        StartupError::Security(format!(
+            "--tls-cert {} / --tls-key {}{}: {}",
+            files.cert.display(),
+            files.key.display(),
+            files
+                .client_ca
+                .as_ref()
+                .map(|ca| format!(" / --tls-client-ca {}", ca.display()))
+                .unwrap_or_default(),
+            error_chain(&e)
+        ))
+    })?;
+    info!(mode = %files.describe(), "gRPC over TLS");
+    Ok(builder)
+}
+
 /// Loads the dataset and the model, starts and warms up the model thread.
 async fn load(config: &Config, metrics: Metrics) -> Result<(Ready, JoinHandle<()>), StartupError> {
     let device = config.device.resolve().map_err(StartupError::Device)?;
@@ -128,8 +159,13 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), StartupError> {
+    let mut transport = transport(&config)?;
+    let limit = config.max_message_bytes();
     let metrics = Metrics::new();
     let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health_service = health_service
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
     set_health(&reporter, ServingStatus::NotServing).await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -138,10 +174,14 @@ pub async fn run(
     };
     let reflection_v1 = reflection()
         .build_v1()
-        .map_err(|e| StartupError::Reflection(e.to_string()))?;
+        .map_err(|e| StartupError::Reflection(e.to_string()))?
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
     let reflection_v1alpha = reflection()
         .build_v1alpha()
-        .map_err(|e| StartupError::Reflection(e.to_string()))?;
+        .map_err(|e| StartupError::Reflection(e.to_string()))?
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
 
     let state = Arc::new(OnceLock::new());
     let draining = CancellationToken::new();
@@ -161,12 +201,15 @@ pub async fn run(
         metrics_stop.clone(),
     ));
     let mut server = tokio::spawn(
-        Server::builder()
-            .tcp_nodelay(true)
+        transport
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(TeacherServiceServer::new(api))
+            .add_service(
+                TeacherServiceServer::new(api)
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit),
+            )
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(listeners.grpc),
                 draining.clone().cancelled_owned(),
