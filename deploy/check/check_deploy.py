@@ -286,6 +286,9 @@ def cross_check(
     pdbs = [o for o in objects if o["kind"] == "PodDisruptionBudget"]
     pvcs = {o["metadata"]["name"] for o in objects if o["kind"] == "PersistentVolumeClaim"}
     pod_ports: dict[str, set[str]] = {}
+    # (workload, binary key, effective value of a flag, where the shard index came from) per
+    # container, for the cross-workload checks of the sharded pull.
+    runs: list[tuple[dict, str, object, list[str]]] = []
 
     for obj in objects:
         if obj["kind"] not in WORKLOAD_KINDS:
@@ -365,7 +368,8 @@ def cross_check(
                 if e["name"] not in binary.envs:
                     problems.add(where, f"env {e['name']} is not in `{binary.name} --help`")
 
-            def effective(flag: str) -> str | None:
+            # Default arguments bind this container's values (the function outlives the loop).
+            def effective(flag: str, flags=flags, env=env, binary=binary) -> str | None:
                 if flag in flags:
                     return flags[flag]
                 spec = binary.flags.get(flag, {})
@@ -376,6 +380,10 @@ def cross_check(
             svc = SERVICES.get(bin_name)
             if svc:
                 check_server(c, where, bin_name, effective, svc, pod_spec, health, problems)
+            index_sources = [s for s in ("--shard-index", "RD_SHARD_INDEX") if s in flags or s in env]
+            runs.append((obj, key, effective, index_sources))
+
+    check_sharded_pull(runs, label, problems)
 
     # Services point at ports the selected pods name.
     for s in services.values():
@@ -404,6 +412,61 @@ def cross_check(
         if not any(all(d["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in sel.items())
                    for d in deployments.values()):
             problems.add(f"{label} PDB/{p['metadata']['name']}", "selects no Deployment")
+
+
+def check_sharded_pull(runs, label: str, problems: Problems) -> None:
+    """The pull split over an Indexed Job: one worker per shard (completions = --shard-count,
+    the index left to JOB_COMPLETION_INDEX), the training step merging the same number of
+    shards from the same cache folder, and no more streams per teacher than it accepts."""
+    def count(effective) -> int | None:
+        value = effective("--shard-count")
+        return int(value) if value is not None and str(value).isdigit() else None
+
+    pulls = [(o, e, i) for o, k, e, i in runs if k == "trainer pull"]
+    teachers = [e for o, k, e, i in runs if k == "teacher-svc"]
+    for obj, effective, index_sources in pulls:
+        where = f"{label} {obj['kind']}/{obj['metadata']['name']}"
+        spec = obj["spec"]
+        n = count(effective)
+        if n is None:
+            problems.add(where, f"--shard-count {effective('--shard-count')!r} is not a number")
+            continue
+        if index_sources:
+            problems.add(where, f"the shard index is set ({', '.join(index_sources)}): every worker would pull "
+                                "the same shard; leave it to JOB_COMPLETION_INDEX")
+        if obj["kind"] != "Job" or spec.get("completionMode") != "Indexed":
+            problems.add(where, "trainer pull must run as an Indexed Job (completionMode: Indexed)")
+            continue
+        completions = spec.get("completions", 1)
+        parallelism = spec.get("parallelism", 1)
+        if completions != n:
+            problems.add(where, f"completions {completions} but the workers pull --shard-count {n}: "
+                                "some shards would never be pulled, or indices would be out of range")
+        if parallelism > completions:
+            problems.add(where, f"parallelism {parallelism} > completions {completions}")
+        streams = effective("--streams-per-teacher")
+        for t in teachers:
+            limit = t("--max-streams")
+            if streams and limit and str(streams).isdigit() and str(limit).isdigit() \
+                    and min(parallelism, completions) * int(streams) > int(limit):
+                problems.add(where, f"{min(parallelism, completions)} workers x {streams} streams per teacher "
+                                    f"exceed teacher-svc --max-streams {limit}: streams would be refused")
+    for obj, key, effective, _ in runs:
+        if key != "trainer distill":
+            continue
+        where = f"{label} {obj['kind']}/{obj['metadata']['name']}"
+        n = count(effective)
+        if n is not None and n > 1 and not pulls:
+            problems.add(where, f"merges --shard-count {n} shards but no `trainer pull` Job writes them")
+        for pull, pull_effective, _ in pulls:
+            other = f"{pull['kind']}/{pull['metadata']['name']}"
+            if count(pull_effective) != n:
+                problems.add(where, f"merges --shard-count {n} but {other} pulls --shard-count "
+                                    f"{count(pull_effective)}")
+            for flag in ("--cache-dir", "--rd-k", "--exclude-seen", "--seq-len", "--targets", "--data"):
+                if effective(flag) != pull_effective(flag):
+                    problems.add(where, f"{flag} {effective(flag)!r} differs from {other}'s "
+                                        f"{pull_effective(flag)!r}: the shards would not be found")
 
 
 def check_wrapper(argv, where, services, deployments, problems) -> None:
@@ -511,10 +574,10 @@ def main() -> int:
         "teacher-svc": load_binary(opts.bin_dir, "teacher-svc", None),
         "student-svc": load_binary(opts.bin_dir, "student-svc", None),
     }
-    trainer_subcommands = ["distill", "prepare", "train", "evaluate", "gen-synthetic", "report"]
+    trainer_subcommands = ["distill", "pull", "prepare", "train", "evaluate", "gen-synthetic", "report"]
     for sub in trainer_subcommands:
         binaries[f"trainer {sub}"] = load_binary(opts.bin_dir, "trainer", sub)
-    for required in ("teacher-svc", "trainer distill"):
+    for required in ("teacher-svc", "trainer distill", "trainer pull"):
         if binaries[required] is None:
             raise SystemExit(f"deploy check: {required} is not built in {opts.bin_dir}")
     if binaries["student-svc"] is None:

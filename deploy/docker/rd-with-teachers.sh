@@ -1,5 +1,5 @@
 #!/bin/sh
-# Usage: rd-with-teachers SERVICE PORT MIN_TEACHERS -- trainer distill ...
+# Usage: rd-with-teachers SERVICE PORT MIN_TEACHERS -- trainer pull|distill ...
 # A headless Service resolves to one A record per *ready* pod. trainer's `--teacher` needs one
 # endpoint per replica (a single name would pin every stream to the first address), so this
 # waits until at least MIN_TEACHERS pods are ready, sets RD_TEACHER (the env form of

@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1.7
-# trainer: the CLI (prepare, train, distill, evaluate, report); the distillation Job runs it.
+# trainer: the CLI (prepare, train, pull, distill, evaluate, report); the distillation Jobs run it.
 # LibTorch 2.13.0 CPU kernels, as in the teacher image.
 # Build from the repository root:
 #   docker build -f deploy/docker/trainer.Dockerfile --target trainer -t REGISTRY/rankdistill/trainer:TAG .
