@@ -2,7 +2,8 @@
 //! `Rank`. Each of `--concurrency` workers has its own connection and sends one request after
 //! another (users drawn with a seed from the prepared dataset's users) for `--duration-s`
 //! seconds or `--requests` requests in all, after a warm-up. Prints (and optionally writes) a
-//! JSON report: QPS, latency percentiles, errors by code.
+//! JSON report: QPS, latency percentiles, a latency histogram (log-spaced buckets, for
+//! `trainer report`), errors by code.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -76,6 +77,66 @@ struct Latency {
     max: f64,
 }
 
+/// Buckets per power of ten of the latency histogram.
+const BUCKETS_PER_DECADE: u32 = 20;
+/// Decades of microseconds covered by finite buckets: 1 µs to 100 s.
+const DECADES: u32 = 8;
+
+/// One histogram bucket: latencies in `[lo, hi)` milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Bucket {
+    lo: f64,
+    hi: f64,
+    count: u64,
+}
+
+/// Latency histogram with log-spaced buckets.
+#[derive(Debug, Serialize)]
+struct Histogram {
+    /// Unit of the bucket bounds.
+    unit: &'static str,
+    /// Buckets per power of ten.
+    buckets_per_decade: u32,
+    /// The buckets from the first to the last non-empty one (empty ones in between kept).
+    buckets: Vec<Bucket>,
+}
+
+/// Bucket upper bounds in microseconds: 10^(i / BUCKETS_PER_DECADE) for i in 0..=DECADES*B.
+fn bucket_bounds_us() -> Vec<f64> {
+    (0..=BUCKETS_PER_DECADE * DECADES)
+        .map(|i| 10f64.powf(i as f64 / BUCKETS_PER_DECADE as f64))
+        .collect()
+}
+
+/// The histogram of latencies (microseconds): bucket 0 is [0, 1 µs), bucket i >= 1 is
+/// [bound[i-1], bound[i]), the last one is open-ended (its `hi` is the largest latency).
+fn histogram(latencies_us: &[u64]) -> Histogram {
+    let bounds = bucket_bounds_us();
+    let mut counts = vec![0u64; bounds.len() + 1];
+    for &us in latencies_us {
+        counts[bounds.partition_point(|&b| b <= us as f64)] += 1;
+    }
+    let max_ms = latencies_us.iter().copied().max().unwrap_or(0) as f64 / 1000.0;
+    let buckets = match (
+        counts.iter().position(|&c| c > 0),
+        counts.iter().rposition(|&c| c > 0),
+    ) {
+        (Some(first), Some(last)) => (first..=last)
+            .map(|i| Bucket {
+                lo: if i == 0 { 0.0 } else { bounds[i - 1] / 1000.0 },
+                hi: bounds.get(i).map_or(max_ms, |b| b / 1000.0),
+                count: counts[i],
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Histogram {
+        unit: "ms",
+        buckets_per_decade: BUCKETS_PER_DECADE,
+        buckets,
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     target: Target,
@@ -89,6 +150,7 @@ struct Report {
     errors_by_code: BTreeMap<String, u64>,
     qps: f64,
     latency_ms: Latency,
+    histogram: Histogram,
 }
 
 enum Client {
@@ -265,6 +327,7 @@ async fn run(args: Args) -> anyhow::Result<Report> {
             p999: percentile(&latencies, 0.999),
             max: latencies.last().copied().unwrap_or(0) as f64 / 1000.0,
         },
+        histogram: histogram(&latencies),
     })
 }
 
@@ -283,4 +346,59 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_hold_every_latency_in_its_bounds() {
+        let latencies: Vec<u64> = vec![
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            101,
+            950,
+            1000,
+            1001,
+            25_000,
+            400_000_000,
+        ];
+        let h = histogram(&latencies);
+        assert_eq!(
+            h.buckets.iter().map(|b| b.count).sum::<u64>(),
+            latencies.len() as u64
+        );
+        assert_eq!(h.buckets[0].lo, 0.0);
+        for pair in h.buckets.windows(2) {
+            assert_eq!(pair[0].hi, pair[1].lo, "contiguous");
+            assert!(pair[0].lo < pair[0].hi);
+        }
+        for &us in &latencies {
+            let ms = us as f64 / 1000.0;
+            let inside = h
+                .buckets
+                .iter()
+                .filter(|b| {
+                    b.lo <= ms
+                        && (ms < b.hi || (b.hi == h.buckets.last().unwrap().hi && ms == b.hi))
+                })
+                .count();
+            assert_eq!(inside, 1, "{us} us falls in exactly one bucket");
+        }
+        // 20 buckets per decade: 100 us and 101 us share a bucket, 100 us and 99 us do not.
+        let find = |us: u64| {
+            let ms = us as f64 / 1000.0;
+            h.buckets.iter().position(|b| b.lo <= ms && ms < b.hi)
+        };
+        assert_eq!(find(100), find(101));
+        assert_ne!(find(99), find(100));
+        // Beyond the last finite bound: one open bucket ending at the largest latency.
+        assert_eq!(h.buckets.last().unwrap().hi, 400_000.0);
+        assert!(histogram(&[]).buckets.is_empty());
+    }
 }
