@@ -20,7 +20,7 @@ pub enum ServiceError {
         max: u32,
     },
     /// An item id the model does not know.
-    #[error("{field}: unknown item id '{id}'")]
+    #[error("{field}: unknown item id '{}'", rankdistill_proto::quote(.id))]
     UnknownItem {
         /// Which request field held it.
         field: String,
@@ -29,7 +29,7 @@ pub enum ServiceError {
     },
     /// A user id the model does not know, with nothing else to rank from.
     #[error(
-        "unknown user id '{0}' and no recent_items: send the user's recent items, or start the server with --unknown-user popularity"
+        "unknown user id '{}' and no recent_items: send the user's recent items, or start the server with --unknown-user popularity", rankdistill_proto::quote(.0)
     )]
     UnknownUser(String),
     /// An error inside one request of a batch; keeps the inner error's status code.

@@ -28,7 +28,7 @@ pub enum ServiceError {
         count: u32,
     },
     /// An item id the dataset does not know.
-    #[error("{field}: unknown item id '{id}'")]
+    #[error("{field}: unknown item id '{}'", rankdistill_proto::quote(.id))]
     UnknownItem {
         /// Which request field held it.
         field: String,
@@ -36,7 +36,7 @@ pub enum ServiceError {
         id: String,
     },
     /// A user id the dataset does not know.
-    #[error("unknown user id '{0}'")]
+    #[error("unknown user id '{}'", rankdistill_proto::quote(.0))]
     UnknownUser(String),
     /// An error inside one query of an explicit list; keeps the inner error's status code.
     #[error("explicit.queries[{index}]: {source}")]
@@ -47,7 +47,10 @@ pub enum ServiceError {
         source: Box<ServiceError>,
     },
     /// The caller expects another dataset.
-    #[error("the server's prepared data has fingerprint {actual}, the request expects {expected}")]
+    #[error(
+        "the server's prepared data has fingerprint {actual}, the request expects {}",
+        rankdistill_proto::quote(.expected)
+    )]
     FingerprintMismatch {
         /// What the caller expected.
         expected: String,
