@@ -242,6 +242,13 @@ impl TeacherApi {
                 }
             }
         };
+        let total = source.len() as u64;
+        if request.cursor > total {
+            return Err(ServiceError::InvalidArgument(format!(
+                "cursor {} is past the end of the query space ({total} queries); resume from a next_cursor this stream returned, or 0 to start over",
+                request.cursor
+            )));
+        }
         let permit = self.streams.clone().try_acquire_owned().map_err(|_| {
             ServiceError::Overloaded(format!(
                 "{} StreamRankings calls are already running (--max-streams)",
