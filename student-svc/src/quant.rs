@@ -316,29 +316,39 @@ impl Candidates {
             &table.base[start..end],
         );
         let bias = &bias[..n];
+        let bounds = |r: usize| {
+            let a = dots[r] as f32 * (scale[r] * query.scale) + bias[r];
+            let bound = (err[r] * query.norm + mag[r] * query.err + base[r]) * (1.0 + 1e-5);
+            (a - bound, a + bound)
+        };
+        let full = n / W * W;
         let mut i = 0;
-        while i < n {
-            let w = (n - i).min(W);
-            let (mut lo, mut up) = ([0f32; W], [f32::NEG_INFINITY; W]);
-            for j in 0..w {
-                let r = i + j;
-                let a = dots[r] as f32 * (scale[r] * query.scale) + bias[r];
-                let bound = (err[r] * query.norm + mag[r] * query.err + base[r]) * (1.0 + 1e-5);
-                lo[j] = a - bound;
-                up[j] = a + bound;
+        while i < full {
+            // Fixed-width loops over whole groups: vectorised, no branch per row.
+            let (mut lo, mut up) = ([0f32; W], [0f32; W]);
+            for j in 0..W {
+                (lo[j], up[j]) = bounds(i + j);
             }
             let t = self.threshold;
             if up.iter().fold(false, |any, &u| any | (u >= t)) {
-                for j in 0..w {
-                    let item = (start + i + j) as u32;
-                    if up[j] >= self.threshold
-                        && (exclude.is_empty() || exclude.binary_search(&item).is_err())
-                    {
-                        self.push(item, lo[j], up[j]);
-                    }
+                for j in 0..W {
+                    self.offer((start + i + j) as u32, lo[j], up[j], exclude);
                 }
             }
-            i += w;
+            i += W;
+        }
+        for r in full..n {
+            let (lo, up) = bounds(r);
+            self.offer((start + r) as u32, lo, up, exclude);
+        }
+    }
+
+    /// [`Candidates::push`] unless the item is excluded.
+    #[inline]
+    fn offer(&mut self, item: u32, lower: f32, upper: f32, exclude: &[u32]) {
+        if upper >= self.threshold && (exclude.is_empty() || exclude.binary_search(&item).is_err())
+        {
+            self.push(item, lower, upper);
         }
     }
 }
