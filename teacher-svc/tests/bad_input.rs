@@ -158,7 +158,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
         Row {
             name: "empty user id",
-            call: Call::Rank(rank("", &[item.clone()], 10)),
+            call: Call::Rank(rank("", std::slice::from_ref(&item), 10)),
             expect: error(Code::InvalidArgument, &["query.user_id is required"]),
         },
         Row {
