@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig};
 
 /// Default limit on one gRPC message, encoded or decoded (4 MiB, gRPC's usual default).
 pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 4 << 20;
@@ -71,7 +71,7 @@ impl fmt::Display for TlsError {
                 "{flag} {}: expected a PEM file with {expected}: {detail}",
                 path.display()
             ),
-            TlsError::Rejected { what, detail } => write!(f, "{what} refused: {detail}"),
+            TlsError::Rejected { what, detail } => write!(f, "{what}: refused by rustls: {detail}"),
         }
     }
 }
@@ -184,6 +184,27 @@ impl ServerTlsFiles {
             )?));
         }
         Ok(config)
+    }
+
+    /// Applies the files to a server builder: reads and checks them and builds the rustls
+    /// configuration (which refuses, e.g., a key that is not the certificate's).
+    pub fn apply(&self, server: Server) -> Result<Server, TlsError> {
+        let tls = self.load()?;
+        server.tls_config(tls).map_err(|e| {
+            let mut what = format!(
+                "--tls-cert {} / --tls-key {}",
+                self.cert.display(),
+                self.key.display()
+            );
+            if let Some(ca) = &self.client_ca {
+                what.push_str(&format!(" / --tls-client-ca {}", ca.display()));
+            }
+            // tonic's own message is a bare "transport error": the causes say what is wrong.
+            let detail = std::error::Error::source(&e)
+                .map(error_chain)
+                .unwrap_or_else(|| e.to_string());
+            TlsError::Rejected { what, detail }
+        })
     }
 
     /// A description for logs: files and mode, never their contents.

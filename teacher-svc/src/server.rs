@@ -10,7 +10,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_proto::transport::error_chain;
 use rankdistill_proto::v1::teacher_service_server::TeacherServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -85,22 +84,9 @@ fn transport(config: &Config) -> Result<Server, StartupError> {
         info!("gRPC in plain text (no --tls-cert)");
         return Ok(builder);
     };
-    let tls = files
-        .load()
+    let builder = files
+        .apply(builder)
         .map_err(|e| StartupError::Security(e.to_string()))?;
-    let builder = builder.tls_config(tls).map_err(|e| {
-        StartupError::Security(format!(
-            "--tls-cert {} / --tls-key {}{}: {}",
-            files.cert.display(),
-            files.key.display(),
-            files
-                .client_ca
-                .as_ref()
-                .map(|ca| format!(" / --tls-client-ca {}", ca.display()))
-                .unwrap_or_default(),
-            error_chain(&e)
-        ))
-    })?;
     info!(mode = %files.describe(), "gRPC over TLS");
     Ok(builder)
 }

@@ -1,0 +1,230 @@
+//! student-svc over TLS and mutual TLS (certificates generated in the test with rcgen):
+//! Recommend, health, reflection and the token-gated Reload over mutual TLS; clients without
+//! a certificate, with one from another CA, or in plain text refused; the message size limit;
+//! clear refusals to start. Real processes on ephemeral loopback ports.
+
+mod common;
+#[path = "common/pki.rs"]
+mod pki;
+#[path = "common/tls_health.rs"]
+mod tls_health;
+
+use common::{Fixture, SERVICE, Server, args, run_to_refusal};
+use pki::{Pki, path, tls_channel};
+use rankdistill_proto::transport::ClientTlsFiles;
+use rankdistill_proto::v1::student_service_client::StudentServiceClient;
+use rankdistill_proto::v1::{
+    Query, RecommendBatchRequest, RecommendRequest, ReloadRequest, StudentInfoRequest,
+};
+use tls_health::{tls_health, wait_serving_tls};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_reflection::pb::v1;
+
+const TOKEN: &str = "tls-test-admin-token-5d41402abc4b2a76";
+
+fn request(user: String, k: i32) -> RecommendRequest {
+    RecommendRequest {
+        query: Some(Query {
+            user_id: user,
+            recent_items: vec![],
+        }),
+        k,
+        exclude_items: vec![],
+        exclude_seen: Some(true),
+    }
+}
+
+async fn client(
+    server: &Server,
+    files: &ClientTlsFiles,
+) -> Result<StudentServiceClient<tonic::transport::Channel>, tonic::Status> {
+    Ok(StudentServiceClient::new(
+        tls_channel(server.addr, files).await?,
+    ))
+}
+
+/// Info over a fresh connection: the error when the connection or the call is refused.
+async fn version(server: &Server, files: &ClientTlsFiles) -> Result<String, tonic::Status> {
+    let info = client(server, files)
+        .await?
+        .info(StudentInfoRequest {})
+        .await?
+        .into_inner();
+    Ok(info.model.map(|m| m.version).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_serves_recommend_health_reflection_and_the_gated_reload() {
+    let fx = Fixture::new();
+    let pki = Pki::new();
+    let token_file = fx.root.join("admin-token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    let mut extra: Vec<String> = pki.server_args(true);
+    extra.extend([
+        "--watch-interval-ms".into(),
+        "0".into(),
+        "--admin-token-file".into(),
+        path(&token_file),
+    ]);
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let server = Server::start(&args(&fx.model, &extra));
+    let good = pki.client(true);
+    wait_serving_tls(server.addr, &good, SERVICE).await;
+    assert_eq!(
+        tls_health(server.addr, &good, "").await.unwrap(),
+        ServingStatus::Serving
+    );
+
+    let mut c = client(&server, &good).await.unwrap();
+    let answer = c
+        .recommend(request(fx.user(0), 5))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.items.len(), 5);
+    assert_eq!(answer.model_version, fx.manifest.version);
+
+    // Reflection over mutual TLS.
+    let list = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut reflection = v1::server_reflection_client::ServerReflectionClient::new(
+        tls_channel(server.addr, &good).await.unwrap(),
+    );
+    let answer = reflection
+        .server_reflection_info(tokio_stream::iter(vec![list]))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .expect("a reflection answer");
+    match answer.message_response {
+        Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) => {
+            assert!(list.service.iter().any(|s| s.name == SERVICE), "{list:?}");
+        }
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
+
+    // Reload over mutual TLS still needs the bearer token.
+    let v2 = fx.publish(2);
+    let status = c.reload(ReloadRequest {}).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    let mut reload = tonic::Request::new(ReloadRequest {});
+    reload
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let reloaded = c.reload(reload).await.unwrap().into_inner();
+    assert!(reloaded.changed);
+    assert_eq!(reloaded.model_version, v2);
+
+    // Refused: no client certificate, a certificate from another CA, plain text.
+    let without = version(&server, &pki.client(false)).await;
+    assert!(without.is_err(), "{without:?}");
+    let intruder = version(&server, &pki.intruder()).await;
+    assert!(intruder.is_err(), "{intruder:?}");
+    let plain = server.health("").await;
+    assert!(plain.is_err(), "{plain:?}");
+    assert_eq!(version(&server, &good).await.unwrap(), v2);
+    // The metrics port stays plain HTTP.
+    assert!(server.metrics().await.contains("student_ready 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_above_the_limit_are_refused_both_ways() {
+    let fx = Fixture::new();
+    let pki = Pki::new();
+    let mut extra = pki.server_args(false);
+    extra.extend(["--max-message-bytes".into(), "1024".into()]);
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let server = Server::start(&args(&fx.model, &extra));
+    let files = pki.client(false);
+    wait_serving_tls(server.addr, &files, SERVICE).await;
+    let mut c = client(&server, &files).await.unwrap();
+    assert_eq!(
+        c.recommend(request(fx.user(0), 5))
+            .await
+            .unwrap()
+            .into_inner()
+            .items
+            .len(),
+        5
+    );
+    // Request above the limit: refused while decoding.
+    let items = fx.dataset.num_items() as u32;
+    let mut big = request(fx.user(0), 5);
+    big.exclude_items = (0..400).map(|i| fx.item(i % items)).collect();
+    let status = c.recommend(big).await.unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(
+        status.message().contains("message length too large"),
+        "{status:?}"
+    );
+    // Response above the limit: refused while encoding (4 answers of 50 items).
+    let status = c
+        .recommend_batch(RecommendBatchRequest {
+            requests: (0..4).map(|u| request(fx.user(u), 50)).collect(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(
+        status.message().contains("message length too large"),
+        "{status:?}"
+    );
+    assert_eq!(
+        c.recommend(request(fx.user(1), 5))
+            .await
+            .unwrap()
+            .into_inner()
+            .items
+            .len(),
+        5
+    );
+}
+
+#[test]
+fn unusable_tls_files_stop_the_start_naming_the_flag_and_the_file() {
+    let fx = Fixture::new();
+    let pki = Pki::new();
+    let missing = pki.dir.join("missing.pem");
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec![
+                "--tls-cert".into(),
+                path(&missing),
+                "--tls-key".into(),
+                path(&pki.server_key),
+            ],
+            format!("--tls-cert {}: cannot read the file", missing.display()),
+        ),
+        (
+            vec![
+                "--tls-cert".into(),
+                path(&pki.server_cert),
+                "--tls-key".into(),
+                path(&pki.server_cert),
+            ],
+            format!(
+                "--tls-key {}: expected a PEM file with a PRIVATE KEY block",
+                pki.server_cert.display()
+            ),
+        ),
+        (
+            vec!["--tls-client-ca".into(), path(&pki.ca)],
+            "--tls-cert".into(),
+        ),
+    ];
+    for (extra, expected) in cases {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let (status, stderr) = run_to_refusal(&args(&fx.model, &extra));
+        assert!(!status.success(), "{extra:?} started");
+        assert!(stderr.contains(&expected), "{extra:?}:\n{stderr}");
+        assert!(!stderr.contains("PRIVATE KEY-----"), "{stderr}");
+    }
+}

@@ -1,0 +1,308 @@
+//! teacher-svc over TLS and mutual TLS (certificates generated in the test with rcgen), the
+//! message size limit, and clear refusals to start on unusable PEM files. Real processes on
+//! ephemeral loopback ports, called through the generated clients.
+
+mod common;
+#[path = "../../student-svc/tests/common/pki.rs"]
+mod pki;
+#[path = "../../student-svc/tests/common/tls_health.rs"]
+mod tls_health;
+
+use std::ffi::OsString;
+
+use common::{Fixture, SERVICE, Server, args, run_to_refusal};
+use pki::{Pki, path, tls_channel};
+use rankdistill_proto::transport::ClientTlsFiles;
+use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
+use rankdistill_proto::v1::{InfoRequest, Query, RankRequest, StreamRankingsRequest};
+use tls_health::{tls_health, wait_serving_tls};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_reflection::pb::v1;
+
+fn with(fx: &Fixture, extra: &[String]) -> Vec<OsString> {
+    let mut out = args(&fx.data, &fx.checkpoint);
+    out.extend(extra.iter().map(OsString::from));
+    out
+}
+
+async fn tls_client(
+    server: &Server,
+    files: &ClientTlsFiles,
+) -> Result<TeacherServiceClient<tonic::transport::Channel>, tonic::Status> {
+    Ok(TeacherServiceClient::new(
+        tls_channel(server.addr, files).await?,
+    ))
+}
+
+/// Info over a fresh connection: the error when the connection or the call is refused.
+async fn info(server: &Server, files: &ClientTlsFiles) -> Result<String, tonic::Status> {
+    let mut client = tls_client(server, files).await?;
+    Ok(client.info(InfoRequest {}).await?.into_inner().version)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_rpcs_health_and_reflection_and_refuses_plain_text() {
+    let fx = Fixture::new();
+    let pki = Pki::new();
+    let server = Server::start(&with(&fx, &pki.server_args(false)));
+    let files = pki.client(false);
+    wait_serving_tls(server.addr, &files, "").await;
+    assert_eq!(
+        tls_health(server.addr, &files, SERVICE).await.unwrap(),
+        ServingStatus::Serving
+    );
+
+    let mut client = tls_client(&server, &files).await.unwrap();
+    let answer = client
+        .rank(RankRequest {
+            query: Some(Query {
+                user_id: fx.user(0),
+                recent_items: vec![],
+            }),
+            k: 5,
+            exclude_items: vec![],
+            exclude_seen: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.items.len(), 5);
+    assert_eq!(answer.model_version, fx.manifest.version);
+
+    // Reflection over TLS.
+    let list = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut reflection = v1::server_reflection_client::ServerReflectionClient::new(
+        tls_channel(server.addr, &files).await.unwrap(),
+    );
+    let answer = reflection
+        .server_reflection_info(tokio_stream::iter(vec![list]))
+        .await
+        .unwrap()
+        .into_inner()
+        .message()
+        .await
+        .unwrap()
+        .expect("a reflection answer");
+    match answer.message_response {
+        Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) => {
+            assert!(list.service.iter().any(|s| s.name == SERVICE), "{list:?}");
+        }
+        other => panic!("unexpected reflection answer {other:?}"),
+    }
+
+    // A plain-text client gets nothing; the server keeps serving TLS clients.
+    let plain = server.health("").await;
+    assert!(
+        plain.is_err(),
+        "plain text must fail against TLS: {plain:?}"
+    );
+    // A client that does not trust the server's CA is refused by its own verification.
+    let untrusting = ClientTlsFiles {
+        ca: Some(pki.other_ca.clone()),
+        ..ClientTlsFiles::default()
+    };
+    let refused = info(&server, &untrusting).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(
+        info(&server, &files).await.unwrap(),
+        fx.manifest.version,
+        "TLS clients are still served after the failed handshakes"
+    );
+    // The metrics port stays plain HTTP.
+    assert!(server.metrics().await.contains("teacher_ready 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_needs_a_client_certificate_from_the_configured_ca() {
+    let fx = Fixture::new();
+    let pki = Pki::new();
+    let server = Server::start(&with(&fx, &pki.server_args(true)));
+    let good = pki.client(true);
+    wait_serving_tls(server.addr, &good, SERVICE).await;
+    assert_eq!(info(&server, &good).await.unwrap(), fx.manifest.version);
+
+    let without = info(&server, &pki.client(false)).await;
+    assert!(
+        without.is_err(),
+        "no client certificate must be refused: {without:?}"
+    );
+    let intruder = info(&server, &pki.intruder()).await;
+    assert!(
+        intruder.is_err(),
+        "a certificate from another CA must be refused: {intruder:?}"
+    );
+    assert!(server.health("").await.is_err(), "plain text is refused");
+
+    // Streams work over mutual TLS too.
+    let mut client = tls_client(&server, &good).await.unwrap();
+    let mut stream = client
+        .stream_rankings(StreamRankingsRequest {
+            k: 3,
+            batch_size: 8,
+            shard_count: 1,
+            ..StreamRankingsRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().expect("a batch");
+    assert_eq!(first.rankings.len(), 8);
+    assert_eq!(info(&server, &good).await.unwrap(), fx.manifest.version);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_above_the_limit_are_refused_both_ways() {
+    let fx = Fixture::new();
+    let server = Server::start_serving(&with(
+        &fx,
+        &["--max-message-bytes".to_string(), "1024".to_string()],
+    ))
+    .await;
+    let mut client = server.client().await;
+    let rank = |exclude: Vec<String>| RankRequest {
+        query: Some(Query {
+            user_id: fx.user(0),
+            recent_items: vec![],
+        }),
+        k: 5,
+        exclude_items: exclude,
+        exclude_seen: false,
+    };
+    // A small request is served.
+    assert_eq!(
+        client
+            .rank(rank(vec![]))
+            .await
+            .unwrap()
+            .into_inner()
+            .items
+            .len(),
+        5
+    );
+    // A request above 1024 bytes is refused while decoding.
+    let items = fx.dataset.num_items() as u32;
+    let big: Vec<String> = (0..400).map(|i| fx.item(i % items)).collect();
+    let status = client.rank(rank(big)).await.unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(
+        status.message().contains("message length too large"),
+        "{status:?}"
+    );
+    // A stream message above 1024 bytes is refused while encoding: 64 queries x 10 items.
+    let mut stream = client
+        .stream_rankings(StreamRankingsRequest {
+            k: 10,
+            batch_size: 64,
+            shard_count: 1,
+            ..StreamRankingsRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let status = loop {
+        match stream.message().await {
+            Ok(Some(_)) => panic!("a 64-query message cannot fit in 1024 bytes"),
+            Ok(None) => panic!("the stream ended without an error"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(
+        status.message().contains("message length too large"),
+        "{status:?}"
+    );
+    // The server is unharmed.
+    assert_eq!(
+        client
+            .rank(rank(vec![]))
+            .await
+            .unwrap()
+            .into_inner()
+            .items
+            .len(),
+        5
+    );
+}
+
+#[test]
+fn unusable_tls_files_stop_the_start_naming_the_flag_and_the_file() {
+    let fx = Fixture::new();
+    let pki = Pki::new();
+    let missing = pki.dir.join("missing.pem");
+    let not_pem = pki.dir.join("notes.txt");
+    std::fs::write(&not_pem, "not a certificate\n").unwrap();
+    let cases: Vec<(Vec<String>, Vec<String>)> = vec![
+        (
+            vec![
+                "--tls-cert".into(),
+                path(&pki.server_cert),
+                "--tls-key".into(),
+                path(&missing),
+            ],
+            vec![
+                format!("--tls-key {}", missing.display()),
+                "cannot read the file".into(),
+            ],
+        ),
+        (
+            vec![
+                "--tls-cert".into(),
+                path(&not_pem),
+                "--tls-key".into(),
+                path(&pki.server_key),
+            ],
+            vec![
+                format!("--tls-cert {}", not_pem.display()),
+                "CERTIFICATE".into(),
+            ],
+        ),
+        (
+            // A key that does not belong to the certificate.
+            vec![
+                "--tls-cert".into(),
+                path(&pki.server_cert),
+                "--tls-key".into(),
+                path(&pki.client_key),
+            ],
+            vec![
+                format!("--tls-cert {}", pki.server_cert.display()),
+                "refused by rustls".into(),
+            ],
+        ),
+        (
+            [
+                pki.server_args(false),
+                vec!["--tls-client-ca".into(), path(&pki.server_key)],
+            ]
+            .concat(),
+            vec![
+                format!("--tls-client-ca {}", pki.server_key.display()),
+                "CERTIFICATE".into(),
+            ],
+        ),
+        (
+            vec!["--tls-cert".into(), path(&pki.server_cert)],
+            vec!["--tls-key".into()],
+        ),
+    ];
+    for (extra, expected) in cases {
+        let (status, stderr) = run_to_refusal(&with(&fx, &extra));
+        assert!(!status.success(), "{extra:?} started");
+        for needle in expected {
+            assert!(
+                stderr.contains(&needle),
+                "{extra:?}: stderr lacks {needle:?}:\n{stderr}"
+            );
+        }
+        assert!(
+            !stderr.contains("PRIVATE KEY-----"),
+            "key material in the error:\n{stderr}"
+        );
+    }
+}
