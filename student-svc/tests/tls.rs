@@ -228,3 +228,53 @@ fn unusable_tls_files_stop_the_start_naming_the_flag_and_the_file() {
         assert!(!stderr.contains("PRIVATE KEY-----"), "{stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rd_loadgen_loads_a_mutual_tls_server() {
+    let fx = Fixture::new();
+    let pki = Pki::new();
+    let extra = pki.server_args(true);
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let server = Server::start(&args(&fx.model, &extra));
+    let good = pki.client(true);
+    wait_serving_tls(server.addr, &good, SERVICE).await;
+    let loadgen = |extra: &[String]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rd-loadgen"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("LOADGEN_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .args(["--addr", &format!("https://{}", server.addr)])
+            .args(["--data", &path(&fx.data)])
+            .args(["--requests", "20", "--warmup-s", "0", "--concurrency", "2"])
+            .args(["--tls-ca", &path(&pki.ca)])
+            .args(extra)
+            .output()
+            .expect("run rd-loadgen")
+    };
+    let out = loadgen(&[
+        "--tls-cert".into(),
+        path(&pki.client_cert),
+        "--tls-key".into(),
+        path(&pki.client_key),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    assert_eq!(report["ok"], 20, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    // Without a client certificate the server refuses every call (or the connection).
+    let out = loadgen(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let refused = !out.status.success()
+        || serde_json::from_str::<serde_json::Value>(&stdout)
+            .map(|r| r["ok"] == 0)
+            .unwrap_or(false);
+    assert!(refused, "{stdout}");
+}

@@ -3,7 +3,8 @@
 //! another (users drawn with a seed from the prepared dataset's users) for `--duration-s`
 //! seconds or `--requests` requests in all, after a warm-up. Prints (and optionally writes) a
 //! JSON report: QPS, latency percentiles, a latency histogram (log-spaced buckets, for
-//! `trainer report`), errors by code.
+//! `trainer report`), errors by code. `https://` addresses connect over TLS (`--tls-ca`, and
+//! `--tls-cert`/`--tls-key` for servers that require mutual TLS).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +16,9 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rankdistill_proto::transport::{
+    ClientTlsFiles, DEFAULT_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES,
+};
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{Query, RankRequest, RecommendRequest};
@@ -65,6 +69,46 @@ struct Args {
     /// Also write the JSON report here.
     #[arg(long, env = "LOADGEN_OUT")]
     out: Option<PathBuf>,
+    /// Largest gRPC message sent or received, in bytes.
+    #[arg(long, env = "LOADGEN_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES,
+          value_parser = clap::value_parser!(u32).range(MIN_MAX_MESSAGE_BYTES as i64..=MAX_MAX_MESSAGE_BYTES as i64))]
+    max_message_bytes: u32,
+    /// CA certificate (PEM) the server's certificate must chain to; needs an https:// --addr.
+    #[arg(long, env = "LOADGEN_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for servers that require mutual TLS; needs --tls-key.
+    #[arg(long, env = "LOADGEN_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "LOADGEN_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Name the server's certificate must carry, instead of the --addr host.
+    #[arg(long, env = "LOADGEN_TLS_DOMAIN")]
+    tls_domain: Option<String>,
+}
+
+impl Args {
+    /// The endpoint for --addr with the TLS settings.
+    fn endpoint(&self) -> anyhow::Result<Endpoint> {
+        let endpoint = Endpoint::from_shared(self.addr.clone())
+            .with_context(|| format!("invalid --addr {}", self.addr))?
+            .tcp_nodelay(true);
+        let files = ClientTlsFiles {
+            ca: self.tls_ca.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            domain: self.tls_domain.clone(),
+        };
+        let https = self.addr.starts_with("https://");
+        match (https, files.any()) {
+            (true, _) => Ok(endpoint.tls_config(files.load()?)?),
+            (false, true) => anyhow::bail!(
+                "--tls-* options need an https:// --addr (got {})",
+                self.addr
+            ),
+            (false, false) => Ok(endpoint),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -261,7 +305,8 @@ async fn run(args: Args) -> anyhow::Result<Report> {
     anyhow::ensure!(!users.is_empty(), "{} lists no users", users_path.display());
     let users = Arc::new(users);
     let args = Arc::new(args);
-    let endpoint = Endpoint::from_shared(args.addr.clone())?.tcp_nodelay(true);
+    let endpoint = args.endpoint()?;
+    let limit = args.max_message_bytes as usize;
     let warmup = Duration::from_secs_f64(args.warmup_s.max(0.0));
     let start = Instant::now();
     let measure_from = start + warmup;
@@ -277,8 +322,16 @@ async fn run(args: Args) -> anyhow::Result<Report> {
             .await
             .with_context(|| format!("connecting to {}", args.addr))?;
         let client = match args.target {
-            Target::Student => Client::Student(StudentServiceClient::new(channel)),
-            Target::Teacher => Client::Teacher(TeacherServiceClient::new(channel)),
+            Target::Student => Client::Student(
+                StudentServiceClient::new(channel)
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit),
+            ),
+            Target::Teacher => Client::Teacher(
+                TeacherServiceClient::new(channel)
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit),
+            ),
         };
         tasks.push(tokio::spawn(worker(
             client,
