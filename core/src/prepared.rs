@@ -122,8 +122,18 @@ impl PreparedDataset {
         self.split.items.len()
     }
 
-    /// Writes the dataset folder atomically: a reader sees the old folder or the new one.
+    /// Writes the dataset folder atomically: a reader sees the old folder or the new one. A
+    /// split without training rows (no items to model) is refused and nothing is written.
     pub fn save(&self, dir: &Path) -> io::Result<()> {
+        if self.split.items.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the split left no training rows ({} users, every interaction went to test or validation); lower --test-fraction / --valid-fraction or use users with more interactions; nothing was written",
+                    self.num_users()
+                ),
+            ));
+        }
         replace_dir_atomic(dir, |staging| {
             let manifest = serde_json::to_vec_pretty(&self.manifest).map_err(io::Error::other)?;
             fs::write(staging.join("manifest.json"), manifest)?;
@@ -295,6 +305,31 @@ mod tests {
         let back = PreparedDataset::load(&dir.path().join("p")).unwrap();
         assert_eq!(back, data);
         assert_eq!(sample().manifest.fingerprint, data.manifest.fingerprint);
+    }
+
+    #[test]
+    fn a_split_without_training_rows_is_not_written() {
+        let rows: Vec<RawInteraction> = (0..3)
+            .map(|u| RawInteraction {
+                user: u.to_string(),
+                item: "7".into(),
+                timestamp: Some(0),
+            })
+            .collect();
+        let config = SplitConfig::default();
+        let data = PreparedDataset::new(
+            split(&rows, config),
+            "mem".into(),
+            Format::Movielens,
+            config,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let err = data.save(&dir.path().join("p")).unwrap_err().to_string();
+        assert!(
+            err.contains("the split left no training rows (3 users"),
+            "{err}"
+        );
+        assert!(!dir.path().join("p").exists());
     }
 
     #[test]

@@ -36,13 +36,32 @@ fn hash_file(path: &Path) -> Result<String, CheckpointError> {
     Ok(rankdistill_core::artifact::weights_version(&bytes))
 }
 
+/// The first variable (by name) holding a NaN or an infinity, if any.
+fn first_non_finite(vs: &nn::VarStore) -> Option<String> {
+    let mut variables: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+    variables.sort_by(|a, b| a.0.cmp(&b.0));
+    variables
+        .into_iter()
+        .find(|(_, tensor)| tensor.isfinite().all().int64_value(&[]) == 0)
+        .map(|(name, _)| name)
+}
+
 /// Saves a checkpoint folder atomically. Fills in `version` and `num_parameters`, and
-/// returns the manifest that was written.
+/// returns the manifest that was written. Weights holding NaN or infinite values (a diverged
+/// training) are refused and nothing is written: a previous checkpoint at `dir` stays.
 pub fn save(
     dir: &Path,
     vs: &nn::VarStore,
     mut manifest: CheckpointManifest,
 ) -> Result<CheckpointManifest, CheckpointError> {
+    if let Some(name) = first_non_finite(vs) {
+        return Err(CheckpointError::Invalid {
+            path: dir.to_path_buf(),
+            reason: format!(
+                "tensor '{name}' holds NaN or infinite values: the training diverged (try a lower --lr); nothing was written"
+            ),
+        });
+    }
     manifest.format_version = CHECKPOINT_FORMAT_VERSION;
     manifest.num_parameters = num_parameters(vs);
     let io = |source| CheckpointError::Io {
@@ -93,17 +112,13 @@ pub fn load(dir: &Path, device: Device) -> Result<LoadedModel, CheckpointError> 
         path: weights.clone(),
         reason: format!("weights do not fit the manifest's model: {e}"),
     })?;
-    let mut variables: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
-    variables.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, tensor) in variables {
-        if tensor.isfinite().all().int64_value(&[]) == 0 {
-            return Err(CheckpointError::Invalid {
-                path: weights,
-                reason: format!(
-                    "tensor '{name}' holds NaN or infinite values (training diverged?); retrain, e.g. with a lower --lr, or restore a good checkpoint"
-                ),
-            });
-        }
+    if let Some(name) = first_non_finite(&vs) {
+        return Err(CheckpointError::Invalid {
+            path: weights,
+            reason: format!(
+                "tensor '{name}' holds NaN or infinite values (training diverged?); retrain, e.g. with a lower --lr, or restore a good checkpoint"
+            ),
+        });
     }
     Ok(LoadedModel {
         vs,
@@ -173,12 +188,21 @@ mod tests {
         std::fs::write(ck.join(MANIFEST_FILE), serde_json::to_vec(&future).unwrap()).unwrap();
         let err = load(&ck, Device::Cpu).unwrap_err().to_string();
         assert!(err.contains("not supported"), "{err}");
-        // Diverged weights.
+        // Diverged weights: refused when saved (the previous checkpoint stays) and when
+        // loaded (written by someone else).
+        let good = save(&ck, &vs, manifest(config.clone())).unwrap();
         let mut bias = vs.variables()["fc1.bias"].shallow_clone();
         tch::no_grad(|| {
             let _ = bias.fill_(f64::NAN);
         });
-        save(&ck, &vs, manifest(config)).unwrap();
+        let err = save(&ck, &vs, manifest(config)).unwrap_err().to_string();
+        assert!(err.contains("tensor 'fc1.bias' holds NaN"), "{err}");
+        assert!(err.contains("nothing was written"), "{err}");
+        assert_eq!(load(&ck, Device::Cpu).unwrap().manifest, good);
+        vs.save(ck.join(WEIGHTS_FILE)).unwrap();
+        let mut nan = good;
+        nan.version = hash_file(&ck.join(WEIGHTS_FILE)).unwrap();
+        std::fs::write(ck.join(MANIFEST_FILE), serde_json::to_vec(&nan).unwrap()).unwrap();
         let err = load(&ck, Device::Cpu).unwrap_err().to_string();
         assert!(err.contains("tensor 'fc1.bias' holds NaN"), "{err}");
     }
