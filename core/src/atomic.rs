@@ -5,6 +5,23 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
+/// `fs::create_dir_all`, naming the culprit when a file stands where a folder must be (the
+/// plain error, "File exists", names neither the file nor the problem).
+fn create_dir_all(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir).map_err(|e| {
+        match dir
+            .ancestors()
+            .find(|p| p.exists() && !p.is_dir() && !p.as_os_str().is_empty())
+        {
+            Some(file) => io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is a file, not a folder", file.display()),
+            ),
+            None => e,
+        }
+    })
+}
+
 /// Writes `bytes` to `path` atomically (temp file in the same folder, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_atomic_with(path, |file| file.write_all(bytes))
@@ -20,7 +37,7 @@ where
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    fs::create_dir_all(dir)?;
+    create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".rankdistill-")
         .suffix(".tmp")
@@ -46,7 +63,7 @@ where
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    fs::create_dir_all(parent)?;
+    create_dir_all(parent)?;
     let staging = tempfile::Builder::new()
         .prefix(".rankdistill-staging-")
         .tempdir_in(parent)?;
@@ -83,6 +100,20 @@ mod tests {
         write_atomic(&path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_file_in_place_of_a_folder_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, b"x").unwrap();
+        let err = write_atomic(&file.join("sub/a.txt"), b"one").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{} is a file, not a folder", file.display())
+        );
+        let err = replace_dir_atomic(&file.join("d"), |_| Ok(())).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotADirectory);
     }
 
     #[test]
