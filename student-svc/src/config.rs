@@ -152,6 +152,12 @@ pub struct Config {
     #[arg(long, env = "STUDENT_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// Also serve `grpc.health.v1` (only health) in plain text on this address: for health
+    /// checkers that cannot speak TLS, such as Kubernetes `grpc:` probes. Port 0 picks one
+    /// (printed as `health on ADDR`).
+    #[arg(long, env = "STUDENT_HEALTH_ADDR")]
+    pub health_addr: Option<SocketAddr>,
+
     /// Largest gRPC message received or sent, in bytes.
     #[arg(long, env = "STUDENT_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES,
           value_parser = clap::value_parser!(u32).range(MIN_MAX_MESSAGE_BYTES as i64..=MAX_MAX_MESSAGE_BYTES as i64))]

@@ -31,13 +31,15 @@ use crate::telemetry::{Metrics, serve_metrics};
 /// The gRPC service name, as health checks must name it.
 pub const SERVICE_NAME: &str = <StudentServiceServer<StudentApi> as NamedService>::NAME;
 
-/// The server's two sockets, bound before `run` so callers can learn ephemeral ports.
+/// The server's sockets, bound before `run` so callers can learn ephemeral ports.
 #[derive(Debug)]
 pub struct Listeners {
     /// gRPC.
     pub grpc: TcpListener,
     /// Prometheus metrics.
     pub metrics: TcpListener,
+    /// Plain-text health only (`--health-addr`).
+    pub health: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -51,9 +53,14 @@ impl Listeners {
                     cause,
                 })
         };
+        let health = match config.health_addr {
+            Some(addr) => Some(bind(addr, "health").await?),
+            None => None,
+        };
         Ok(Listeners {
             grpc: bind(config.addr, "gRPC").await?,
             metrics: bind(config.metrics_addr, "metrics").await?,
+            health,
         })
     }
 
@@ -66,6 +73,40 @@ impl Listeners {
     pub fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
         self.metrics.local_addr()
     }
+
+    /// The bound plain-text health address, when `--health-addr` is set.
+    pub fn health_addr(&self) -> Option<std::io::Result<SocketAddr>> {
+        self.health.as_ref().map(TcpListener::local_addr)
+    }
+}
+
+/// Serves only `grpc.health.v1`, in plain text, until `draining` (for `--health-addr`).
+fn serve_health<S>(
+    listener: TcpListener,
+    health: S,
+    draining: CancellationToken,
+) -> tokio::task::JoinHandle<()>
+where
+    S: tonic::codegen::Service<
+            tonic::codegen::http::Request<tonic::body::Body>,
+            Response = tonic::codegen::http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    tokio::spawn(async move {
+        let served = Server::builder()
+            .add_service(health)
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), draining.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            warn!(error = %e, "the plain-text health server stopped");
+        }
+    })
 }
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
@@ -180,6 +221,9 @@ pub async fn run(
         stop_background.clone(),
     ));
     let draining = CancellationToken::new();
+    let health_task = listeners
+        .health
+        .map(|listener| serve_health(listener, health_service.clone(), draining.clone()));
     let student_service = StudentServiceServer::new(api)
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
@@ -255,6 +299,7 @@ pub async fn run(
         joined = &mut server => Some(joined),
     };
     if let Some(joined) = server_result {
+        draining.cancel();
         stop_background.cancel();
         return match joined {
             Ok(Ok(())) => Ok(()),
@@ -289,6 +334,9 @@ pub async fn run(
     }
     stop_background.cancel();
     let _ = metrics_task.await;
+    if let Some(task) = health_task {
+        let _ = task.await;
+    }
     info!("stopped");
     result
 }

@@ -16,7 +16,7 @@ use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::{
     Query, RecommendBatchRequest, RecommendRequest, ReloadRequest, StudentInfoRequest,
 };
-use tls_health::{tls_health, wait_serving_tls};
+use tls_health::{plain_health, tls_health, wait_serving_tls};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_reflection::pb::v1;
@@ -66,6 +66,8 @@ async fn mutual_tls_serves_recommend_health_reflection_and_the_gated_reload() {
         "0".into(),
         "--admin-token-file".into(),
         path(&token_file),
+        "--health-addr".into(),
+        "127.0.0.1:0".into(),
     ]);
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let server = Server::start(&args(&fx.model, &extra));
@@ -75,6 +77,22 @@ async fn mutual_tls_serves_recommend_health_reflection_and_the_gated_reload() {
         tls_health(server.addr, &good, "").await.unwrap(),
         ServingStatus::Serving
     );
+    // The plain-text health port (for probes that cannot do TLS) answers health only.
+    let health_addr = server.health_addr.expect("health on ADDR");
+    assert_eq!(
+        plain_health(health_addr, SERVICE).await.unwrap(),
+        ServingStatus::Serving
+    );
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{health_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let status = StudentServiceClient::new(channel)
+        .info(StudentInfoRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
 
     let mut c = client(&server, &good).await.unwrap();
     let answer = c

@@ -129,6 +129,12 @@ pub struct Config {
     #[arg(long, env = "TEACHER_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
 
+    /// Also serve `grpc.health.v1` (only health) in plain text on this address: for health
+    /// checkers that cannot speak TLS, such as Kubernetes `grpc:` probes. Port 0 picks one
+    /// (printed as `health on ADDR`).
+    #[arg(long, env = "TEACHER_HEALTH_ADDR")]
+    pub health_addr: Option<SocketAddr>,
+
     /// Largest gRPC message received or sent, in bytes. A StreamRankings message carries
     /// batch_size x k (item, score) pairs: about 9 bytes per pair at most.
     #[arg(long, env = "TEACHER_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES,

@@ -45,6 +45,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Machine-readable lines for scripts and tests that start the server on port 0.
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on {grpc}")?;
+    if let Some(health) = listeners.health_addr() {
+        writeln!(stdout, "health on {}", health.context("health listener")?)?;
+    }
     writeln!(stdout, "metrics on {metrics}")?;
     stdout.flush()?;
     drop(stdout);

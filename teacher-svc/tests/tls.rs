@@ -15,7 +15,7 @@ use pki::{Pki, path, tls_channel};
 use rankdistill_proto::transport::ClientTlsFiles;
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, Query, RankRequest, StreamRankingsRequest};
-use tls_health::{tls_health, wait_serving_tls};
+use tls_health::{plain_health, tls_health, wait_serving_tls};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_reflection::pb::v1;
@@ -122,10 +122,29 @@ async fn tls_serves_rpcs_health_and_reflection_and_refuses_plain_text() {
 async fn mutual_tls_needs_a_client_certificate_from_the_configured_ca() {
     let fx = Fixture::new();
     let pki = Pki::new();
-    let server = Server::start(&with(&fx, &pki.server_args(true)));
+    let mut extra = pki.server_args(true);
+    extra.extend(["--health-addr".into(), "127.0.0.1:0".into()]);
+    let server = Server::start(&with(&fx, &extra));
     let good = pki.client(true);
     wait_serving_tls(server.addr, &good, SERVICE).await;
     assert_eq!(info(&server, &good).await.unwrap(), fx.manifest.version);
+
+    // The plain-text health port (for probes that cannot do TLS) answers health only.
+    let health_addr = server.health_addr.expect("health on ADDR");
+    assert_eq!(
+        plain_health(health_addr, SERVICE).await.unwrap(),
+        ServingStatus::Serving
+    );
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{health_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let status = TeacherServiceClient::new(channel)
+        .info(InfoRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
 
     let without = info(&server, &pki.client(false)).await;
     assert!(
@@ -205,12 +224,10 @@ async fn messages_above_the_limit_are_refused_both_ways() {
         .await
         .unwrap()
         .into_inner();
-    let status = loop {
-        match stream.message().await {
-            Ok(Some(_)) => panic!("a 64-query message cannot fit in 1024 bytes"),
-            Ok(None) => panic!("the stream ended without an error"),
-            Err(status) => break status,
-        }
+    let status = match stream.message().await {
+        Ok(Some(_)) => panic!("a 64-query message cannot fit in 1024 bytes"),
+        Ok(None) => panic!("the stream ended without an error"),
+        Err(status) => status,
     };
     assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
     assert!(

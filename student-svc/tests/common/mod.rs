@@ -225,6 +225,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Metrics address.
     pub metrics_addr: SocketAddr,
+    /// Plain-text health address (`--health-addr`), printed before the metrics address.
+    pub health_addr: Option<SocketAddr>,
 }
 
 fn command(args: &[OsString]) -> Command {
@@ -262,12 +264,13 @@ impl Server {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
-        let (mut addr, mut metrics_addr) = (None, None);
+        let (mut addr, mut metrics_addr, mut health_addr) = (None, None, None);
         while addr.is_none() || metrics_addr.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             match lines.recv_timeout(left) {
                 Ok(line) => {
                     addr = addr.or(parse_addr(&line, "listening on "));
+                    health_addr = health_addr.or(parse_addr(&line, "health on "));
                     metrics_addr = metrics_addr.or(parse_addr(&line, "metrics on "));
                 }
                 Err(e) => {
@@ -280,6 +283,7 @@ impl Server {
             child,
             addr: addr.expect("addr"),
             metrics_addr: metrics_addr.expect("metrics addr"),
+            health_addr,
         }
     }
 

@@ -42,3 +42,19 @@ pub async fn wait_serving_tls(addr: SocketAddr, files: &ClientTlsFiles, service:
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Health of `service` in plain text (a `--health-addr` port).
+pub async fn plain_health(addr: SocketAddr, service: &str) -> Result<ServingStatus, tonic::Status> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| tonic::Status::internal(e.to_string()))?
+        .connect()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await?
+        .into_inner();
+    ServingStatus::try_from(response.status).map_err(|e| tonic::Status::internal(e.to_string()))
+}
