@@ -114,6 +114,28 @@ fn pem_error(flag: &'static str, path: &Path, expected: &'static str, e: pem::Er
     }
 }
 
+/// True when `error` (anywhere in its chain) is a TLS failure: a certificate that does not
+/// verify, a refused client certificate, a protocol mismatch. Retrying will not fix those, so
+/// clients report them at once instead of retrying as for a server that is starting.
+pub fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        // tokio-rustls wraps rustls errors in io::Error, whose `source` skips the wrapped error.
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// Reads a PEM file holding one or more certificates (a chain, or CA certificates).
 pub fn read_certificates(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     const EXPECTED: &str = "at least one CERTIFICATE block";
@@ -317,6 +339,16 @@ mod tests {
         let e = read_certificates("--tls-cert", &broken).unwrap_err();
         assert!(e.to_string().contains("base64"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tls_failures_are_found_inside_io_errors() {
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, alert.clone());
+        assert!(is_tls_failure(&alert));
+        assert!(is_tls_failure(&io));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(!is_tls_failure(&refused));
     }
 
     #[test]
