@@ -2,7 +2,8 @@
 # The paper's three-way comparison on MovieLens-100K: teacher Caser d=100, student Caser d=50
 # alone, student + RD (hybrid), student + RD (position only), and student + RD (hybrid) with the
 # user's seen items excluded from the teacher's rankings; 3 seeds each, 30 epochs.
-# Outputs runs/compare/report.md and report.json. Existing finished runs are reused.
+# Outputs the report folder runs/compare/report/ (report.md, report.html, charts) and
+# runs/compare/report.json. Existing finished runs are reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -43,4 +44,5 @@ dirs() { local prefix="$1" out=""; for s in $SEEDS; do out="$out${out:+,}$OUT/$p
   --group "student + RD hybrid=$(dirs rd-hybrid)" \
   --group "student + RD position=$(dirs rd-position)" \
   --group "student + RD hybrid, seen items excluded=$(dirs rd-hybrid-noseen)" \
-  --out "$OUT/report.md" --json "$OUT/report.json"
+  --out "$OUT/report" --html --json "$OUT/report.json"
+echo "report: $OUT/report/report.md"

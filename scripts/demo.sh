@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole loop on one machine: prepare -> train the teacher -> teacher-svc -> distill over
-# gRPC -> export the student -> student-svc -> query both -> compare quality, size and latency.
+# gRPC -> export the student -> student-svc -> query both -> compare quality, size and latency,
+# and write a report folder (markdown, HTML, charts) whose path it prints at the end.
 #
 #   ./scripts/demo.sh                                   # embedded synthetic dataset (seeded)
 #   ./scripts/demo.sh --data ../shared/data/ml-100k/u.data --epochs 30
@@ -68,11 +69,12 @@ echo "== 2. prepare: per user, time order, last 20% to test"
 echo "== 3. baselines"
 "$BIN/trainer" evaluate --data "$RUN/data" --model pop --json "$RUN/pop.json"
 echo "== 4. train the teacher (Caser d=$TEACHER_DIM) and the student alone (Caser d=$STUDENT_DIM), $EPOCHS epochs"
+# --eval-every 1: MAP of every epoch for the report's learning curves.
 "$BIN/trainer" train --data "$RUN/data" --out "$RUN/teacher" --model caser --dim "$TEACHER_DIM" \
-  --epochs "$EPOCHS" --seed "$SEED" > "$LOGS/train-teacher.out" 2> "$LOGS/train-teacher.log"
+  --epochs "$EPOCHS" --eval-every 1 --seed "$SEED" > "$LOGS/train-teacher.out" 2> "$LOGS/train-teacher.log"
 grep -E "^trained" "$LOGS/train-teacher.out"
 "$BIN/trainer" train --data "$RUN/data" --out "$RUN/student-alone" --model caser --dim "$STUDENT_DIM" \
-  --epochs "$EPOCHS" --seed "$SEED" > "$LOGS/train-student-alone.out" 2> "$LOGS/train-student-alone.log"
+  --epochs "$EPOCHS" --eval-every 1 --seed "$SEED" > "$LOGS/train-student-alone.out" 2> "$LOGS/train-student-alone.log"
 grep -E "^trained" "$LOGS/train-student-alone.out"
 echo "== 5. serve the teacher"
 start teacher-svc "$LOGS/teacher-svc.log" "$BIN/teacher-svc" --data "$RUN/data" --model "$RUN/teacher" \
@@ -80,7 +82,7 @@ start teacher-svc "$LOGS/teacher-svc.log" "$BIN/teacher-svc" --data "$RUN/data" 
 TEACHER_ADDR="$ADDR"
 echo "== 6. distill the student (Caser d=$STUDENT_DIM) from the teacher's StreamRankings"
 "$BIN/trainer" distill --data "$RUN/data" --teacher "$TEACHER_ADDR" --out "$RUN/student-rd" \
-  --cache-dir "$RUN/cache" --model caser --dim "$STUDENT_DIM" --epochs "$EPOCHS" \
+  --cache-dir "$RUN/cache" --model caser --dim "$STUDENT_DIM" --epochs "$EPOCHS" --eval-every 1 \
   --dynamic-start-epoch $(( EPOCHS / 2 > 0 ? EPOCHS / 2 : 1 )) --seed "$SEED" > "$LOGS/distill.out" 2> "$LOGS/distill.log"
 grep -E "^(rankings|distilled)" "$LOGS/distill.out"
 echo "== 7. serve the student artifact"
@@ -94,9 +96,11 @@ echo "== 8. query both services (${LOAD_SECONDS}s each, one client, k=10)"
   --duration-s "$LOAD_SECONDS" --warmup-s 1 --out "$RUN/latency-student.json" > "$LOGS/loadgen-student.log" 2>&1
 cleanup; PIDS=()
 
-echo "== 9. comparison"
+echo "== 9. comparison and report"
 "$BIN/trainer" report --group "teacher=$RUN/teacher" --group "student alone=$RUN/student-alone" \
-  --group "student + RD=$RUN/student-rd" --out "$RUN/report.md" --json "$RUN/report.json"
+  --group "student + RD=$RUN/student-rd" \
+  --latency "teacher-svc=$RUN/latency-teacher.json" --latency "student-svc=$RUN/latency-student.json" \
+  --out "$RUN/report" --html --json "$RUN/report.json" --quiet
 python3 - "$RUN" <<'PY'
 import json, sys
 run = sys.argv[1]
@@ -107,4 +111,5 @@ for name, model in (("teacher-svc", "teacher"), ("student-svc", "student + RD"))
     print(f"| {name} | {model} | {r.get('qps', 0):.0f} | {lat.get('p50', 0):.3f} | {lat.get('p99', 0):.3f} | {r.get('errors', 0)} |")
 PY
 echo
-echo "demo done: results in $RUN/ (report.md, latency-*.json; student artifact: $RUN/student-rd; logs: $LOGS/)"
+echo "demo done: results in $RUN/ (latency-*.json; student artifact: $RUN/student-rd; logs: $LOGS/)"
+echo "report: $RUN/report/report.md (also report.html; charts: $(cd "$RUN/report" && ls *.png | paste -sd' ' -))"

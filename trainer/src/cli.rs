@@ -16,6 +16,20 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// The command's figures as JSON: `--json FILE` writes them to FILE (the text stays on
+    /// stdout); `--json` or `--json -` prints them on stdout and moves the text to stderr.
+    #[arg(
+        long,
+        global = true,
+        env = "RD_JSON",
+        value_name = "FILE",
+        num_args = 0..=1,
+        default_missing_value = "-"
+    )]
+    pub json: Option<PathBuf>,
+    /// No progress display and no summary line on stderr.
+    #[arg(long, short = 'q', global = true, env = "RD_QUIET")]
+    pub quiet: bool,
 }
 
 /// Subcommands.
@@ -104,9 +118,6 @@ pub struct EvaluateArgs {
     /// Cut-offs k, comma separated.
     #[arg(long, env = "RD_EVAL_KS", value_delimiter = ',', default_values_t = [3usize, 5, 10])]
     pub ks: Vec<usize>,
-    /// Also write the metrics as JSON to this file (`-` for stdout).
-    #[arg(long, env = "RD_EVAL_JSON")]
-    pub json: Option<PathBuf>,
     /// Seed of the random model.
     #[arg(long, env = "RD_SEED", default_value_t = 42)]
     pub seed: u64,
@@ -377,13 +388,21 @@ pub struct PullArgs {
 /// Flags of `report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A group of runs: NAME=DIR[,DIR...] (repeat the flag; the first is the baseline).
+    /// A group of runs: NAME=DIR[,DIR...] (repeat the flag; the first is the baseline). Runs
+    /// are artifact folders of `train` or `distill`.
     #[arg(long, env = "RD_REPORT_GROUPS", value_delimiter = ';')]
     pub group: Vec<crate::report::Group>,
-    /// Write the markdown table here.
+    /// A load-generator result: NAME=FILE, the JSON of `rd-loadgen --out FILE` (repeat).
+    #[arg(long, env = "RD_REPORT_LATENCY", value_delimiter = ';')]
+    pub latency: Vec<crate::report::LatencyInput>,
+    /// Write the report folder here: report.md, the charts (PNG) and summary.json (replaced
+    /// atomically). Without it the table is only printed.
     #[arg(long, env = "RD_REPORT_OUT")]
     pub out: Option<PathBuf>,
-    /// Write the summaries as JSON here.
-    #[arg(long, env = "RD_REPORT_JSON")]
-    pub json: Option<PathBuf>,
+    /// Also write report.html (the same content; it shows the PNGs of the folder).
+    #[arg(long, env = "RD_REPORT_HTML")]
+    pub html: bool,
+    /// Title of the report.
+    #[arg(long, env = "RD_REPORT_TITLE", default_value = "rankdistill report")]
+    pub title: String,
 }

@@ -1,7 +1,5 @@
 //! `trainer evaluate`: scores a model on the test (or validation) users of a prepared dataset.
 
-use std::io::Write;
-
 use anyhow::{Context, bail};
 use rand::{Rng, SeedableRng};
 use rankdistill_core::metrics::{EvalSet, Metrics, evaluate};
@@ -14,6 +12,7 @@ use rankdistill_teacher::model::{Model, ids_tensor};
 use tch::Device;
 
 use crate::cli::EvaluateArgs;
+use crate::output::Output;
 
 /// Which held-out part to evaluate on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,7 +108,7 @@ pub fn evaluate_native(
 }
 
 /// Runs `trainer evaluate`.
-pub fn run_evaluate(args: &EvaluateArgs) -> anyhow::Result<Metrics> {
+pub fn run_evaluate(args: &EvaluateArgs, out: &Output) -> anyhow::Result<Metrics> {
     if args.ks.is_empty() || args.ks.contains(&0) {
         bail!("--ks must list positive cut-offs, e.g. 3,5,10");
     }
@@ -122,6 +121,18 @@ pub fn run_evaluate(args: &EvaluateArgs) -> anyhow::Result<Metrics> {
             args.data.display()
         );
     }
+    let start = std::time::Instant::now();
+    let progress = crate::output::spinner("evaluate");
+    progress.set_message(format!(
+        "{} on {} {} users",
+        args.model,
+        eval_set(&data, held_out)
+            .targets
+            .iter()
+            .filter(|t| !t.is_empty())
+            .count(),
+        args.split
+    ));
     let metrics = match args.model.as_str() {
         "pop" => evaluate_pop(&data, held_out, &args.ks),
         "random" => evaluate_random(&data, held_out, &args.ks, args.seed),
@@ -152,29 +163,38 @@ pub fn run_evaluate(args: &EvaluateArgs) -> anyhow::Result<Metrics> {
             )
         }
     };
-    println!(
+    progress.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    out.say(format!(
         "model {} on {} ({} split, fingerprint {}); nDCG is the standard definition, nDCG(ref) the reference variant",
         args.model,
         args.data.display(),
         args.split,
         data.manifest.fingerprint
-    );
-    print!("{}", metrics.table());
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&serde_json::json!({
-            "model": args.model,
-            "data": args.data.display().to_string(),
-            "fingerprint": data.manifest.fingerprint,
-            "split": args.split,
-            "metrics": metrics,
-        }))?;
-        if path.as_os_str() == "-" {
-            std::io::stdout().write_all(json.as_bytes())?;
-            println!();
-        } else {
-            rankdistill_core::atomic::write_atomic(path, json.as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-    }
+    ));
+    out.say(metrics.table());
+    let at10 = metrics.at_k(10).or(metrics.at.last());
+    out.summary(format!(
+        "evaluate: {} on {} ({} users): MAP {:.4}{} in {}",
+        args.model,
+        args.split,
+        metrics.users,
+        metrics.map,
+        at10.map(|a| format!(
+            ", Prec@{} {:.4}, nDCG@{} {:.4}",
+            a.k, a.precision, a.k, a.ndcg
+        ))
+        .unwrap_or_default(),
+        crate::output::seconds(seconds)
+    ));
+    out.json(&serde_json::json!({
+        "command": "evaluate",
+        "model": args.model,
+        "data": args.data.display().to_string(),
+        "fingerprint": data.manifest.fingerprint,
+        "split": args.split,
+        "metrics": metrics,
+        "seconds": seconds,
+    }))?;
     Ok(metrics)
 }

@@ -4,6 +4,8 @@
 pub mod cli;
 pub mod distill;
 pub mod evaluate;
+pub mod output;
+pub mod plots;
 pub mod prepare;
 pub mod pull;
 pub mod ranking_cache;

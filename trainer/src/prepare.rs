@@ -6,7 +6,10 @@ use rankdistill_core::prepared::PreparedDataset;
 use rankdistill_core::split::{SplitConfig, SplitStats, split};
 use rankdistill_core::synthetic::SyntheticConfig;
 
+use std::time::Instant;
+
 use crate::cli::{GenSyntheticArgs, PrepareArgs};
+use crate::output::{Output, spinner};
 
 /// Formats a count with thousands separators (1613 -> "1,613").
 pub fn thousands(n: usize) -> String {
@@ -42,7 +45,7 @@ pub fn summary(stats: &SplitStats) -> String {
 }
 
 /// Runs `trainer prepare`.
-pub fn run_prepare(args: &PrepareArgs) -> anyhow::Result<PreparedDataset> {
+pub fn run_prepare(args: &PrepareArgs, out: &Output) -> anyhow::Result<PreparedDataset> {
     for (name, value) in [
         ("--test-fraction", args.test_fraction),
         ("--valid-fraction", args.valid_fraction),
@@ -51,7 +54,11 @@ pub fn run_prepare(args: &PrepareArgs) -> anyhow::Result<PreparedDataset> {
             bail!("{name} must be in [0, 1), got {value}");
         }
     }
+    let start = Instant::now();
+    let progress = spinner("prepare");
+    progress.set_message(format!("reading {}", args.input.display()));
     let (format, rows) = read_interactions(&args.input, args.format)?;
+    progress.set_message(format!("splitting {} interactions", thousands(rows.len())));
     let config = SplitConfig {
         test_fraction: args.test_fraction,
         valid_fraction: args.valid_fraction,
@@ -62,28 +69,54 @@ pub fn run_prepare(args: &PrepareArgs) -> anyhow::Result<PreparedDataset> {
         format,
         config,
     );
+    progress.set_message(format!("writing {}", args.out.display()));
     data.save(&args.out).with_context(|| {
         format!(
             "cannot write the prepared dataset to {}",
             args.out.display()
         )
     })?;
-    println!(
+    progress.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let stats = &data.manifest.stats;
+    out.say(format!(
         "read {} interactions from {} ({format})",
         thousands(rows.len()),
         args.input.display()
-    );
-    println!("{}", summary(&data.manifest.stats));
-    println!(
+    ));
+    out.say(summary(stats));
+    out.say(format!(
         "wrote {} (fingerprint {})",
         args.out.display(),
         data.manifest.fingerprint
-    );
+    ));
+    out.summary(format!(
+        "prepare: {} interactions -> {} users, {} train items, {} train / {} test rows in {}; wrote {}",
+        thousands(rows.len()),
+        thousands(stats.users),
+        thousands(stats.train_items),
+        thousands(stats.train_rows),
+        thousands(stats.test_rows),
+        crate::output::seconds(seconds),
+        args.out.display()
+    ));
+    out.json(&serde_json::json!({
+        "command": "prepare",
+        "input": args.input.display().to_string(),
+        "format": format.to_string(),
+        "interactions": rows.len(),
+        "out": args.out.display().to_string(),
+        "fingerprint": data.manifest.fingerprint,
+        "stats": stats,
+        "test_fraction": args.test_fraction,
+        "valid_fraction": args.valid_fraction,
+        "seconds": seconds,
+    }))?;
     Ok(data)
 }
 
 /// Runs `trainer gen-synthetic`.
-pub fn run_gen_synthetic(args: &GenSyntheticArgs) -> anyhow::Result<()> {
+pub fn run_gen_synthetic(args: &GenSyntheticArgs, out: &Output) -> anyhow::Result<()> {
     let config = SyntheticConfig {
         users: args.users,
         items: args.items,
@@ -96,14 +129,24 @@ pub fn run_gen_synthetic(args: &GenSyntheticArgs) -> anyhow::Result<()> {
         ..SyntheticConfig::default()
     };
     let n = config.write_udata(&args.out)?;
-    println!(
+    out.say(format!(
         "wrote {} synthetic interactions ({} users, {} items, seed {}) to {}",
         thousands(n),
         thousands(args.users),
         thousands(args.items),
         args.seed,
         args.out.display()
-    );
+    ));
+    out.json(&serde_json::json!({
+        "command": "gen-synthetic",
+        "out": args.out.display().to_string(),
+        "interactions": n,
+        "users": args.users,
+        "items": args.items,
+        "clusters": args.clusters,
+        "mean_length": args.mean_length,
+        "seed": args.seed,
+    }))?;
     Ok(())
 }
 

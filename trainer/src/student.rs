@@ -12,6 +12,7 @@ use tch::Tensor;
 use crate::cli::{DistillArgs, PullArgs, TeacherArgs};
 use crate::distill::RdConfig;
 use crate::evaluate::HeldOut;
+use crate::output::Output;
 use crate::pull::{
     PullConfig, Rankings, Shard, TeacherIdentity, agreed_identity, endpoint_url, pull_rankings,
 };
@@ -89,7 +90,7 @@ impl Teachers {
             max_backoff: Duration::from_secs(5),
             max_rate: args.pull_rate,
         };
-        let bar = crate::train::progress_bar(shard.len(settings.num_queries), "pull");
+        let bar = crate::output::progress_bar(shard.len(settings.num_queries), "pull");
         let pulled = self.runtime.block_on(pull_rankings(
             &config,
             &self.identity,
@@ -275,7 +276,7 @@ fn shard_of(args: &PullArgs) -> anyhow::Result<Shard> {
 
 /// Runs `trainer pull`: pulls one shard of the teacher rankings into the cache folder (the
 /// whole cache with `--shard-count 1`), unless a valid file for this teacher is already there.
-pub fn run_pull(args: &PullArgs) -> anyhow::Result<PullOutcome> {
+pub fn run_pull(args: &PullArgs, out: &Output) -> anyhow::Result<PullOutcome> {
     let shard = shard_of(args)?;
     if args.source.teacher.is_empty() {
         bail!("no teacher: pass --teacher HOST:PORT[,...] (RD_TEACHER)");
@@ -330,12 +331,12 @@ pub fn run_pull(args: &PullArgs) -> anyhow::Result<PullOutcome> {
         teacher_version: key.teacher.version.clone(),
         file: path.display().to_string(),
     };
-    match source {
-        "cache" => println!(
+    out.say(match source {
+        "cache" => format!(
             "{shard}: {} of {} queries already in {} (teacher version {})",
             outcome.queries, outcome.total_queries, outcome.file, outcome.teacher_version
         ),
-        _ => println!(
+        _ => format!(
             "pulled {shard}: {} of {} queries from {} teacher(s) in {:.2}s ({} retries); wrote {}",
             outcome.queries,
             outcome.total_queries,
@@ -344,12 +345,23 @@ pub fn run_pull(args: &PullArgs) -> anyhow::Result<PullOutcome> {
             outcome.retries,
             outcome.file
         ),
-    }
+    });
+    out.summary(format!(
+        "pull: {shard}, {} queries from the {source} in {} ({} retries, {:.0} queries/s) -> {}",
+        crate::prepare::thousands(outcome.queries as usize),
+        crate::output::seconds(outcome.seconds),
+        outcome.retries,
+        outcome.queries as f64 / outcome.seconds.max(1e-9),
+        outcome.file
+    ));
+    let mut json = serde_json::to_value(&outcome)?;
+    json["command"] = "pull".into();
+    out.json(&json)?;
     Ok(outcome)
 }
 
 /// Runs `trainer distill`.
-pub fn run_distill(args: &DistillArgs) -> anyhow::Result<CheckpointManifest> {
+pub fn run_distill(args: &DistillArgs, out: &Output) -> anyhow::Result<CheckpointManifest> {
     let data = PreparedDataset::load(&args.data)
         .map_err(|e| anyhow::anyhow!("cannot load the prepared dataset: {e}"))?;
     let held_out: HeldOut = args.optim.eval_split.parse()?;
@@ -391,7 +403,7 @@ pub fn run_distill(args: &DistillArgs) -> anyhow::Result<CheckpointManifest> {
     )?;
     manifest.teacher = Some(serde_json::to_value(&teacher)?);
     let written = checkpoint::save(&args.out, &trained.vs, manifest)?;
-    println!(
+    out.say(format!(
         "rankings: {} queries from the {} in {:.2}s ({} retries)",
         pull.queries,
         match pull.source {
@@ -400,8 +412,8 @@ pub fn run_distill(args: &DistillArgs) -> anyhow::Result<CheckpointManifest> {
         },
         pull.seconds,
         pull.retries
-    );
-    println!(
+    ));
+    out.say(format!(
         "distilled {} d={} ({} parameters; teacher {} d={} has {}) for {} epochs in {:.1}s",
         written.model.kind,
         written.model.dim,
@@ -411,12 +423,20 @@ pub fn run_distill(args: &DistillArgs) -> anyhow::Result<CheckpointManifest> {
         teacher.num_parameters,
         optim.epochs,
         trained.train_seconds
-    );
-    print!("{}", metrics.table());
-    println!(
+    ));
+    out.say(metrics.table());
+    out.say(format!(
         "wrote student {} (version {})",
         args.out.display(),
         written.version
-    );
+    ));
+    out.summary(crate::train::run_summary(
+        "distill", &args.out, &written, &trained, &metrics,
+    ));
+    let mut json = crate::train::run_json("distill", &args.out, &written, &trained, &metrics);
+    json["teacher"] = serde_json::to_value(&teacher)?;
+    json["pull"] = serde_json::to_value(&pull)?;
+    json["rd"] = serde_json::to_value(&rd)?;
+    out.json(&json)?;
     Ok(written)
 }

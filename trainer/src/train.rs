@@ -4,7 +4,6 @@
 use std::time::Instant;
 
 use anyhow::bail;
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -52,6 +51,37 @@ impl Default for OptimConfig {
     }
 }
 
+/// What happened in one epoch; the artifact keeps one per epoch (`training.history`), which
+/// `trainer report` draws.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch, 1-based.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches.
+    pub loss: f64,
+    /// Distillation: mean L_R (ranking loss on the ground truth) over the batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l_r: Option<f64>,
+    /// Distillation: mean L_D (distillation loss) over the batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l_d: Option<f64>,
+    /// Seconds of training (without evaluation).
+    pub seconds: f64,
+    /// Offline metrics when this epoch was evaluated (`--eval-every`, and the last epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+    /// Distillation: mean weight w_r of each teacher position r = 1..K over the epoch's
+    /// instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rd_weight_mean: Option<Vec<f64>>,
+    /// Distillation: standard deviation of w_r over the epoch's instances, per position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rd_weight_std: Option<Vec<f64>>,
+    /// Distillation: whether the epoch used the dynamic (rank discrepancy) weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rd_dynamic: Option<bool>,
+}
+
 /// A trained model with its variables and history.
 pub struct Trained {
     /// The variables.
@@ -64,6 +94,8 @@ pub struct Trained {
     pub evaluations: Vec<(usize, Metrics)>,
     /// Wall time of training (seconds), without evaluation.
     pub train_seconds: f64,
+    /// One record per epoch.
+    pub history: Vec<EpochRecord>,
 }
 
 impl Trained {
@@ -95,6 +127,7 @@ impl Trained {
                 "seconds_per_epoch".into(),
                 serde_json::json!(self.train_seconds / epochs),
             );
+            record.insert("history".into(), serde_json::to_value(&self.history)?);
         }
         let mut manifest = CheckpointManifest::new(
             config,
@@ -184,18 +217,6 @@ pub fn bce_loss(positive: &Tensor, negative: &Tensor) -> Tensor {
     -positive.log_sigmoid().mean(Kind::Float) - (-negative).log_sigmoid().mean(Kind::Float)
 }
 
-/// Progress bar on stderr (hidden when stderr is not a terminal).
-pub fn progress_bar(len: u64, label: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(label.to_string());
-    bar
-}
-
 /// The teacher signal for Ranking Distillation: the top-K items of every training instance.
 pub struct Distillation {
     /// Teacher rankings, [N, K] dense items (int64), in instance order.
@@ -253,9 +274,18 @@ pub fn train_model(
     let mut order: Vec<usize> = (0..n).collect();
     let mut epoch_losses = Vec::with_capacity(optim.epochs);
     let mut evaluations = Vec::new();
+    let mut history = Vec::with_capacity(optim.epochs);
     let mut train_seconds = 0.0;
     let batches = n.div_ceil(optim.batch_size);
     let t = window.target_length as i64;
+    let bar = crate::output::progress_bar(
+        (batches * optim.epochs) as u64,
+        if distill.is_some() {
+            "distill"
+        } else {
+            "train"
+        },
+    );
     for epoch in 1..=optim.epochs {
         let start = Instant::now();
         order.shuffle(&mut rng);
@@ -276,8 +306,10 @@ pub fn train_model(
                 &mut rng,
             )
         });
-        let bar = progress_bar(batches as u64, &format!("epoch {epoch}/{}", optim.epochs));
         let mut loss_sum = 0.0;
+        // Distillation: sums of L_R and L_D, and of w_r and w_r^2 per position, [K].
+        let (mut l_r_sum, mut l_d_sum) = (0.0, 0.0);
+        let mut weight_sums: Option<(Tensor, Tensor)> = None;
         for chunk in order.chunks(optim.batch_size) {
             let index = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>());
             let users = tensors.users.index_select(0, &index).to_device(device);
@@ -313,50 +345,85 @@ pub fn train_model(
                         data.num_items() as i64,
                         device,
                     );
-                    rd_loss(&positive, &negative, &teacher_scores, &weights, &d.config).0
+                    let (loss, l_r, l_d) =
+                        rd_loss(&positive, &negative, &teacher_scores, &weights, &d.config);
+                    l_r_sum += l_r.double_value(&[]);
+                    l_d_sum += l_d.double_value(&[]);
+                    let sum0 =
+                        |w: &Tensor| w.sum_dim_intlist([0i64].as_slice(), false, Kind::Double);
+                    let (sum, squares) = (sum0(&weights), sum0(&(&weights * &weights)));
+                    weight_sums = Some(match weight_sums.take() {
+                        None => (sum, squares),
+                        Some((s, q)) => (s + sum, q + squares),
+                    });
+                    loss
                 }
             };
             opt.backward_step(&loss);
             let value = loss.double_value(&[]);
             loss_sum += value;
             bar.inc(1);
-            bar.set_message(format!("loss {value:.4}"));
+            bar.set_message(format!("epoch {epoch}/{} loss {value:.4}", optim.epochs));
         }
-        bar.finish_and_clear();
-        train_seconds += start.elapsed().as_secs_f64();
+        let seconds = start.elapsed().as_secs_f64();
+        train_seconds += seconds;
         let mean_loss = loss_sum / batches as f64;
         epoch_losses.push(mean_loss);
-        let evaluate_now = optim.eval_every > 0 && epoch % optim.eval_every == 0;
-        if evaluate_now {
-            let metrics = evaluate_model(&model);
-            tracing::info!(
-                epoch,
-                loss = mean_loss,
-                seconds = start.elapsed().as_secs_f64(),
-                prec10 = metrics.at_k(10).map(|a| a.precision),
-                ndcg10 = metrics.at_k(10).map(|a| a.ndcg),
-                map = metrics.map,
-                "epoch done"
-            );
-            evaluations.push((epoch, metrics));
-        } else {
-            tracing::info!(
-                epoch,
-                loss = mean_loss,
-                seconds = start.elapsed().as_secs_f64(),
-                "epoch done"
-            );
+        let (rd_weight_mean, rd_weight_std) = match weight_sums {
+            Some((sum, squares)) => {
+                let to_vec = |t: Tensor| -> Vec<f64> {
+                    let t = t.to_kind(Kind::Double).to_device(Device::Cpu);
+                    Vec::try_from(&t).unwrap_or_default()
+                };
+                let mean = to_vec(sum / n as f64);
+                let squares = to_vec(squares / n as f64);
+                let std = mean
+                    .iter()
+                    .zip(&squares)
+                    .map(|(m, q)| (q - m * m).max(0.0).sqrt())
+                    .collect();
+                (Some(mean), Some(std))
+            }
+            None => (None, None),
+        };
+        let evaluate_now =
+            (optim.eval_every > 0 && epoch % optim.eval_every == 0) || epoch == optim.epochs;
+        let metrics = evaluate_now.then(|| evaluate_model(&model));
+        match &metrics {
+            Some(metrics) => {
+                tracing::info!(
+                    epoch,
+                    loss = mean_loss,
+                    seconds,
+                    prec10 = metrics.at_k(10).map(|a| a.precision),
+                    ndcg10 = metrics.at_k(10).map(|a| a.ndcg),
+                    map = metrics.map,
+                    "epoch done"
+                );
+                evaluations.push((epoch, metrics.clone()));
+            }
+            None => tracing::info!(epoch, loss = mean_loss, seconds, "epoch done"),
         }
+        history.push(EpochRecord {
+            epoch,
+            loss: mean_loss,
+            l_r: distill.map(|_| l_r_sum / batches as f64),
+            l_d: distill.map(|_| l_d_sum / batches as f64),
+            seconds,
+            metrics,
+            rd_weight_mean,
+            rd_weight_std,
+            rd_dynamic: distill.map(|_| dynamic),
+        });
     }
-    if !matches!(evaluations.last(), Some((e, _)) if *e == optim.epochs) {
-        evaluations.push((optim.epochs, evaluate_model(&model)));
-    }
+    bar.finish_and_clear();
     Ok(Trained {
         vs,
         model,
         epoch_losses,
         evaluations,
         train_seconds,
+        history,
     })
 }
 
@@ -393,9 +460,59 @@ pub fn optim_config(args: &crate::cli::OptimArgs) -> OptimConfig {
     }
 }
 
+/// The figures of a finished `train` or `distill` run, for `--json`.
+pub fn run_json(
+    command: &str,
+    out: &std::path::Path,
+    written: &rankdistill_teacher::checkpoint::CheckpointManifest,
+    trained: &Trained,
+    metrics: &Metrics,
+) -> serde_json::Value {
+    let epochs = trained.history.len();
+    serde_json::json!({
+        "command": command,
+        "out": out.display().to_string(),
+        "version": written.version,
+        "model": written.model,
+        "num_parameters": written.num_parameters,
+        "epochs": epochs,
+        "train_seconds": trained.train_seconds,
+        "seconds_per_epoch": trained.train_seconds / epochs.max(1) as f64,
+        "metrics": metrics,
+        "history": trained.history,
+    })
+}
+
+/// The summary line of a finished `train` or `distill` run.
+pub fn run_summary(
+    command: &str,
+    out: &std::path::Path,
+    written: &rankdistill_teacher::checkpoint::CheckpointManifest,
+    trained: &Trained,
+    metrics: &Metrics,
+) -> String {
+    let at10 = metrics.at_k(10).or(metrics.at.last());
+    format!(
+        "{command}: {} d={} ({} parameters), {} epochs in {}: MAP {:.4}{}; wrote {}",
+        written.model.kind,
+        written.model.dim,
+        crate::prepare::thousands(written.num_parameters.max(0) as usize),
+        trained.history.len(),
+        crate::output::seconds(trained.train_seconds),
+        metrics.map,
+        at10.map(|a| format!(
+            ", Prec@{} {:.4}, nDCG@{} {:.4}",
+            a.k, a.precision, a.k, a.ndcg
+        ))
+        .unwrap_or_default(),
+        out.display()
+    )
+}
+
 /// Runs `trainer train`: trains, evaluates, writes the checkpoint atomically.
 pub fn run_train(
     args: &crate::cli::TrainArgs,
+    out: &crate::output::Output,
 ) -> anyhow::Result<rankdistill_teacher::checkpoint::CheckpointManifest> {
     use rankdistill_teacher::checkpoint;
     let data = PreparedDataset::load(&args.data)
@@ -415,20 +532,24 @@ pub fn run_train(
         serde_json::json!({ "window": window, "optim": optim }),
     )?;
     let written = checkpoint::save(&args.out, &trained.vs, manifest)?;
-    println!(
+    out.say(format!(
         "trained {} d={} ({} parameters) for {} epochs in {:.1}s",
         written.model.kind,
         written.model.dim,
         written.num_parameters,
         optim.epochs,
         trained.train_seconds
-    );
-    print!("{}", metrics.table());
-    println!(
+    ));
+    out.say(metrics.table());
+    out.say(format!(
         "wrote checkpoint {} (version {})",
         args.out.display(),
         written.version
-    );
+    ));
+    out.summary(run_summary(
+        "train", &args.out, &written, &trained, &metrics,
+    ));
+    out.json(&run_json("train", &args.out, &written, &trained, &metrics))?;
     Ok(written)
 }
 
