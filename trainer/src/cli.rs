@@ -184,7 +184,7 @@ pub struct RankingArgs {
 /// Where the teacher rankings come from, shared by `distill` and `pull`.
 #[derive(Debug, Clone, Args)]
 pub struct TeacherArgs {
-    /// Teacher endpoints, comma separated (host:port or http://host:port). `distill
+    /// Teacher endpoints, comma separated (host:port, http:// or https://host:port). `distill
     /// --shard-count N` (N > 1) can do without: the shards written by `pull` name their teacher.
     #[arg(long, env = "RD_TEACHER", value_delimiter = ',')]
     pub teacher: Vec<String>,
@@ -207,6 +207,9 @@ pub struct TeacherArgs {
     /// --shard-index of N; `distill` with N > 1 merges the N shards instead of pulling.
     #[arg(long, env = "RD_SHARD_COUNT", default_value_t = 1)]
     pub shard_count: u32,
+    /// TLS to the teachers and the message size limit.
+    #[command(flatten)]
+    pub tls: Box<crate::tls::TeacherTlsArgs>,
 }
 
 /// Model shape flags shared by `train` and `distill`.

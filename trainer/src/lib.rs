@@ -11,4 +11,5 @@ pub mod pull;
 pub mod ranking_cache;
 pub mod report;
 pub mod student;
+pub mod tls;
 pub mod train;

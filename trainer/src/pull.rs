@@ -5,10 +5,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, ModelInfo, StreamRankingsRequest};
 use serde::{Deserialize, Serialize};
-use tonic::transport::{Channel, Endpoint};
+
+use crate::tls::TeacherTransport;
 
 /// Who produced a set of rankings: enough to tell whether a cache is still valid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,35 +66,18 @@ pub struct PullConfig {
     pub max_backoff: Duration,
     /// Optional cap on queries per second per stream (protects shared teachers).
     pub max_rate: Option<f64>,
-}
-
-/// Normalises an endpoint: adds `http://` when no scheme is given.
-pub fn endpoint_url(raw: &str) -> String {
-    if raw.contains("://") {
-        raw.to_string()
-    } else {
-        format!("http://{raw}")
-    }
-}
-
-async fn connect(url: &str) -> anyhow::Result<TeacherServiceClient<Channel>> {
-    let channel = Endpoint::from_shared(url.to_string())
-        .with_context(|| format!("invalid teacher endpoint '{url}'"))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .with_context(|| format!("cannot connect to teacher {url}"))?;
-    Ok(TeacherServiceClient::new(channel).max_decoding_message_size(64 << 20))
+    /// TLS and message limit of the connections.
+    pub transport: TeacherTransport,
 }
 
 /// Asks a teacher who it is. A teacher that is still starting (not reachable, or not yet
 /// serving) is asked again with backoff for up to about a minute.
-pub async fn identity(url: &str) -> anyhow::Result<TeacherIdentity> {
+pub async fn identity(url: &str, transport: &TeacherTransport) -> anyhow::Result<TeacherIdentity> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut backoff = Duration::from_millis(100);
     loop {
         let attempt = async {
-            let mut client = connect(url).await?;
+            let mut client = transport.connect(url).await?;
             let info = client
                 .info(InfoRequest {})
                 .await
@@ -117,6 +100,9 @@ pub async fn identity(url: &str) -> anyhow::Result<TeacherIdentity> {
 
 /// True for errors that a starting or restarting server gives: no connection, UNAVAILABLE.
 fn is_transient(error: &anyhow::Error) -> bool {
+    if crate::tls::is_tls_failure(error) {
+        return false;
+    }
     match error.downcast_ref::<tonic::Status>() {
         Some(status) => status.code() == tonic::Code::Unavailable,
         None => error.downcast_ref::<tonic::transport::Error>().is_some(),
@@ -127,11 +113,12 @@ fn is_transient(error: &anyhow::Error) -> bool {
 /// data as `expected_fingerprint`.
 pub async fn agreed_identity(
     endpoints: &[String],
+    transport: &TeacherTransport,
     expected_fingerprint: &str,
 ) -> anyhow::Result<TeacherIdentity> {
     let mut agreed: Option<TeacherIdentity> = None;
     for url in endpoints {
-        let id = identity(url).await?;
+        let id = identity(url, transport).await?;
         if id.data_fingerprint != expected_fingerprint {
             bail!(
                 "teacher {url} serves data {} but the prepared dataset has fingerprint {expected_fingerprint}",
@@ -269,7 +256,7 @@ async fn pull_shard(
     let mut backoff = config.initial_backoff;
     loop {
         let attempt = async {
-            let mut client = connect(url).await?;
+            let mut client = config.transport.connect(url).await?;
             // A restarted teacher must still be the same model.
             let now: TeacherIdentity = client.info(InfoRequest {}).await?.into_inner().into();
             if &now != identity {

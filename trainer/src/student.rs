@@ -13,9 +13,7 @@ use crate::cli::{DistillArgs, PullArgs, TeacherArgs};
 use crate::distill::RdConfig;
 use crate::evaluate::HeldOut;
 use crate::output::Output;
-use crate::pull::{
-    PullConfig, Rankings, Shard, TeacherIdentity, agreed_identity, endpoint_url, pull_rankings,
-};
+use crate::pull::{PullConfig, Rankings, Shard, TeacherIdentity, agreed_identity, pull_rankings};
 use crate::ranking_cache::{self, CacheKey, QuerySettings, ShardFile};
 use crate::train::{Distillation, model_config, optim_config, train_model};
 
@@ -41,6 +39,7 @@ struct Teachers {
     runtime: tokio::runtime::Runtime,
     endpoints: Vec<String>,
     identity: TeacherIdentity,
+    transport: crate::tls::TeacherTransport,
 }
 
 impl Teachers {
@@ -51,12 +50,19 @@ impl Teachers {
         data: &PreparedDataset,
         window: WindowConfig,
     ) -> anyhow::Result<Teachers> {
-        let endpoints: Vec<String> = args.teacher.iter().map(|e| endpoint_url(e)).collect();
+        let transport = crate::tls::TeacherTransport::from_args(&args.tls)?;
+        let endpoints = (args.teacher.iter())
+            .map(|e| transport.endpoint_url(e))
+            .collect::<anyhow::Result<Vec<String>>>()?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()?;
-        let identity = runtime.block_on(agreed_identity(&endpoints, &data.manifest.fingerprint))?;
+        let identity = runtime.block_on(agreed_identity(
+            &endpoints,
+            &transport,
+            &data.manifest.fingerprint,
+        ))?;
         if identity.sequence_length as usize != window.sequence_length {
             bail!(
                 "the teacher reads L = {} items but the student was asked for --seq-len {}; they must match so both see the same training queries",
@@ -68,6 +74,7 @@ impl Teachers {
             runtime,
             endpoints,
             identity,
+            transport,
         })
     }
 
@@ -89,6 +96,7 @@ impl Teachers {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             max_rate: args.pull_rate,
+            transport: self.transport.clone(),
         };
         let bar = crate::output::progress_bar(shard.len(settings.num_queries), "pull");
         let pulled = self.runtime.block_on(pull_rankings(

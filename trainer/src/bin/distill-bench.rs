@@ -174,11 +174,16 @@ fn bench(name: &str, data: PreparedDataset, dir: &Path) -> Value {
         initial_backoff: Duration::from_millis(200),
         max_backoff: Duration::from_secs(2),
         max_rate: None,
+        transport: rankdistill_trainer::tls::TeacherTransport::default(),
     };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let ready = Instant::now();
     let identity = runtime
-        .block_on(agreed_identity(&pull.endpoints, &data.manifest.fingerprint))
+        .block_on(agreed_identity(
+            &pull.endpoints,
+            &pull.transport,
+            &data.manifest.fingerprint,
+        ))
         .expect("identity");
     let teacher_ready_seconds = ready.elapsed().as_secs_f64();
     let start = Instant::now();
