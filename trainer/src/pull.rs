@@ -73,6 +73,9 @@ pub struct PullConfig {
 /// Asks a teacher who it is. A teacher that is still starting (not reachable, or not yet
 /// serving) is asked again with backoff for up to about a minute.
 pub async fn identity(url: &str, transport: &TeacherTransport) -> anyhow::Result<TeacherIdentity> {
+    // A malformed address is not a starting teacher: refuse it at once.
+    tonic::transport::Endpoint::from_shared(url.to_string())
+        .with_context(|| format!("invalid teacher endpoint '{url}'"))?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut backoff = Duration::from_millis(100);
     loop {
