@@ -255,7 +255,10 @@ pub fn grouped_bars(
         .flat_map(|g| g.values.iter().zip(&g.errors).map(|(v, e)| v + e))
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max);
-    let top = if top > 0.0 { top * 1.18 } else { 1.0 };
+    // Headroom above the bars for the legend: about 20 px per group out of the plot height.
+    let legend =
+        ((groups.len() as f64 * 20.0 + 30.0) / (size.1 as f64 - 130.0).max(100.0)).min(0.6);
+    let top = if top > 0.0 { top / (1.0 - legend) } else { 1.0 };
     render(size, |root| {
         let mut chart = drawing(
             ChartBuilder::on(root)
