@@ -15,9 +15,9 @@ cargo build -p rankdistill-trainer -p rankdistill-teacher --bins
 BIN="$CARGO_TARGET_DIR/debug"  # dev profile: optimised (see Cargo.toml), LibTorch does the heavy work
 mkdir -p "$OUT"
 [ -f "$OUT/data/manifest.json" ] || "$BIN/trainer" prepare --input "$UDATA" --out "$OUT/data"
-run() { # run OUTDIR CMD...: skip finished runs
+run() { # run OUTDIR CMD...: skip finished runs; MAP of every epoch for the learning curves
   local dir="$1"; shift
-  if [ -f "$dir/manifest.json" ]; then echo "reusing $dir"; else "$@" --out "$dir" --data "$OUT/data" --epochs "$EPOCHS"; fi
+  if [ -f "$dir/manifest.json" ]; then echo "reusing $dir"; else "$@" --out "$dir" --data "$OUT/data" --epochs "$EPOCHS" --eval-every 1; fi
 }
 for s in $SEEDS; do run "$OUT/teacher-s$s" "$BIN/trainer" train --model caser --dim 100 --seed "$s"; done
 for s in $SEEDS; do run "$OUT/student-s$s" "$BIN/trainer" train --model caser --dim 50 --seed "$s"; done
