@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rankdistill_proto::transport::spawn_plain_health;
 use rankdistill_proto::v1::student_service_server::StudentServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -78,35 +79,6 @@ impl Listeners {
     pub fn health_addr(&self) -> Option<std::io::Result<SocketAddr>> {
         self.health.as_ref().map(TcpListener::local_addr)
     }
-}
-
-/// Serves only `grpc.health.v1`, in plain text, until `draining` (for `--health-addr`).
-fn serve_health<S>(
-    listener: TcpListener,
-    health: S,
-    draining: CancellationToken,
-) -> tokio::task::JoinHandle<()>
-where
-    S: tonic::codegen::Service<
-            tonic::codegen::http::Request<tonic::body::Body>,
-            Response = tonic::codegen::http::Response<tonic::body::Body>,
-            Error = std::convert::Infallible,
-        > + NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    tokio::spawn(async move {
-        let served = Server::builder()
-            .add_service(health)
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), draining.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            warn!(error = %e, "the plain-text health server stopped");
-        }
-    })
 }
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
@@ -221,9 +193,13 @@ pub async fn run(
         stop_background.clone(),
     ));
     let draining = CancellationToken::new();
-    let health_task = listeners
-        .health
-        .map(|listener| serve_health(listener, health_service.clone(), draining.clone()));
+    let health_task = listeners.health.map(|listener| {
+        spawn_plain_health(
+            listener,
+            health_service.clone(),
+            draining.clone().cancelled_owned(),
+        )
+    });
     let student_service = StudentServiceServer::new(api)
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);

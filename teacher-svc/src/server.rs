@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rankdistill_core::prepared::PreparedDataset;
+use rankdistill_proto::transport::spawn_plain_health;
 use rankdistill_proto::v1::teacher_service_server::TeacherServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -81,35 +82,6 @@ impl Listeners {
     pub fn health_addr(&self) -> Option<std::io::Result<SocketAddr>> {
         self.health.as_ref().map(TcpListener::local_addr)
     }
-}
-
-/// Serves only `grpc.health.v1`, in plain text, until `draining` (for `--health-addr`).
-fn serve_health<S>(
-    listener: TcpListener,
-    health: S,
-    draining: CancellationToken,
-) -> tokio::task::JoinHandle<()>
-where
-    S: tonic::codegen::Service<
-            tonic::codegen::http::Request<tonic::body::Body>,
-            Response = tonic::codegen::http::Response<tonic::body::Body>,
-            Error = std::convert::Infallible,
-        > + NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    tokio::spawn(async move {
-        let served = Server::builder()
-            .add_service(health)
-            .serve_with_incoming_shutdown(TcpIncoming::from(listener), draining.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            warn!(error = %e, "the plain-text health server stopped");
-        }
-    })
 }
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
@@ -227,9 +199,13 @@ pub async fn run(
         metrics.clone(),
         metrics_stop.clone(),
     ));
-    let health_task = listeners
-        .health
-        .map(|listener| serve_health(listener, health_service.clone(), draining.clone()));
+    let health_task = listeners.health.map(|listener| {
+        spawn_plain_health(
+            listener,
+            health_service.clone(),
+            draining.clone().cancelled_owned(),
+        )
+    });
     let mut server = tokio::spawn(
         transport
             .add_service(health_service)
