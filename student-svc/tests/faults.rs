@@ -127,7 +127,7 @@ async fn sigterm_under_load_drains_cleanly() {
     for c in clients {
         c.await.unwrap();
     }
-    let other = outcomes.other.lock().unwrap();
+    let other = outcomes.other.lock().unwrap().clone();
     assert!(
         other.is_empty(),
         "requests neither answered nor refused cleanly ({} ok, {} unavailable): {other:?}",
