@@ -430,8 +430,8 @@ pub struct Artifact {
 }
 
 /// Loads and validates an artifact without LibTorch: manifest, weights hash, every expected
-/// tensor present as f32 with the right shape, nothing unexpected, and (when given) the data
-/// fingerprint.
+/// tensor present as finite f32 values with the right shape, nothing unexpected, and (when
+/// given) the data fingerprint.
 pub fn load(dir: &Path, expected_fingerprint: Option<&str>) -> Result<Artifact, ArtifactError> {
     let manifest = read_manifest(dir)?;
     if let Some(fp) = expected_fingerprint
@@ -488,6 +488,15 @@ pub fn load(dir: &Path, expected_fingerprint: Option<&str>) -> Result<Artifact, 
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect();
+        if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+            return Err(invalid(
+                &path,
+                format!(
+                    "tensor '{name}' holds NaN or infinite values (element {at} is {}); the training diverged or the file is damaged",
+                    values[at]
+                ),
+            ));
+        }
         tensors.insert(name.clone(), (shape.clone(), values));
     }
     if let Some(extra) = file
