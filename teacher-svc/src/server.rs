@@ -190,6 +190,7 @@ pub async fn run(
         max_stream_batch: config.max_stream_batch_size,
         stream_buffer: config.stream_buffer as usize,
         max_streams: config.max_streams as usize,
+        max_message_bytes: config.max_message_bytes(),
     };
     let api = TeacherApi::new(state.clone(), limits, metrics.clone(), draining.clone());
 

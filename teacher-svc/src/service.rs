@@ -53,6 +53,16 @@ pub struct ServiceLimits {
     pub stream_buffer: usize,
     /// Concurrent streams.
     pub max_streams: usize,
+    /// Largest encoded message (`--max-message-bytes`).
+    pub max_message_bytes: usize,
+}
+
+/// An upper bound on the encoded size of a `RankingBatch` of `batch` rankings of `k` items:
+/// per ranking a tag and length (4 bytes), the query index (11), two packed fields with
+/// their tags and lengths (10), varint items (at most 5 bytes each) and f32 scores (4 each);
+/// plus the batch's own cursor and total (22).
+pub fn ranking_batch_bound(batch: usize, k: usize) -> usize {
+    batch.saturating_mul(25 + 9 * k).saturating_add(22)
 }
 
 /// The TeacherService implementation.
@@ -199,6 +209,14 @@ impl TeacherApi {
             }
             b => b,
         } as usize;
+        if ranking_batch_bound(batch_size, k) > self.limits.max_message_bytes {
+            let fits = (self.limits.max_message_bytes.saturating_sub(22) / (25 + 9 * k)).max(1);
+            return Err(ServiceError::InvalidArgument(format!(
+                "batch_size {batch_size} with k {k} can encode to {} bytes, above the message limit of {} bytes (--max-message-bytes): ask for batch_size {fits} or less",
+                ranking_batch_bound(batch_size, k),
+                self.limits.max_message_bytes
+            )));
+        }
         let source = match request.explicit {
             Some(list) => {
                 // Resolving a long list is CPU work: keep it off the async workers.
@@ -548,5 +566,29 @@ mod tests {
         let mut all: Vec<u64> = (0..4).flat_map(|i| shard_indices(10, 0, i, 4)).collect();
         all.sort_unstable();
         assert_eq!(all, (0..10).collect::<Vec<_>>());
+    }
+
+    /// The bound covers the largest encoding: the largest query indices, item indices and
+    /// cursors.
+    #[test]
+    fn the_batch_bound_covers_the_worst_encoding() {
+        use prost::Message;
+        for (batch, k) in [(1usize, 1usize), (7, 10), (256, 50), (3, 1000)] {
+            let worst = RankingBatch {
+                rankings: (0..batch)
+                    .map(|_| QueryRanking {
+                        query_index: u64::MAX,
+                        items: vec![u32::MAX; k],
+                        scores: vec![f32::MAX; k],
+                    })
+                    .collect(),
+                next_cursor: u64::MAX,
+                total_queries: u64::MAX,
+            };
+            assert!(
+                worst.encoded_len() <= ranking_batch_bound(batch, k),
+                "{batch} x {k}"
+            );
+        }
     }
 }

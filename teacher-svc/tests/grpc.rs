@@ -588,6 +588,27 @@ async fn stream_shards_resume_and_parity_with_rank() {
     }
 }
 
+/// A stream whose batches could encode above --max-message-bytes is refused up front with the
+/// batch size that fits (not cut off later with OUT_OF_RANGE); one that fits streams whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_batches_must_fit_the_message_limit() {
+    let fx = Fixture::new();
+    let mut a = args(&fx.data, &fx.checkpoint);
+    a.extend(["--max-message-bytes".into(), "16384".into()]);
+    let server = Server::start_serving(&a).await;
+    let mut client = server.client().await;
+    // 25 + 9 * 10 = 115 bytes per ranking at most: 142 rankings fit in 16384 - 22 bytes.
+    expect_code(
+        stream(&mut client, stream_request(10, 4096)).await,
+        Code::InvalidArgument,
+        "batch_size 4096 with k 10 can encode to 471062 bytes, above the message limit of 16384 bytes (--max-message-bytes): ask for batch_size 142 or less",
+    );
+    let batches = stream(&mut client, stream_request(10, 142)).await.unwrap();
+    assert!(batches.iter().all(|b| b.rankings.len() <= 142));
+    let total = batches[0].total_queries as usize;
+    assert_eq!(flatten(&batches).len(), total);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_answers_v1_and_v1alpha() {
     use tonic_reflection::pb::{v1, v1alpha};
