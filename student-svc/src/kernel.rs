@@ -11,8 +11,6 @@
 pub const LANES: usize = 8;
 /// Queries scored together per pass over a row.
 pub const QUERY_GROUP: usize = 4;
-/// Queries the int8 kernels score together per pass over a block of rows.
-const I8_QUERY_GROUP: usize = 2;
 
 /// The row stride for a dimension: `dim` rounded up to a multiple of [`LANES`].
 pub fn padded_dim(dim: usize) -> usize {
@@ -148,11 +146,12 @@ impl Kernel {
         assert_eq!(rows.len(), n * stride, "rows are not whole rows");
         assert_eq!(queries.len(), nq * stride, "queries are not whole rows");
         assert_eq!(out.len(), nq * n, "output has the wrong length");
-        // Queries go in pairs: each pair reads a row block once (rows four at a time); a
-        // second pair re-reads the block from cache.
+        // Queries go in groups (four with AVX-512's 32 registers, else pairs): each group
+        // reads a row block once (rows four at a time); the next group re-reads it from cache.
+        let max_group = if self == Kernel::Avx512Vnni { 4 } else { 2 };
         let mut q0 = 0;
         while q0 < nq {
-            let group = (nq - q0).min(I8_QUERY_GROUP);
+            let group = (nq - q0).min(max_group);
             let qs = &queries[q0 * stride..(q0 + group) * stride];
             let outs = &mut out[q0 * n..(q0 + group) * n];
             match self {
@@ -162,7 +161,9 @@ impl Kernel {
                 Kernel::Avx512Vnni if self.is_supported() => unsafe {
                     match group {
                         1 => avx2::dot_i8_vnni::<1>(rows, stride, qs, outs),
-                        _ => avx2::dot_i8_vnni::<2>(rows, stride, qs, outs),
+                        2 => avx2::dot_i8_vnni::<2>(rows, stride, qs, outs),
+                        3 => avx2::dot_i8_vnni::<3>(rows, stride, qs, outs),
+                        _ => avx2::dot_i8_vnni::<4>(rows, stride, qs, outs),
                     }
                 },
                 #[cfg(target_arch = "x86_64")]
@@ -366,7 +367,7 @@ mod avx2 {
         _mm_dpbusd_epi32(acc, a, b)
     }
 
-    /// Int8 dot products of every row against `G` (1 or 2) queries, four rows per step.
+    /// Int8 dot products of every row against `G` (1 to 4) queries, four rows per step.
     /// Signed x signed products go through unsigned x signed ones as |q| x sign(r, q)
     /// (magnitudes <= 127): exact in i32. The four rows' accumulators are reduced together
     /// (three `hadd`s), so the horizontal sums cost a quarter of what one row at a time costs.
