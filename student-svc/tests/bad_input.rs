@@ -917,3 +917,93 @@ async fn broken_artifacts_are_refused_on_reload_and_the_old_model_keeps_serving(
     assert_eq!(info.reloads, 0);
     assert_eq!(info.model.unwrap().version, v1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_rpc_and_message_limit_rows() {
+    use rankdistill_proto::v1::ReloadRequest;
+    let fx = Fixture::new();
+    let data = fx.data.to_string_lossy().into_owned();
+    // Admin off (the default): Reload is refused and says how to turn it on.
+    let closed = Server::start_serving(&args(&fx.model, &["--data", &data])).await;
+    let status = closed
+        .client()
+        .await
+        .reload(ReloadRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("--enable-admin"), "{status:?}");
+    drop(closed);
+
+    let server = Server::start_serving(&args(
+        &fx.model,
+        &[
+            "--data",
+            &data,
+            "--enable-admin",
+            "--watch-interval-ms",
+            "0",
+            "--max-message-bytes",
+            "65536",
+        ],
+    ))
+    .await;
+    let mut client = server.client().await.max_encoding_message_size(1 << 20);
+    let v1 = fx.manifest.version.clone();
+    let r = client.reload(ReloadRequest {}).await.unwrap().into_inner();
+    assert!(!r.changed && r.model_version == v1, "{r:?}");
+    // A broken new version: FAILED_PRECONDITION naming the version still serving and why.
+    let good = fx.root.join("v2");
+    let v2 = write_artifact(
+        &good,
+        &fx.config,
+        2,
+        &fx.dataset.split.users,
+        &fx.dataset.split.items,
+        &fx.dataset.manifest.fingerprint,
+    )
+    .version;
+    for b in breakages() {
+        write_broken(&good, &fx.model, &b);
+        let status = client.reload(ReloadRequest {}).await.unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::FailedPrecondition,
+            "{}: {status:?}",
+            b.name
+        );
+        assert!(
+            status
+                .message()
+                .starts_with(&format!("reload refused, still serving {v1}: ")),
+            "{}: {status:?}",
+            b.name
+        );
+        for needle in b.needles {
+            assert!(status.message().contains(needle), "{}: {status:?}", b.name);
+        }
+    }
+    write_broken(&good, &fx.model, &INTACT);
+    let r = client.reload(ReloadRequest {}).await.unwrap().into_inner();
+    assert!(
+        r.changed && r.model_version == v2 && r.previous_version == v1,
+        "{r:?}"
+    );
+    // --max-message-bytes 65536: a 100 KB request is refused with the limit.
+    let recent: Vec<String> = (0..30_000).map(|i| fx.item(i % 10)).collect();
+    let status = client
+        .recommend(recommend(&fx.user(0), &recent, 5))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert!(
+        status.message().contains("the limit is: 65536 bytes"),
+        "{status:?}"
+    );
+    let r = client
+        .recommend(recommend(&fx.user(0), &[], 5))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((r.items.len(), r.model_version), (5, v2));
+}
