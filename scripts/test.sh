@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+# Incremental caches only help edit-rebuild loops; in a test run they only fill the disk
+# (tens of GB in the shared target folder over a day of work).
+export CARGO_INCREMENTAL=0
 cargo fmt --all --check
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
