@@ -299,6 +299,37 @@ impl ClientTlsFiles {
     }
 }
 
+/// Serves only `health` (the `grpc.health.v1` service) in plain text on `listener` until
+/// `shutdown` resolves: the `--health-addr` port, for probes that cannot speak TLS.
+pub fn spawn_plain_health<S>(
+    listener: tokio::net::TcpListener,
+    health: S,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    S: tonic::codegen::Service<
+            tonic::codegen::http::Request<tonic::body::Body>,
+            Response = tonic::codegen::http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    tokio::spawn(async move {
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let served = Server::builder()
+            .add_service(health)
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "the plain-text health server stopped");
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,35 +418,4 @@ mod tests {
             "{e}"
         );
     }
-}
-
-/// Serves only `health` (the `grpc.health.v1` service) in plain text on `listener` until
-/// `shutdown` resolves: the `--health-addr` port, for probes that cannot speak TLS.
-pub fn spawn_plain_health<S>(
-    listener: tokio::net::TcpListener,
-    health: S,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> tokio::task::JoinHandle<()>
-where
-    S: tonic::codegen::Service<
-            tonic::codegen::http::Request<tonic::body::Body>,
-            Response = tonic::codegen::http::Response<tonic::body::Body>,
-            Error = std::convert::Infallible,
-        > + tonic::server::NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    tokio::spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
-        let served = Server::builder()
-            .add_service(health)
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await;
-        if let Err(e) = served {
-            tracing::warn!(error = %e, "the plain-text health server stopped");
-        }
-    })
 }
