@@ -11,6 +11,8 @@ use std::time::Instant;
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::error::{ServiceError, StartupError};
+use crate::model::QueryInput;
+use crate::served::Served;
 use crate::telemetry::Metrics;
 
 /// The dedicated scoring threads and the admission semaphore.
@@ -123,9 +125,9 @@ mod tests {
 
 /// One query waiting for the batcher.
 struct PendingQuery {
-    served: Arc<crate::reload::Served>,
+    served: Arc<Served>,
     k: usize,
-    query: crate::model::QueryInput,
+    query: QueryInput,
     exclude: Vec<u32>,
     enqueued: Instant,
     deadline: Option<Instant>,
@@ -197,9 +199,9 @@ impl Batcher {
     /// still waiting at `deadline` is dropped unscored with DEADLINE_EXCEEDED.
     pub async fn top_k(
         &self,
-        served: Arc<crate::reload::Served>,
+        served: Arc<Served>,
         k: usize,
-        query: crate::model::QueryInput,
+        query: QueryInput,
         exclude: Vec<u32>,
         deadline: Option<Instant>,
     ) -> Result<Vec<(u32, f32)>, ServiceError> {

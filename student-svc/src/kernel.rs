@@ -26,6 +26,19 @@ pub fn padded_dim_i8(dim: usize) -> usize {
     dim.div_ceil(I8_LANES) * I8_LANES
 }
 
+/// Inputs a kernel refuses (instead of reading past a slice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KernelError {
+    /// The two operands of a dot product differ in length.
+    #[error("dot product of slices of different lengths ({left} and {right})")]
+    LengthMismatch {
+        /// Length of the first operand.
+        left: usize,
+        /// Length of the second operand.
+        right: usize,
+    },
+}
+
 /// Which implementation scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
@@ -81,17 +94,22 @@ impl Kernel {
         matches!(self, Kernel::Avx2Fma | Kernel::Avx512Vnni) && avx2_fma_available()
     }
 
-    /// Dot product of two equally long slices whose length is a multiple of [`LANES`].
-    pub fn dot(self, a: &[f32], b: &[f32]) -> f32 {
-        debug_assert_eq!(a.len(), b.len());
-        debug_assert_eq!(a.len() % LANES, 0);
-        match self {
+    /// Dot product of two equally long slices (any length; [`LANES`]-multiples are fastest).
+    /// Slices of different lengths are refused, never read past.
+    pub fn dot(self, a: &[f32], b: &[f32]) -> Result<f32, KernelError> {
+        if a.len() != b.len() {
+            return Err(KernelError::LengthMismatch {
+                left: a.len(),
+                right: b.len(),
+            });
+        }
+        Ok(match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU supports AVX2 and FMA (checked here), and the lengths are
-            // checked by the callers' layout.
+            // SAFETY: the CPU supports AVX2 and FMA (checked by the guard) and
+            // `a.len() == b.len()` (checked above), as `avx2::dot` requires.
             _ if self.f32_simd() => unsafe { avx2::dot(a, b) },
             _ => scalar_dot(a, b),
-        }
+        })
     }
 
     /// Scores `rows` (row-major, `stride` floats per row, `stride % LANES == 0`) against
@@ -111,9 +129,23 @@ impl Kernel {
             stride > 0 && stride.is_multiple_of(LANES),
             "bad stride {stride}"
         );
-        assert_eq!(rows.len(), n * stride, "rows do not match the bias length");
-        assert_eq!(queries.len(), nq * stride, "queries are not whole rows");
-        assert_eq!(out.len(), nq * n, "output has the wrong length");
+        // These checks are what the SIMD kernels' bounds rely on: real asserts (a caller's
+        // layout bug panics), with products that cannot wrap.
+        assert_eq!(
+            Some(rows.len()),
+            n.checked_mul(stride),
+            "rows do not match the bias length"
+        );
+        assert_eq!(
+            Some(queries.len()),
+            nq.checked_mul(stride),
+            "queries are not whole rows"
+        );
+        assert_eq!(
+            Some(out.len()),
+            nq.checked_mul(n),
+            "output has the wrong length"
+        );
         let mut q0 = 0;
         while q0 < nq {
             let group = (nq - q0).min(QUERY_GROUP);
@@ -143,9 +175,14 @@ impl Kernel {
         );
         let n = rows.len() / stride;
         let nq = queries.len() / stride;
+        // As in `score_block`: real asserts the SIMD kernels' bounds rely on.
         assert_eq!(rows.len(), n * stride, "rows are not whole rows");
         assert_eq!(queries.len(), nq * stride, "queries are not whole rows");
-        assert_eq!(out.len(), nq * n, "output has the wrong length");
+        assert_eq!(
+            Some(out.len()),
+            nq.checked_mul(n),
+            "output has the wrong length"
+        );
         // Queries go in groups (four with AVX-512's 32 registers, else pairs): each group
         // reads a row block once (rows four at a time); the next group re-reads it from cache.
         let max_group = if self == Kernel::Avx512Vnni { 4 } else { 2 };
@@ -256,8 +293,11 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
+    /// Dot product: whole [`LANES`]-chunks with FMA, the tail (if any) in scalar code.
+    ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA; `a.len() == b.len()`, a multiple of `LANES`.
+    /// The CPU must support AVX2 and FMA, and `a.len() == b.len()`: the loads read both
+    /// slices at the same offsets, up to the last whole chunk of `a`.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
         let mut acc0 = _mm256_setzero_ps();
@@ -265,9 +305,10 @@ mod avx2 {
         let chunks = a.len() / LANES;
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
         let mut c = 0;
-        // SAFETY: every load reads LANES floats at offset c * LANES < len.
-        unsafe {
-            while c + 1 < chunks {
+        while c + 1 < chunks {
+            // SAFETY: both loads read LANES floats at offsets (c + 1) * LANES + LANES <=
+            // chunks * LANES <= a.len() == b.len() (the caller's precondition).
+            unsafe {
                 acc0 = _mm256_fmadd_ps(
                     _mm256_loadu_ps(pa.add(c * LANES)),
                     _mm256_loadu_ps(pb.add(c * LANES)),
@@ -278,9 +319,12 @@ mod avx2 {
                     _mm256_loadu_ps(pb.add((c + 1) * LANES)),
                     acc1,
                 );
-                c += 2;
             }
-            if c < chunks {
+            c += 2;
+        }
+        if c < chunks {
+            // SAFETY: c < chunks, so LANES floats at c * LANES lie within both slices.
+            unsafe {
                 acc0 = _mm256_fmadd_ps(
                     _mm256_loadu_ps(pa.add(c * LANES)),
                     _mm256_loadu_ps(pb.add(c * LANES)),
@@ -288,14 +332,18 @@ mod avx2 {
                 );
             }
         }
-        hsum(_mm256_add_ps(acc0, acc1))
+        let done = chunks * LANES;
+        hsum(_mm256_add_ps(acc0, acc1)) + super::scalar_dot(&a[done..], &b[done..])
     }
 
     /// Scores every row against `group` (1..=4) queries; each row chunk is loaded once and
     /// multiplied into one accumulator per query.
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA; lengths as `Kernel::score_block` asserts.
+    /// The CPU must support AVX2 and FMA; `stride` is a non-zero multiple of `LANES`,
+    /// `1 <= group <= 4`, `queries.len() == group * stride` and `rows.len()` a multiple of
+    /// `stride` (what `Kernel::score_block` asserts). `bias` and `out` are indexed with
+    /// bounds checks.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn score_group(
         rows: &[f32],
@@ -489,7 +537,7 @@ mod tests {
             let want = scalar_dot(a, &b);
             let scale: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
             for kernel in Kernel::supported() {
-                let got = kernel.dot(a, &b);
+                let got = kernel.dot(a, &b).unwrap();
                 prop_assert!(close(got, want, scale), "{}: {got} vs {want}", kernel.name());
             }
         }
@@ -575,6 +623,68 @@ mod tests {
                 kernel.name()
             );
         }
+    }
+
+    proptest! {
+        /// Lengths that are not a multiple of LANES: the SIMD kernels finish the tail in
+        /// scalar code.
+        #[test]
+        fn dot_handles_any_equal_length(
+            values in proptest::collection::vec(-2.0f32..2.0, 0..90),
+        ) {
+            let b: Vec<f32> = values.iter().map(|x| 0.5 - x * 0.3).collect();
+            let want = scalar_dot(&values, &b);
+            let scale: f32 = values.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
+            for kernel in Kernel::supported() {
+                let got = kernel.dot(&values, &b).unwrap();
+                prop_assert!(close(got, want, scale), "{}: {got} vs {want}", kernel.name());
+            }
+        }
+    }
+
+    #[test]
+    fn dot_refuses_mismatched_lengths() {
+        // A short right operand: the AVX2 kernel would read past it; every kernel refuses.
+        let a = vec![1.0f32; 4 * LANES];
+        let b = vec![1.0f32; LANES];
+        for kernel in Kernel::supported() {
+            assert_eq!(
+                kernel.dot(&a, &b),
+                Err(KernelError::LengthMismatch {
+                    left: 4 * LANES,
+                    right: LANES
+                }),
+                "{}",
+                kernel.name()
+            );
+            assert_eq!(
+                kernel.dot(&b, &a),
+                Err(KernelError::LengthMismatch {
+                    left: LANES,
+                    right: 4 * LANES
+                })
+            );
+            assert_eq!(kernel.dot(&[], &[]), Ok(0.0));
+        }
+        let message = Kernel::Scalar.dot(&a, &b).unwrap_err().to_string();
+        assert!(
+            message.contains("different lengths (32 and 8)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "rows do not match the bias length")]
+    fn score_block_refuses_short_rows() {
+        let mut out = vec![0.0; 2];
+        Kernel::detect().score_block(&[0.0; LANES], &[0.0, 0.0], LANES, &[0.0; LANES], &mut out);
+    }
+
+    #[test]
+    #[should_panic(expected = "output has the wrong length")]
+    fn dot_i8_block_refuses_a_short_output() {
+        let mut out = vec![0; 1];
+        Kernel::detect().dot_i8_block(&[0; 2 * I8_LANES], I8_LANES, &[0; I8_LANES], &mut out);
     }
 
     #[test]
