@@ -93,36 +93,6 @@ impl Scorer {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn admission_control_and_panics() {
-        let scorer = Scorer::new(1, 1, Metrics::new()).unwrap();
-        let (release, gate) = std::sync::mpsc::channel::<()>();
-        let s = scorer.clone();
-        let first = tokio::spawn(async move {
-            s.run(move || {
-                let _ = gate.recv();
-                7
-            })
-            .await
-        });
-        // Wait until the first job holds the only permit.
-        while scorer.permits.available_permits() > 0 {
-            tokio::task::yield_now().await;
-        }
-        let refused = scorer.run(|| 1).await.unwrap_err();
-        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
-        release.send(()).unwrap();
-        assert_eq!(first.await.unwrap().unwrap(), 7);
-        let panicked = scorer.run(|| -> u32 { panic!("boom") }).await.unwrap_err();
-        assert_eq!(panicked.code(), tonic::Code::Internal);
-        assert_eq!(scorer.run(|| 2).await.unwrap(), 2);
-    }
-}
-
 /// One query waiting for the batcher.
 struct PendingQuery {
     served: Arc<Served>,
@@ -293,5 +263,35 @@ fn batch_loop(
                 Err(_) => tracing::warn!("a scoring pass panicked"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn admission_control_and_panics() {
+        let scorer = Scorer::new(1, 1, Metrics::new()).unwrap();
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let s = scorer.clone();
+        let first = tokio::spawn(async move {
+            s.run(move || {
+                let _ = gate.recv();
+                7
+            })
+            .await
+        });
+        // Wait until the first job holds the only permit.
+        while scorer.permits.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = scorer.run(|| 1).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 7);
+        let panicked = scorer.run(|| -> u32 { panic!("boom") }).await.unwrap_err();
+        assert_eq!(panicked.code(), tonic::Code::Internal);
+        assert_eq!(scorer.run(|| 2).await.unwrap(), 2);
     }
 }

@@ -19,8 +19,7 @@ use rankdistill_core::instances::PAD;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::catalog::{Catalog, History};
-use crate::config::UnknownUser;
+use crate::catalog::{Catalog, History, UnknownUser};
 use crate::engine::Scorer;
 use crate::error::{LoadError, ServiceError};
 use crate::kernel::Kernel;
