@@ -10,9 +10,18 @@ use rankdistill_core::artifact::ArtifactManifest;
 use rankdistill_core::instances::{PAD, last_window};
 use rankdistill_core::prepared::PreparedDataset;
 
-use crate::config::UnknownUser;
 use crate::error::{LoadError, ServiceError};
 use crate::model::QueryInput;
+
+/// What to do for an unknown user who sends no recent items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownUser {
+    /// Answer NOT_FOUND.
+    NotFound,
+    /// Answer the most popular items (training counts with --data, else the model's item
+    /// bias order), flagged `fallback: true`.
+    Popularity,
+}
 
 /// The prepared dataset in the form serving needs (loaded once, shared by every version
 /// trained on it).

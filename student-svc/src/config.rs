@@ -22,14 +22,25 @@ pub enum LogFormat {
     Json,
 }
 
-/// What to do for an unknown user who sends no recent items.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum UnknownUser {
-    /// Answer NOT_FOUND.
-    NotFound,
-    /// Answer the most popular items (training counts with --data, else the model's item
-    /// bias order), flagged `fallback: true`.
-    Popularity,
+pub use crate::catalog::UnknownUser;
+
+/// `--unknown-user`: the catalog's policy, named on the command line (the domain type stays
+/// free of clap).
+impl ValueEnum for UnknownUser {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[UnknownUser::NotFound, UnknownUser::Popularity]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self {
+            UnknownUser::NotFound => PossibleValue::new("not-found").help("Answer NOT_FOUND"),
+            UnknownUser::Popularity => PossibleValue::new("popularity").help(
+                "Answer the most popular items (training counts with --data, else the model's \
+                 item bias order), flagged `fallback: true`",
+            ),
+        })
+    }
 }
 
 /// Which dot-product kernel scores.

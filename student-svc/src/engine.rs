@@ -11,6 +11,8 @@ use std::time::Instant;
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::error::{ServiceError, StartupError};
+use crate::model::QueryInput;
+use crate::served::Served;
 use crate::telemetry::Metrics;
 
 /// The dedicated scoring threads and the admission semaphore.
@@ -91,41 +93,11 @@ impl Scorer {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn admission_control_and_panics() {
-        let scorer = Scorer::new(1, 1, Metrics::new()).unwrap();
-        let (release, gate) = std::sync::mpsc::channel::<()>();
-        let s = scorer.clone();
-        let first = tokio::spawn(async move {
-            s.run(move || {
-                let _ = gate.recv();
-                7
-            })
-            .await
-        });
-        // Wait until the first job holds the only permit.
-        while scorer.permits.available_permits() > 0 {
-            tokio::task::yield_now().await;
-        }
-        let refused = scorer.run(|| 1).await.unwrap_err();
-        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
-        release.send(()).unwrap();
-        assert_eq!(first.await.unwrap().unwrap(), 7);
-        let panicked = scorer.run(|| -> u32 { panic!("boom") }).await.unwrap_err();
-        assert_eq!(panicked.code(), tonic::Code::Internal);
-        assert_eq!(scorer.run(|| 2).await.unwrap(), 2);
-    }
-}
-
 /// One query waiting for the batcher.
 struct PendingQuery {
-    served: Arc<crate::reload::Served>,
+    served: Arc<Served>,
     k: usize,
-    query: crate::model::QueryInput,
+    query: QueryInput,
     exclude: Vec<u32>,
     enqueued: Instant,
     deadline: Option<Instant>,
@@ -197,9 +169,9 @@ impl Batcher {
     /// still waiting at `deadline` is dropped unscored with DEADLINE_EXCEEDED.
     pub async fn top_k(
         &self,
-        served: Arc<crate::reload::Served>,
+        served: Arc<Served>,
         k: usize,
-        query: crate::model::QueryInput,
+        query: QueryInput,
         exclude: Vec<u32>,
         deadline: Option<Instant>,
     ) -> Result<Vec<(u32, f32)>, ServiceError> {
@@ -291,5 +263,35 @@ fn batch_loop(
                 Err(_) => tracing::warn!("a scoring pass panicked"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn admission_control_and_panics() {
+        let scorer = Scorer::new(1, 1, Metrics::new()).unwrap();
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let s = scorer.clone();
+        let first = tokio::spawn(async move {
+            s.run(move || {
+                let _ = gate.recv();
+                7
+            })
+            .await
+        });
+        // Wait until the first job holds the only permit.
+        while scorer.permits.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let refused = scorer.run(|| 1).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 7);
+        let panicked = scorer.run(|| -> u32 { panic!("boom") }).await.unwrap_err();
+        assert_eq!(panicked.code(), tonic::Code::Internal);
+        assert_eq!(scorer.run(|| 2).await.unwrap(), 2);
     }
 }

@@ -26,6 +26,19 @@ pub fn padded_dim_i8(dim: usize) -> usize {
     dim.div_ceil(I8_LANES) * I8_LANES
 }
 
+/// Inputs a kernel refuses (instead of reading past a slice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KernelError {
+    /// The two operands of a dot product differ in length.
+    #[error("dot product of slices of different lengths ({left} and {right})")]
+    LengthMismatch {
+        /// Length of the first operand.
+        left: usize,
+        /// Length of the second operand.
+        right: usize,
+    },
+}
+
 /// Which implementation scores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
@@ -81,17 +94,23 @@ impl Kernel {
         matches!(self, Kernel::Avx2Fma | Kernel::Avx512Vnni) && avx2_fma_available()
     }
 
-    /// Dot product of two equally long slices whose length is a multiple of [`LANES`].
-    pub fn dot(self, a: &[f32], b: &[f32]) -> f32 {
-        debug_assert_eq!(a.len(), b.len());
-        debug_assert_eq!(a.len() % LANES, 0);
-        match self {
+    /// Dot product of two equally long slices (any length; [`LANES`]-multiples are fastest).
+    /// Slices of different lengths are refused, never read past.
+    pub fn dot(self, a: &[f32], b: &[f32]) -> Result<f32, KernelError> {
+        if a.len() != b.len() {
+            return Err(KernelError::LengthMismatch {
+                left: a.len(),
+                right: b.len(),
+            });
+        }
+        Ok(match self {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the CPU supports AVX2 and FMA (checked here), and the lengths are
-            // checked by the callers' layout.
+            // SAFETY: the CPU supports AVX2 and FMA (the guard checks), the kernel's only
+            // precondition (it reads through bounds-checked slices; the lengths, checked
+            // above, only matter for the answer).
             _ if self.f32_simd() => unsafe { avx2::dot(a, b) },
             _ => scalar_dot(a, b),
-        }
+        })
     }
 
     /// Scores `rows` (row-major, `stride` floats per row, `stride % LANES == 0`) against
@@ -111,9 +130,23 @@ impl Kernel {
             stride > 0 && stride.is_multiple_of(LANES),
             "bad stride {stride}"
         );
-        assert_eq!(rows.len(), n * stride, "rows do not match the bias length");
-        assert_eq!(queries.len(), nq * stride, "queries are not whole rows");
-        assert_eq!(out.len(), nq * n, "output has the wrong length");
+        // These checks are what the SIMD kernels' bounds rely on: real asserts (a caller's
+        // layout bug panics), with products that cannot wrap.
+        assert_eq!(
+            Some(rows.len()),
+            n.checked_mul(stride),
+            "rows do not match the bias length"
+        );
+        assert_eq!(
+            Some(queries.len()),
+            nq.checked_mul(stride),
+            "queries are not whole rows"
+        );
+        assert_eq!(
+            Some(out.len()),
+            nq.checked_mul(n),
+            "output has the wrong length"
+        );
         let mut q0 = 0;
         while q0 < nq {
             let group = (nq - q0).min(QUERY_GROUP);
@@ -121,8 +154,8 @@ impl Kernel {
             let outs = &mut out[q0 * n..(q0 + group) * n];
             match self {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: the CPU supports AVX2 and FMA (checked here) and the slice lengths
-                // were asserted above.
+                // SAFETY: the CPU supports AVX2 and FMA (the guard checks), the kernel's only
+                // precondition (it reads through bounds-checked slices).
                 _ if self.f32_simd() => unsafe {
                     avx2::score_group(rows, bias, stride, qs, group, outs)
                 },
@@ -143,9 +176,14 @@ impl Kernel {
         );
         let n = rows.len() / stride;
         let nq = queries.len() / stride;
+        // As in `score_block`: real asserts the SIMD kernels' bounds rely on.
         assert_eq!(rows.len(), n * stride, "rows are not whole rows");
         assert_eq!(queries.len(), nq * stride, "queries are not whole rows");
-        assert_eq!(out.len(), nq * n, "output has the wrong length");
+        assert_eq!(
+            Some(out.len()),
+            nq.checked_mul(n),
+            "output has the wrong length"
+        );
         // Queries go in groups (four with AVX-512's 32 registers, else pairs): each group
         // reads a row block once (rows four at a time); the next group re-reads it from cache.
         let max_group = if self == Kernel::Avx512Vnni { 4 } else { 2 };
@@ -156,31 +194,37 @@ impl Kernel {
             let outs = &mut out[q0 * n..(q0 + group) * n];
             match self {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: the CPU supports AVX-512 VNNI/VL and AVX2 (checked here) and the
-                // slice lengths were asserted above.
-                Kernel::Avx512Vnni if self.is_supported() => unsafe {
-                    match group {
-                        1 => avx2::dot_i8_vnni::<1>(rows, stride, qs, outs),
-                        2 => avx2::dot_i8_vnni::<2>(rows, stride, qs, outs),
-                        3 => avx2::dot_i8_vnni::<3>(rows, stride, qs, outs),
-                        _ => avx2::dot_i8_vnni::<4>(rows, stride, qs, outs),
-                    }
-                },
+                Kernel::Avx512Vnni if self.is_supported() => {
+                    let kernel: I8GroupKernel = match group {
+                        1 => avx2::dot_i8_vnni::<1>,
+                        2 => avx2::dot_i8_vnni::<2>,
+                        3 => avx2::dot_i8_vnni::<3>,
+                        _ => avx2::dot_i8_vnni::<4>,
+                    };
+                    // SAFETY: the CPU supports AVX-512 VNNI/VL and AVX2 (the guard checks),
+                    // the kernel's only precondition (it reads through bounds-checked slices).
+                    unsafe { kernel(rows, stride, qs, outs) }
+                }
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: the CPU supports AVX2 (checked here) and the slice lengths were
-                // asserted above.
-                _ if self.f32_simd() => unsafe {
-                    match group {
-                        1 => avx2::dot_i8_avx2::<1>(rows, stride, qs, outs),
-                        _ => avx2::dot_i8_avx2::<2>(rows, stride, qs, outs),
-                    }
-                },
+                _ if self.f32_simd() => {
+                    let kernel: I8GroupKernel = match group {
+                        1 => avx2::dot_i8_avx2::<1>,
+                        _ => avx2::dot_i8_avx2::<2>,
+                    };
+                    // SAFETY: the CPU supports AVX2 (the guard checks), the kernel's only
+                    // precondition (it reads through bounds-checked slices).
+                    unsafe { kernel(rows, stride, qs, outs) }
+                }
                 _ => scalar_dot_i8_group(rows, stride, qs, group, outs),
             }
             q0 += group;
         }
     }
 }
+
+/// An int8 group kernel of [`avx2`]: safe to call once the CPU has its target features.
+#[cfg(target_arch = "x86_64")]
+type I8GroupKernel = unsafe fn(&[i8], usize, &[i8], &mut [i32]);
 
 fn avx2_fma_available() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -242,8 +286,44 @@ fn scalar_dot_i8_group(rows: &[i8], stride: usize, queries: &[i8], group: usize,
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    //! The x86-64 kernels. Every function here is safe to call once the CPU supports its
+    //! target features (the callers check that): the vectors are read and written only through
+    //! references to fixed-size arrays (`load_*`, `store_*`), so a wrong length panics on a
+    //! slice bound instead of reading past it.
+
     use super::LANES;
     use std::arch::x86_64::*;
+
+    /// Loads [`LANES`] floats (no alignment needed).
+    #[inline]
+    #[target_feature(enable = "avx")]
+    fn load_ps(v: &[f32; LANES]) -> __m256 {
+        // SAFETY: `v` is LANES = 8 initialised floats, exactly what one unaligned 256-bit load
+        // reads.
+        unsafe { _mm256_loadu_ps(v.as_ptr()) }
+    }
+
+    /// Loads 32 bytes (no alignment needed).
+    #[inline]
+    #[target_feature(enable = "avx")]
+    fn load_si256(v: &[i8; 32]) -> __m256i {
+        // SAFETY: `v` is 32 initialised bytes, exactly what one unaligned 256-bit load reads.
+        unsafe { _mm256_loadu_si256(v.as_ptr().cast()) }
+    }
+
+    /// Loads 16 bytes (no alignment needed; SSE2 is part of x86-64).
+    #[inline]
+    fn load_si128(v: &[i8; 16]) -> __m128i {
+        // SAFETY: `v` is 16 initialised bytes, exactly what one unaligned 128-bit load reads.
+        unsafe { _mm_loadu_si128(v.as_ptr().cast()) }
+    }
+
+    /// Stores four i32 lanes (no alignment needed; SSE2 is part of x86-64).
+    #[inline]
+    fn store_si128(dst: &mut [i32; 4], v: __m128i) {
+        // SAFETY: `dst` is 16 writable bytes, exactly what one unaligned 128-bit store writes.
+        unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), v) }
+    }
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -256,48 +336,33 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
-    /// # Safety
-    /// The CPU must support AVX2 and FMA; `a.len() == b.len()`, a multiple of `LANES`.
+    /// Dot product: whole [`LANES`]-chunks with FMA (two accumulators), the tail (if any) in
+    /// scalar code. The caller passes equal lengths (`Kernel::dot` checks); with unequal ones
+    /// the answer is meaningless but nothing is read past either slice.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+    pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let (ca, ta) = a.as_chunks::<LANES>();
+        let (cb, tb) = b.as_chunks::<LANES>();
+        let (pairs_a, rest_a) = ca.as_chunks::<2>();
+        let (pairs_b, rest_b) = cb.as_chunks::<2>();
         let mut acc0 = _mm256_setzero_ps();
         let mut acc1 = _mm256_setzero_ps();
-        let chunks = a.len() / LANES;
-        let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let mut c = 0;
-        // SAFETY: every load reads LANES floats at offset c * LANES < len.
-        unsafe {
-            while c + 1 < chunks {
-                acc0 = _mm256_fmadd_ps(
-                    _mm256_loadu_ps(pa.add(c * LANES)),
-                    _mm256_loadu_ps(pb.add(c * LANES)),
-                    acc0,
-                );
-                acc1 = _mm256_fmadd_ps(
-                    _mm256_loadu_ps(pa.add((c + 1) * LANES)),
-                    _mm256_loadu_ps(pb.add((c + 1) * LANES)),
-                    acc1,
-                );
-                c += 2;
-            }
-            if c < chunks {
-                acc0 = _mm256_fmadd_ps(
-                    _mm256_loadu_ps(pa.add(c * LANES)),
-                    _mm256_loadu_ps(pb.add(c * LANES)),
-                    acc0,
-                );
-            }
+        for (x, y) in pairs_a.iter().zip(pairs_b) {
+            acc0 = _mm256_fmadd_ps(load_ps(&x[0]), load_ps(&y[0]), acc0);
+            acc1 = _mm256_fmadd_ps(load_ps(&x[1]), load_ps(&y[1]), acc1);
         }
-        hsum(_mm256_add_ps(acc0, acc1))
+        for (x, y) in rest_a.iter().zip(rest_b) {
+            acc0 = _mm256_fmadd_ps(load_ps(x), load_ps(y), acc0);
+        }
+        hsum(_mm256_add_ps(acc0, acc1)) + super::scalar_dot(ta, tb)
     }
 
     /// Scores every row against `group` (1..=4) queries; each row chunk is loaded once and
-    /// multiplied into one accumulator per query.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2 and FMA; lengths as `Kernel::score_block` asserts.
+    /// multiplied into one accumulator per query. Lengths as `Kernel::score_block` asserts
+    /// (`stride` a non-zero multiple of [`LANES`], `queries.len() == group * stride`,
+    /// `out.len() == group * bias.len()`); a violation panics on a slice bound.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn score_group(
+    pub fn score_group(
         rows: &[f32],
         bias: &[f32],
         stride: usize,
@@ -307,26 +372,24 @@ mod avx2 {
     ) {
         let n = bias.len();
         let chunks = stride / LANES;
-        let qp = queries.as_ptr();
         // Queries past `group` alias query 0: computed, never stored.
-        let q = |i: usize| if i < group { i } else { 0 };
-        let (q1, q2, q3) = (q(1) * stride, q(2) * stride, q(3) * stride);
+        let query = |i: usize| {
+            let i = if i < group { i } else { 0 };
+            &queries[i * stride..(i + 1) * stride].as_chunks::<LANES>().0[..chunks]
+        };
+        let (q0, q1, q2, q3) = (query(0), query(1), query(2), query(3));
         for (r, row) in rows.chunks_exact(stride).enumerate() {
-            let rp = row.as_ptr();
+            let row = &row.as_chunks::<LANES>().0[..chunks];
             let mut a0 = _mm256_setzero_ps();
             let mut a1 = _mm256_setzero_ps();
             let mut a2 = _mm256_setzero_ps();
             let mut a3 = _mm256_setzero_ps();
-            // SAFETY: offsets stay below `stride` within a row and within each query.
-            unsafe {
-                for c in 0..chunks {
-                    let off = c * LANES;
-                    let x = _mm256_loadu_ps(rp.add(off));
-                    a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(qp.add(off)), a0);
-                    a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(qp.add(q1 + off)), a1);
-                    a2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(qp.add(q2 + off)), a2);
-                    a3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(qp.add(q3 + off)), a3);
-                }
+            for c in 0..chunks {
+                let x = load_ps(&row[c]);
+                a0 = _mm256_fmadd_ps(x, load_ps(&q0[c]), a0);
+                a1 = _mm256_fmadd_ps(x, load_ps(&q1[c]), a1);
+                a2 = _mm256_fmadd_ps(x, load_ps(&q2[c]), a2);
+                a3 = _mm256_fmadd_ps(x, load_ps(&q3[c]), a3);
             }
             let b = bias[r];
             let sums = [hsum(a0), hsum(a1), hsum(a2), hsum(a3)];
@@ -367,6 +430,18 @@ mod avx2 {
         _mm_dpbusd_epi32(acc, a, b)
     }
 
+    /// One int8 row (or query) of `stride` bytes: its whole 32-byte chunks (`full` of them)
+    /// and the 16-byte tail when `stride % 32 == 16`.
+    type I8Row<'a> = (&'a [[i8; 32]], Option<&'a [i8; 16]>);
+
+    /// Splits an int8 row into exactly `full` 32-byte chunks and its 16-byte tail (panics
+    /// when the row is shorter).
+    #[inline]
+    fn split_row(row: &[i8], full: usize) -> I8Row<'_> {
+        let (chunks, tail) = row.as_chunks::<32>();
+        (&chunks[..full], tail.first_chunk::<16>())
+    }
+
     /// Int8 dot products of every row against `G` (1 to 4) queries, four rows per step.
     /// Signed x signed products go through unsigned x signed ones as |q| x sign(r, q)
     /// (magnitudes <= 127): exact in i32. The four rows' accumulators are reduced together
@@ -375,12 +450,11 @@ mod avx2 {
         ($(#[$doc:meta])* $name:ident, $features:literal, $madd:ident, $madd128:ident) => {
             $(#[$doc])*
             ///
-            /// # Safety
-            /// The CPU must support the enabled features; `stride % 16 == 0`,
+            /// Lengths as `Kernel::dot_i8_block` asserts: `stride % 16 == 0`,
             /// `queries.len() == G * stride`, `rows.len()` a multiple of `stride`,
-            /// `out.len() == G * rows.len() / stride`.
+            /// `out.len() == G * rows.len() / stride`; a violation panics on a slice bound.
             #[target_feature(enable = $features)]
-            pub unsafe fn $name<const G: usize>(
+            pub fn $name<const G: usize>(
                 rows: &[i8],
                 stride: usize,
                 queries: &[i8],
@@ -388,64 +462,57 @@ mod avx2 {
             ) {
                 let n = rows.len() / stride;
                 let full = stride / 32;
-                let tail = !stride.is_multiple_of(32);
                 let abs: Vec<i8> = queries.iter().map(|q| q.wrapping_abs()).collect();
-                let (qp, ap, op) = (queries.as_ptr(), abs.as_ptr(), out.as_mut_ptr());
+                let q: [I8Row<'_>; G] =
+                    std::array::from_fn(|g| split_row(&queries[g * stride..(g + 1) * stride], full));
+                let u: [I8Row<'_>; G] =
+                    std::array::from_fn(|g| split_row(&abs[g * stride..(g + 1) * stride], full));
                 let n4 = n / 4 * 4;
-                let mut r = 0;
-                while r < n4 {
-                    // SAFETY: rows r..r+4 exist (r < n4); offsets stay below `stride` within
-                    // each row and query; the stores write out[g * n + r..g * n + r + 4].
-                    unsafe {
-                        let rp = rows.as_ptr().add(r * stride);
-                        let mut acc = [[_mm256_setzero_si256(); 4]; G];
-                        for c in 0..full {
-                            let off = c * 32;
-                            let x = [
-                                _mm256_loadu_si256(rp.add(off) as *const __m256i),
-                                _mm256_loadu_si256(rp.add(stride + off) as *const __m256i),
-                                _mm256_loadu_si256(rp.add(2 * stride + off) as *const __m256i),
-                                _mm256_loadu_si256(rp.add(3 * stride + off) as *const __m256i),
-                            ];
-                            for (g, a) in acc.iter_mut().enumerate() {
-                                let at = g * stride + off;
-                                let q = _mm256_loadu_si256(qp.add(at) as *const __m256i);
-                                let u = _mm256_loadu_si256(ap.add(at) as *const __m256i);
-                                for i in 0..4 {
-                                    a[i] = $madd(a[i], u, _mm256_sign_epi8(x[i], q));
-                                }
+                for (step, block) in rows.chunks_exact(4 * stride).enumerate() {
+                    let r = step * 4;
+                    let x: [I8Row<'_>; 4] =
+                        std::array::from_fn(|i| split_row(&block[i * stride..(i + 1) * stride], full));
+                    let mut acc = [[_mm256_setzero_si256(); 4]; G];
+                    for c in 0..full {
+                        let xc = [
+                            load_si256(&x[0].0[c]),
+                            load_si256(&x[1].0[c]),
+                            load_si256(&x[2].0[c]),
+                            load_si256(&x[3].0[c]),
+                        ];
+                        for (g, a) in acc.iter_mut().enumerate() {
+                            let qc = load_si256(&q[g].0[c]);
+                            let uc = load_si256(&u[g].0[c]);
+                            for i in 0..4 {
+                                a[i] = $madd(a[i], uc, _mm256_sign_epi8(xc[i], qc));
                             }
-                        }
-                        if tail {
-                            let off = full * 32;
-                            let x = [
-                                _mm_loadu_si128(rp.add(off) as *const __m128i),
-                                _mm_loadu_si128(rp.add(stride + off) as *const __m128i),
-                                _mm_loadu_si128(rp.add(2 * stride + off) as *const __m128i),
-                                _mm_loadu_si128(rp.add(3 * stride + off) as *const __m128i),
-                            ];
-                            for (g, a) in acc.iter_mut().enumerate() {
-                                let at = g * stride + off;
-                                let q = _mm_loadu_si128(qp.add(at) as *const __m128i);
-                                let u = _mm_loadu_si128(ap.add(at) as *const __m128i);
-                                for i in 0..4 {
-                                    let t = $madd128(_mm_setzero_si128(), u, _mm_sign_epi8(x[i], q));
-                                    a[i] = _mm256_add_epi32(a[i], _mm256_zextsi128_si256(t));
-                                }
-                            }
-                        }
-                        for (g, a) in acc.iter().enumerate() {
-                            let t0 = _mm256_hadd_epi32(a[0], a[1]);
-                            let t1 = _mm256_hadd_epi32(a[2], a[3]);
-                            let t = _mm256_hadd_epi32(t0, t1);
-                            let s = _mm_add_epi32(
-                                _mm256_castsi256_si128(t),
-                                _mm256_extracti128_si256(t, 1),
-                            );
-                            _mm_storeu_si128(op.add(g * n + r) as *mut __m128i, s);
                         }
                     }
-                    r += 4;
+                    if let [Some(t0), Some(t1), Some(t2), Some(t3)] = x.map(|row| row.1) {
+                        let xt = [load_si128(t0), load_si128(t1), load_si128(t2), load_si128(t3)];
+                        for (g, a) in acc.iter_mut().enumerate() {
+                            let (Some(qt), Some(ut)) = (q[g].1, u[g].1) else {
+                                continue;
+                            };
+                            let (qt, ut) = (load_si128(qt), load_si128(ut));
+                            for i in 0..4 {
+                                let t = $madd128(_mm_setzero_si128(), ut, _mm_sign_epi8(xt[i], qt));
+                                a[i] = _mm256_add_epi32(a[i], _mm256_zextsi128_si256(t));
+                            }
+                        }
+                    }
+                    for (g, a) in acc.iter().enumerate() {
+                        let t0 = _mm256_hadd_epi32(a[0], a[1]);
+                        let t1 = _mm256_hadd_epi32(a[2], a[3]);
+                        let t = _mm256_hadd_epi32(t0, t1);
+                        let s = _mm_add_epi32(
+                            _mm256_castsi256_si128(t),
+                            _mm256_extracti128_si256(t, 1),
+                        );
+                        let mut four = [0i32; 4];
+                        store_si128(&mut four, s);
+                        out[g * n + r..g * n + r + 4].copy_from_slice(&four);
+                    }
                 }
                 for r in n4..n {
                     let row = &rows[r * stride..(r + 1) * stride];
@@ -489,7 +556,7 @@ mod tests {
             let want = scalar_dot(a, &b);
             let scale: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
             for kernel in Kernel::supported() {
-                let got = kernel.dot(a, &b);
+                let got = kernel.dot(a, &b).unwrap();
                 prop_assert!(close(got, want, scale), "{}: {got} vs {want}", kernel.name());
             }
         }
@@ -575,6 +642,68 @@ mod tests {
                 kernel.name()
             );
         }
+    }
+
+    proptest! {
+        /// Lengths that are not a multiple of LANES: the SIMD kernels finish the tail in
+        /// scalar code.
+        #[test]
+        fn dot_handles_any_equal_length(
+            values in proptest::collection::vec(-2.0f32..2.0, 0..90),
+        ) {
+            let b: Vec<f32> = values.iter().map(|x| 0.5 - x * 0.3).collect();
+            let want = scalar_dot(&values, &b);
+            let scale: f32 = values.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
+            for kernel in Kernel::supported() {
+                let got = kernel.dot(&values, &b).unwrap();
+                prop_assert!(close(got, want, scale), "{}: {got} vs {want}", kernel.name());
+            }
+        }
+    }
+
+    #[test]
+    fn dot_refuses_mismatched_lengths() {
+        // A short right operand: the AVX2 kernel would read past it; every kernel refuses.
+        let a = vec![1.0f32; 4 * LANES];
+        let b = vec![1.0f32; LANES];
+        for kernel in Kernel::supported() {
+            assert_eq!(
+                kernel.dot(&a, &b),
+                Err(KernelError::LengthMismatch {
+                    left: 4 * LANES,
+                    right: LANES
+                }),
+                "{}",
+                kernel.name()
+            );
+            assert_eq!(
+                kernel.dot(&b, &a),
+                Err(KernelError::LengthMismatch {
+                    left: LANES,
+                    right: 4 * LANES
+                })
+            );
+            assert_eq!(kernel.dot(&[], &[]), Ok(0.0));
+        }
+        let message = Kernel::Scalar.dot(&a, &b).unwrap_err().to_string();
+        assert!(
+            message.contains("different lengths (32 and 8)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "rows do not match the bias length")]
+    fn score_block_refuses_short_rows() {
+        let mut out = vec![0.0; 2];
+        Kernel::detect().score_block(&[0.0; LANES], &[0.0, 0.0], LANES, &[0.0; LANES], &mut out);
+    }
+
+    #[test]
+    #[should_panic(expected = "output has the wrong length")]
+    fn dot_i8_block_refuses_a_short_output() {
+        let mut out = vec![0; 1];
+        Kernel::detect().dot_i8_block(&[0; 2 * I8_LANES], I8_LANES, &[0; I8_LANES], &mut out);
     }
 
     #[test]

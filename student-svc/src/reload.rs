@@ -11,67 +11,21 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
-use rankdistill_core::artifact::{self, MANIFEST_FILE, ModelKind};
+use rankdistill_core::artifact::{self, MANIFEST_FILE};
 use rankdistill_core::instances::PAD;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::catalog::{Catalog, History};
-use crate::config::UnknownUser;
+use crate::catalog::{Catalog, History, UnknownUser};
 use crate::engine::Scorer;
 use crate::error::{LoadError, ServiceError};
 use crate::kernel::Kernel;
-use crate::model::{QueryInput, StudentModel};
+use crate::model::{QueryInput, Scan, StudentModel};
+use crate::served::{ModelSummary, Served};
 use crate::telemetry::Metrics;
-
-/// What `Info` reports about a version.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelSummary {
-    /// Model kind.
-    pub kind: ModelKind,
-    /// Embedding dimension d.
-    pub dim: usize,
-    /// Items.
-    pub num_items: usize,
-    /// Users.
-    pub num_users: usize,
-    /// Input length L.
-    pub sequence_length: usize,
-    /// Weights hash.
-    pub version: String,
-    /// Fingerprint of the training data.
-    pub data_fingerprint: String,
-    /// Learnable parameters.
-    pub num_parameters: u64,
-    /// The teacher's identity for a distilled student, as JSON ("" if none).
-    pub teacher_json: String,
-}
-
-/// One loaded, warmed model version with its id maps.
-#[derive(Debug)]
-pub struct Served {
-    /// The scorer.
-    pub model: StudentModel,
-    /// Raw ids and histories.
-    pub catalog: Catalog,
-    /// Identity.
-    pub summary: ModelSummary,
-    /// When it was loaded.
-    pub loaded_at: SystemTime,
-}
-
-impl Served {
-    /// Unix milliseconds of `loaded_at`.
-    pub fn loaded_at_unix_ms(&self) -> i64 {
-        self.loaded_at
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    }
-}
 
 /// Builds versions from the artifact folder.
 #[derive(Debug)]
@@ -83,7 +37,7 @@ pub struct Loader {
     /// Kernel for new models.
     pub kernel: Kernel,
     /// Table scan for new models.
-    pub scan: crate::model::Scan,
+    pub scan: Scan,
     /// Unknown-user policy.
     pub unknown_user: UnknownUser,
 }

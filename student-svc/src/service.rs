@@ -18,20 +18,15 @@ use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
 use tracing::{Instrument, Span, debug, info_span, warn};
 
-use crate::catalog::{RecommendSpec, Resolved};
+use crate::catalog::Resolved;
 use crate::engine::{Batcher, Scorer};
 use crate::error::ServiceError;
-use crate::reload::{Reloader, Served};
+use crate::reload::Reloader;
+use crate::request::{RecommendBatch, RecommendQuery, in_batch};
+use crate::served::Served;
 use crate::telemetry::Metrics;
 
-/// Request limits from the configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct ServiceLimits {
-    /// Largest k.
-    pub max_k: u32,
-    /// Largest RecommendBatch.
-    pub max_batch: u32,
-}
+pub use crate::request::ServiceLimits;
 
 /// The gRPC service. Single queries go through the dynamic batcher; RecommendBatch is one
 /// job on the scoring pool.
@@ -66,34 +61,6 @@ impl StudentApi {
 
     fn served(&self) -> Result<Arc<Served>, ServiceError> {
         self.reloader.slot.load_full().ok_or(ServiceError::NotReady)
-    }
-
-    fn check_k(&self, k: i32) -> Result<usize, ServiceError> {
-        if k < 1 || k as u32 > self.limits.max_k {
-            return Err(ServiceError::InvalidK {
-                k: k as i64,
-                max: self.limits.max_k,
-            });
-        }
-        Ok(k as usize)
-    }
-
-    fn resolve(
-        &self,
-        served: &Served,
-        request: RecommendRequest,
-    ) -> Result<(usize, Resolved), ServiceError> {
-        let k = self.check_k(request.k)?;
-        let query = request.query.ok_or_else(|| {
-            ServiceError::InvalidArgument("query is required (user_id and/or recent_items)".into())
-        })?;
-        let spec = RecommendSpec {
-            user_id: query.user_id,
-            recent_items: query.recent_items,
-            exclude_items: request.exclude_items,
-            exclude_seen: request.exclude_seen.unwrap_or(true),
-        };
-        Ok((k, served.catalog.resolve(&spec)?))
     }
 
     /// Scores resolved requests together: model queries share one pass over the item table;
@@ -158,8 +125,9 @@ impl StudentApi {
         request: RecommendRequest,
         deadline: Option<Instant>,
     ) -> Result<RecommendResponse, ServiceError> {
+        let RecommendQuery { k, spec } = RecommendQuery::try_from((request, &self.limits))?;
         let served = self.served()?;
-        let (k, resolved) = self.resolve(&served, request)?;
+        let resolved = served.catalog.resolve(&spec)?;
         let fallback = resolved.fallback;
         let ranking = if fallback {
             self.score(served.clone(), vec![(k, resolved)])
@@ -184,23 +152,15 @@ impl StudentApi {
         &self,
         request: RecommendBatchRequest,
     ) -> Result<RecommendBatchResponse, ServiceError> {
-        let n = request.requests.len();
-        if n == 0 || n > self.limits.max_batch as usize {
-            return Err(ServiceError::InvalidArgument(format!(
-                "requests must hold 1..={} requests (the server's --max-batch), got {n}",
-                self.limits.max_batch
-            )));
-        }
+        let batch = RecommendBatch::try_from((request, &self.limits))?;
         let served = self.served()?;
-        let resolved = request
-            .requests
+        let resolved = batch
+            .queries
             .into_iter()
             .enumerate()
-            .map(|(index, r)| {
-                self.resolve(&served, r).map_err(|e| ServiceError::InBatch {
-                    index,
-                    source: Box::new(e),
-                })
+            .map(|(index, q)| {
+                let resolved = served.catalog.resolve(&q.spec);
+                resolved.map(|r| (q.k, r)).map_err(|e| in_batch(index, e))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let fallbacks: Vec<bool> = resolved.iter().map(|(_, r)| r.fallback).collect();

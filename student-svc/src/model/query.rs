@@ -1,0 +1,65 @@
+//! From a query (a user and the last L input ids) to the query vector the item table is
+//! scored against: the Caser forward `[z; user]`, or the MF user vector (folded in from the
+//! input items for an unknown user).
+
+use rankdistill_core::instances::PAD;
+
+use super::caser::CaserLayers;
+use super::embeddings::Embeddings;
+
+/// One query in dense form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryInput {
+    /// Dense user index; `None` for a user the model does not know (the user part of the
+    /// query is then zero for Caser, and the mean of the input items' embeddings for MF).
+    pub user: Option<u32>,
+    /// L input ids, oldest first, left-padded (0 = padding, dense item i = i + 1).
+    pub inputs: Vec<u32>,
+}
+
+/// The query side of the model: embeddings, and Caser's layers for a Caser model.
+#[derive(Debug)]
+pub(super) struct QueryEncoder {
+    /// User and input-item embeddings.
+    pub(super) embeddings: Embeddings,
+    /// Caser's layers (`None` for MF).
+    pub(super) caser: Option<CaserLayers>,
+    /// Input length L.
+    pub(super) sequence_length: usize,
+}
+
+impl QueryEncoder {
+    /// Writes the query vector of `query` into `out` (padding stays zero). Input ids and
+    /// users out of range are treated as padding and unknown.
+    pub(super) fn query_vector(&self, query: &QueryInput, out: &mut [f32]) {
+        out.fill(0.0);
+        let emb = &self.embeddings;
+        let d = emb.dim;
+        match &self.caser {
+            None => match emb.user_row(query.user) {
+                Some(user) => out[..d].copy_from_slice(user),
+                None => {
+                    // Fold-in for an unknown user: the mean of the input items' embeddings.
+                    let real: Vec<u32> =
+                        query.inputs.iter().copied().filter(|&i| i != PAD).collect();
+                    for &i in &real {
+                        for (o, v) in out[..d].iter_mut().zip(emb.item_row(i)) {
+                            *o += v;
+                        }
+                    }
+                    if !real.is_empty() {
+                        let n = real.len() as f32;
+                        out[..d].iter_mut().for_each(|o| *o /= n);
+                    }
+                }
+            },
+            Some(caser) => {
+                let z = caser.forward(emb, self.sequence_length, &query.inputs);
+                out[..d].copy_from_slice(&z);
+                if let Some(user) = emb.user_row(query.user) {
+                    out[d..2 * d].copy_from_slice(user);
+                }
+            }
+        }
+    }
+}
