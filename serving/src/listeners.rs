@@ -63,7 +63,10 @@ impl Listeners {
     pub fn announce(&self) -> Result<(), ServeError> {
         let io = |context: &str| {
             let context = context.to_string();
-            move |cause| ServeError::Io { context, cause }
+            move |cause| ServeError::Io {
+                context: context.clone(),
+                cause,
+            }
         };
         let grpc = self.grpc_addr().map_err(io("gRPC listener"))?;
         let metrics = self.metrics_addr().map_err(io("metrics listener"))?;

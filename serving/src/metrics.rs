@@ -99,7 +99,10 @@ mod tests {
             text.contains(r#"demo_requests_total{code="NOT_FOUND",method="Rank"} 1"#),
             "{text}"
         );
-        assert!(text.contains("demo_request_duration_seconds_bucket"), "{text}");
+        assert!(
+            text.contains("demo_request_duration_seconds_bucket"),
+            "{text}"
+        );
         assert!(RpcMetrics::register(&registry, "demo", vec![1.0]).is_err());
     }
 }

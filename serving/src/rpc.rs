@@ -98,7 +98,11 @@ where
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         let started = Instant::now();
         let method = method_of(request.uri().path());
-        let span = info_span!("rpc", method = &*method, traceparent = tracing::field::Empty);
+        let span = info_span!(
+            "rpc",
+            method = &*method,
+            traceparent = tracing::field::Empty
+        );
         if let Some(traceparent) = request
             .headers()
             .get("traceparent")
@@ -150,14 +154,14 @@ where
             // An error answered at once (trailers-only) carries its status in the headers.
             if let Some(status) = Status::from_header_map(response.headers()) {
                 call.finish(&status);
-                return response;
+                return Ok(response);
             }
-            response.map(|body| {
+            Ok(response.map(|body| {
                 Body::new(Observed {
                     body,
                     call: Some(call),
                 })
-            })
+            }))
         })
     }
 }

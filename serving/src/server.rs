@@ -29,16 +29,52 @@ use crate::metrics_server::serve_metrics;
 use crate::rpc::{MethodLimit, RpcLayer};
 use crate::tls_reload::{RotatingTls, tls_incoming};
 
-/// What the server publishes about itself: the registry the metrics port serves, the base
-/// RPC metrics, and the gauge that is 1 while the server is SERVING.
+/// What the server publishes about itself: the registry the metrics port serves (the
+/// service registers its own metrics in it too), the base RPC metrics, and the gauge that is
+/// 1 while the server is SERVING.
 #[derive(Debug, Clone)]
 pub struct ServerTelemetry {
     /// Every metric of the service.
     pub registry: Registry,
-    /// Requests and latency by method and code.
+    /// `<prefix>_requests_total` and `<prefix>_request_duration_seconds`.
     pub rpc: RpcMetrics,
     /// `<prefix>_ready`.
     pub ready: IntGauge,
+}
+
+impl ServerTelemetry {
+    /// A new registry with the base metrics named `<prefix>_...`, latency `buckets`, and the
+    /// ready gauge described by `ready_help`.
+    pub fn new(
+        prefix: &str,
+        buckets: Vec<f64>,
+        ready_help: &str,
+    ) -> prometheus::Result<ServerTelemetry> {
+        let registry = Registry::new();
+        let rpc = RpcMetrics::register(&registry, prefix, buckets)?;
+        let ready = IntGauge::new(format!("{prefix}_ready"), ready_help)?;
+        registry.register(Box::new(ready.clone()))?;
+        Ok(ServerTelemetry {
+            registry,
+            rpc,
+            ready,
+        })
+    }
+
+    /// Registers the service's own metrics.
+    pub fn register_all(
+        &self,
+        collectors: Vec<Box<dyn prometheus::core::Collector>>,
+    ) -> prometheus::Result<()> {
+        collectors
+            .into_iter()
+            .try_for_each(|collector| self.registry.register(collector))
+    }
+
+    /// Every metric in Prometheus text format.
+    pub fn render(&self) -> String {
+        crate::metrics_server::render(&self.registry)
+    }
 }
 
 type ServerTask = JoinHandle<Result<(), tonic::transport::Error>>;
@@ -69,7 +105,7 @@ where
         + Send
         + 'static,
     IO::ConnectInfo: Clone + Send + Sync + 'static,
-    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
     tokio::spawn(router.serve_with_incoming_shutdown(incoming, draining.clone().cancelled_owned()))
 }

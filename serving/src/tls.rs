@@ -204,9 +204,8 @@ impl ServerTlsFiles {
                 let pem = read_certificates("--tls-client-ca", ca)?;
                 let mut roots = rustls::RootCertStore::empty();
                 for certificate in CertificateDer::pem_slice_iter(&pem) {
-                    let certificate = certificate.map_err(|e| {
-                        pem_error("--tls-client-ca", ca, "a CERTIFICATE block", e)
-                    })?;
+                    let certificate = certificate
+                        .map_err(|e| pem_error("--tls-client-ca", ca, "a CERTIFICATE block", e))?;
                     roots
                         .add(certificate)
                         .map_err(|e| rejected(error_chain(&e)))?;

@@ -28,10 +28,14 @@ pub type TlsIncoming = ReceiverStream<io::Result<TlsStream<TcpStream>>>;
 
 /// The contents of the TLS files, to notice a rotation.
 fn contents(files: &ServerTlsFiles) -> Vec<Option<Vec<u8>>> {
-    [Some(&files.cert), Some(&files.key), files.client_ca.as_ref()]
-        .into_iter()
-        .map(|path| path.and_then(|p| std::fs::read(p).ok()))
-        .collect()
+    [
+        Some(&files.cert),
+        Some(&files.key),
+        files.client_ca.as_ref(),
+    ]
+    .into_iter()
+    .map(|path| path.and_then(|p| std::fs::read(p).ok()))
+    .collect()
 }
 
 /// The current rustls configuration of a server, swapped when the files change.

@@ -177,21 +177,12 @@ impl Config {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use rankdistill_serving::args::check_env_vars;
 
     #[test]
     fn cli_is_consistent_and_every_flag_has_an_env_var() {
         Config::command().debug_assert();
-        for arg in Config::command().get_arguments() {
-            let id = arg.get_id().as_str();
-            if id == "help" || id == "version" {
-                continue;
-            }
-            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
-            assert!(
-                env.as_deref().is_some_and(|e| e.starts_with("STUDENT_")),
-                "--{id} has no STUDENT_ env var: {env:?}"
-            );
-        }
+        assert_eq!(check_env_vars(&Config::command(), "STUDENT_"), Ok(()));
         let c = Config::for_model("m".into());
         assert_eq!(c.unknown_user, UnknownUser::NotFound);
         assert_eq!(c.watch_interval_ms, 1000);

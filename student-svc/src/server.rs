@@ -93,7 +93,7 @@ pub async fn run(
     let serving = Serving::start(
         config.server.args(),
         listeners,
-        metrics.server_telemetry(),
+        metrics.server.clone(),
         CancellationToken::new(),
         AdminGate::new(student_service, admin),
         &[reload_limit],

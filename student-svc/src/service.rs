@@ -231,7 +231,6 @@ impl StudentApi {
             teacher_json: s.teacher_json.clone(),
         })
     }
-
 }
 
 #[tonic::async_trait]
@@ -241,9 +240,7 @@ impl StudentService for StudentApi {
         request: Request<RecommendRequest>,
     ) -> Result<Response<RecommendResponse>, Status> {
         let deadline = Deadline::of(&request);
-        let answer = self
-            .recommend_inner(request.into_inner(), deadline)
-            .await?;
+        let answer = self.recommend_inner(request.into_inner(), deadline).await?;
         Ok(Response::new(answer))
     }
 

@@ -2,22 +2,17 @@
 //! (`student_requests_total`, `student_request_duration_seconds`, recorded by the serving
 //! layer) and the model's. `rankdistill-serving` serves them on their own port.
 
-use std::time::Duration;
-
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
-    exponential_buckets,
+    Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, exponential_buckets,
 };
-use rankdistill_serving::metrics::{RpcMetrics, must};
-use rankdistill_serving::metrics_server;
+use rankdistill_serving::metrics::must;
 use rankdistill_serving::server::ServerTelemetry;
 
 /// The service's metrics, registered in their own registry.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    registry: Registry,
-    /// Finished RPCs and their latency by method and status code.
-    pub rpc: RpcMetrics,
+    /// The registry, the RPC metrics and the ready gauge (see `rankdistill-serving`).
+    pub server: ServerTelemetry,
     /// Time a job waited for a scoring thread.
     pub queue_wait: Histogram,
     /// Duration of one scoring job (query vectors, scan, top-k).
@@ -38,14 +33,11 @@ pub struct Metrics {
     pub reloads: IntCounter,
     /// Refused reloads (corrupt or inconsistent artifact; the old model kept serving).
     pub reload_failures: IntCounter,
-    /// 1 when a model is loaded and warmed up and the server is not draining.
-    pub ready: IntGauge,
 }
 
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Metrics {
-        let registry = Registry::new();
         let buckets = must(exponential_buckets(0.000_025, 2.0, 20));
         let histogram = |name: &str, help: &str| {
             must(Histogram::with_opts(
@@ -53,7 +45,11 @@ impl Metrics {
             ))
         };
         let metrics = Metrics {
-            rpc: must(RpcMetrics::register(&registry, "student", buckets.clone())),
+            server: must(ServerTelemetry::new(
+                "student",
+                buckets.clone(),
+                "1 when a model is loaded and warmed up and the server is not draining.",
+            )),
             queue_wait: histogram(
                 "student_queue_wait_seconds",
                 "Time a job waited for a scoring thread.",
@@ -97,15 +93,8 @@ impl Metrics {
                 "student_reload_failures_total",
                 "Refused reloads (corrupt or inconsistent artifact); the old model kept serving.",
             )),
-            ready: must(IntGauge::new(
-                "student_ready",
-                "1 when a model is loaded and warmed up and the server is not draining.",
-            )),
-            registry,
         };
-        for collector in metrics.collectors() {
-            must(metrics.registry.register(collector));
-        }
+        must(metrics.server.register_all(metrics.collectors()));
         metrics
     }
 
@@ -121,13 +110,7 @@ impl Metrics {
             Box::new(self.model_loaded_at.clone()),
             Box::new(self.reloads.clone()),
             Box::new(self.reload_failures.clone()),
-            Box::new(self.ready.clone()),
         ]
-    }
-
-    /// Records one finished RPC.
-    pub fn observe_request(&self, method: &str, code: tonic::Code, elapsed: Duration) {
-        self.rpc.observe(method, code, elapsed);
     }
 
     /// Publishes the served model's identity (replacing the previous one).
@@ -136,20 +119,6 @@ impl Metrics {
         self.model_info.with_label_values(&labels).set(1);
         self.model_items.set(items as i64);
         self.model_loaded_at.set(loaded_at_unix_s);
-    }
-
-    /// The metrics in Prometheus text format.
-    pub fn render(&self) -> String {
-        metrics_server::render(&self.registry)
-    }
-
-    /// What the server machinery publishes: the registry, the RPC metrics, the ready gauge.
-    pub fn server_telemetry(&self) -> ServerTelemetry {
-        ServerTelemetry {
-            registry: self.registry.clone(),
-            rpc: self.rpc.clone(),
-            ready: self.ready.clone(),
-        }
     }
 }
 
@@ -161,15 +130,20 @@ impl Default for Metrics {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn metrics_register_and_render() {
         let metrics = Metrics::new();
-        metrics.observe_request("Recommend", tonic::Code::NotFound, Duration::from_millis(3));
+        metrics
+            .server
+            .rpc
+            .observe("Recommend", tonic::Code::NotFound, Duration::from_millis(3));
         metrics.set_model(["caser", "v1", "fp", "scalar"], 10, 1.0);
         metrics.set_model(["caser", "v2", "fp", "scalar"], 10, 2.0);
-        let text = metrics.render();
+        let text = metrics.server.render();
         assert!(
             text.contains(r#"student_requests_total{code="NOT_FOUND",method="Recommend"} 1"#),
             "{text}"

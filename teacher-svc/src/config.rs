@@ -116,28 +116,18 @@ impl Config {
         ];
         Config::parse_from(args)
     }
-
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use rankdistill_serving::args::check_env_vars;
 
     #[test]
     fn cli_is_consistent_and_every_flag_has_an_env_var() {
         Config::command().debug_assert();
-        for arg in Config::command().get_arguments() {
-            let id = arg.get_id().as_str();
-            if id == "help" || id == "version" {
-                continue;
-            }
-            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
-            assert!(
-                env.as_deref().is_some_and(|e| e.starts_with("TEACHER_")),
-                "--{id} has no TEACHER_ env var: {env:?}"
-            );
-        }
+        assert_eq!(check_env_vars(&Config::command(), "TEACHER_"), Ok(()));
     }
 
     #[test]

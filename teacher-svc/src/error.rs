@@ -174,7 +174,6 @@ impl From<crate::checkpoint::CheckpointError> for StartupError {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

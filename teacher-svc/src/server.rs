@@ -102,7 +102,7 @@ pub async fn run(
     let serving = Serving::start(
         config.server.args(),
         listeners,
-        metrics.server_telemetry(),
+        metrics.server.clone(),
         draining,
         service,
         &[],

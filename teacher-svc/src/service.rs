@@ -16,10 +16,10 @@ use rankdistill_proto::v1::{
     InfoRequest, ModelInfo, QueryRanking, RankRequest, RankResponse, RankingBatch, ScoredItem,
     StreamRankingsRequest,
 };
+use rankdistill_serving::deadline::Deadline;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use rankdistill_serving::deadline::Deadline;
 use tonic::{Code, Request, Response, Status};
 use tracing::{Instrument, Span, debug};
 

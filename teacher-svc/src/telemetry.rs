@@ -2,14 +2,10 @@
 //! (`teacher_requests_total`, `teacher_request_duration_seconds`, recorded by the serving
 //! layer) and the model's. `rankdistill-serving` serves them on their own port.
 
-use std::time::Duration;
-
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
-    exponential_buckets,
+    Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, exponential_buckets,
 };
-use rankdistill_serving::metrics::{RpcMetrics, must};
-use rankdistill_serving::metrics_server;
+use rankdistill_serving::metrics::must;
 use rankdistill_serving::server::ServerTelemetry;
 
 use crate::backend::ModelDescription;
@@ -17,9 +13,8 @@ use crate::backend::ModelDescription;
 /// The service's metrics, registered in their own registry.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    registry: Registry,
-    /// Finished RPCs and their latency (a stream: its whole duration) by method and code.
-    pub rpc: RpcMetrics,
+    /// The registry, the RPC metrics and the ready gauge (see `rankdistill-serving`).
+    pub server: ServerTelemetry,
     /// Time a job waited in the model queue.
     pub queue_wait: Histogram,
     /// Queries per forward pass.
@@ -34,19 +29,16 @@ pub struct Metrics {
     pub model_info: IntGaugeVec,
     /// Items the model ranks.
     pub model_items: IntGauge,
-    /// 1 when the model is loaded and warmed up.
-    pub ready: IntGauge,
 }
 
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Metrics {
-        let registry = Registry::new();
         let latency_buckets = must(exponential_buckets(0.000_25, 2.0, 18));
-        let rpc = must(RpcMetrics::register(
-            &registry,
+        let server = must(ServerTelemetry::new(
             "teacher",
             latency_buckets.clone(),
+            "1 when the model is loaded and warmed up.",
         ));
         let queue_wait = must(Histogram::with_opts(
             HistogramOpts::new(
@@ -82,13 +74,8 @@ impl Metrics {
             "teacher_model_items",
             "Items the served model ranks.",
         ));
-        let ready = must(IntGauge::new(
-            "teacher_ready",
-            "1 when the model is loaded and warmed up.",
-        ));
         let metrics = Metrics {
-            registry,
-            rpc,
+            server,
             queue_wait,
             batch_size,
             forward_duration,
@@ -96,11 +83,8 @@ impl Metrics {
             active_streams,
             model_info,
             model_items,
-            ready,
         };
-        for collector in metrics.collectors() {
-            must(metrics.registry.register(collector));
-        }
+        must(metrics.server.register_all(metrics.collectors()));
         metrics
     }
 
@@ -113,13 +97,7 @@ impl Metrics {
             Box::new(self.active_streams.clone()),
             Box::new(self.model_info.clone()),
             Box::new(self.model_items.clone()),
-            Box::new(self.ready.clone()),
         ]
-    }
-
-    /// Records one finished RPC.
-    pub fn observe_request(&self, method: &str, code: tonic::Code, elapsed: Duration) {
-        self.rpc.observe(method, code, elapsed);
     }
 
     /// Publishes the served model's identity.
@@ -134,20 +112,6 @@ impl Metrics {
             .set(1);
         self.model_items.set(model.num_items as i64);
     }
-
-    /// The metrics in Prometheus text format.
-    pub fn render(&self) -> String {
-        metrics_server::render(&self.registry)
-    }
-
-    /// What the server machinery publishes: the registry, the RPC metrics, the ready gauge.
-    pub fn server_telemetry(&self) -> ServerTelemetry {
-        ServerTelemetry {
-            registry: self.registry.clone(),
-            rpc: self.rpc.clone(),
-            ready: self.ready.clone(),
-        }
-    }
 }
 
 impl Default for Metrics {
@@ -158,14 +122,19 @@ impl Default for Metrics {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn metrics_register_and_render() {
         let metrics = Metrics::new();
-        metrics.observe_request("Rank", tonic::Code::NotFound, Duration::from_millis(3));
+        metrics
+            .server
+            .rpc
+            .observe("Rank", tonic::Code::NotFound, Duration::from_millis(3));
         metrics.batch_size.observe(4.0);
-        let text = metrics.render();
+        let text = metrics.server.render();
         assert!(
             text.contains(r#"teacher_requests_total{code="NOT_FOUND",method="Rank"} 1"#),
             "{text}"

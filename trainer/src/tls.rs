@@ -125,9 +125,7 @@ impl TeacherTransport {
 
 /// True when `error` is a TLS failure (certificate, protocol): not worth retrying.
 pub fn is_tls_failure(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(rankdistill_serving::tls::is_tls_failure)
+    error.chain().any(rankdistill_serving::tls::is_tls_failure)
 }
 
 #[cfg(test)]
