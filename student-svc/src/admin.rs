@@ -195,16 +195,16 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        if request.uri().path() == &*self.reload_path {
-            if let Err(status) = self.access.check(request.headers()) {
-                warn!(
-                    method = "Reload",
-                    code = ?status.code(),
-                    reason = status.message(),
-                    "admin call refused"
-                );
-                return Either::Left(ready(Ok(status.into_http())));
-            }
+        if request.uri().path() == &*self.reload_path
+            && let Err(status) = self.access.check(request.headers())
+        {
+            warn!(
+                method = "Reload",
+                code = ?status.code(),
+                reason = status.message(),
+                "admin call refused"
+            );
+            return Either::Left(ready(Ok(status.into_http())));
         }
         Either::Right(self.inner.call(request))
     }
