@@ -176,14 +176,14 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
-    use rankdistill_serving::args::check_env_vars;
 
     #[test]
     fn cli_is_consistent_and_every_flag_has_an_env_var() {
-        Config::command().debug_assert();
-        assert_eq!(check_env_vars(&Config::command(), "STUDENT_"), Ok(()));
         let c = Config::for_model("m".into());
+        let command = <Config as clap::CommandFactory>::command();
+        command.clone().debug_assert();
+        let checked = rankdistill_serving::args::check_env_vars(&command, "STUDENT_");
+        assert_eq!(checked, Ok(()));
         assert_eq!(c.unknown_user, UnknownUser::NotFound);
         assert_eq!(c.watch_interval_ms, 1000);
         assert!(KernelChoice::Auto.resolve().is_ok());
@@ -199,18 +199,10 @@ mod tests {
     #[test]
     fn security_flags() {
         let parse = |extra: &[&str]| {
-            let mut args = vec!["student-svc", "--model", "m"];
-            args.extend(extra);
-            Config::try_parse_from(args)
+            Config::try_parse_from([&["student-svc", "--model", "m"], extra].concat())
         };
-        let c = parse(&[
-            "--tls-cert",
-            "c.pem",
-            "--tls-key",
-            "k.pem",
-            "--enable-admin",
-        ])
-        .unwrap();
+        let tls = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        let c = parse(&[&tls[..], &["--enable-admin"]].concat()).unwrap();
         assert!(c.server.tls_files().unwrap().is_some());
         assert!(c.enable_admin);
         let c = parse(&["--admin-token", "0123456789abcdef-secret"]).unwrap();

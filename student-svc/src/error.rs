@@ -11,12 +11,12 @@ pub enum ServiceError {
     /// A required field is missing or a value is malformed.
     #[error("{0}")]
     InvalidArgument(String),
-    /// k outside 1..=max_k.
+    /// A k below 1 or above the server's --max-k.
     #[error("k must be between 1 and {max} (the server's --max-k), got {k}")]
     InvalidK {
-        /// Requested k.
+        /// The k the request asked for.
         k: i64,
-        /// The server's cap.
+        /// The largest k the server answers (`--max-k`).
         max: u32,
     },
     /// An item id the model does not know.
@@ -84,8 +84,10 @@ impl ServiceError {
 }
 
 impl From<ServiceError> for Status {
+    /// The one mapping of a request error to the status the caller gets.
     fn from(e: ServiceError) -> Status {
-        Status::new(e.code(), e.to_string())
+        let code = e.code();
+        Status::new(code, e.to_string())
     }
 }
 

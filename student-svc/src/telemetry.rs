@@ -35,6 +35,12 @@ pub struct Metrics {
     pub reload_failures: IntCounter,
 }
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Metrics {
@@ -122,27 +128,18 @@ impl Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
     fn metrics_register_and_render() {
         let metrics = Metrics::new();
-        metrics
-            .server
-            .rpc
-            .observe("Recommend", tonic::Code::NotFound, Duration::from_millis(3));
         metrics.set_model(["caser", "v1", "fp", "scalar"], 10, 1.0);
         metrics.set_model(["caser", "v2", "fp", "scalar"], 10, 2.0);
+        let elapsed = std::time::Duration::from_millis(3);
+        let rpc = &metrics.server.rpc;
+        rpc.observe("Recommend", tonic::Code::NotFound, elapsed);
         let text = metrics.server.render();
         assert!(
             text.contains(r#"student_requests_total{code="NOT_FOUND",method="Recommend"} 1"#),
