@@ -147,3 +147,56 @@ pub fn tls_incoming(
     });
     ReceiverStream::new(rx)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed certificate for localhost and its key, in PEM.
+    fn identity() -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+    }
+
+    #[tokio::test]
+    async fn rotated_files_are_swapped_in_and_refused_ones_keep_the_previous() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = ServerTlsFiles {
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+            client_ca: None,
+        };
+        let (cert, key) = identity();
+        std::fs::write(&files.cert, &cert).unwrap();
+        std::fs::write(&files.key, &key).unwrap();
+        let tls = Arc::new(RotatingTls::load(files.clone()).unwrap());
+        let first = tls.current();
+
+        // A key that is not the certificate's: refused, the previous configuration stays.
+        let (_, other_key) = identity();
+        std::fs::write(&files.key, &other_key).unwrap();
+        let e = tls.reload().unwrap_err();
+        assert!(e.to_string().contains("refused by rustls"), "{e}");
+        assert!(Arc::ptr_eq(&first, &tls.current()));
+
+        // The watcher notices a valid rotation and swaps it in.
+        let stop = CancellationToken::new();
+        let watcher = tokio::spawn(tls.clone().watch(Duration::from_millis(20), stop.clone()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(Arc::ptr_eq(&first, &tls.current()), "nothing changed yet");
+        let (cert, key) = identity();
+        std::fs::write(&files.key, &key).unwrap();
+        std::fs::write(&files.cert, &cert).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while Arc::ptr_eq(&first, &tls.current()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the rotation was not picked up"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.cancel();
+        watcher.await.unwrap();
+    }
+}
