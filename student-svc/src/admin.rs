@@ -6,9 +6,9 @@
 
 use std::convert::Infallible;
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use futures::future::{Either, Ready, ready};
 use tonic::Status;
@@ -16,9 +16,6 @@ use tonic::body::Body;
 use tonic::codegen::{Service, http};
 use tonic::server::NamedService;
 use tracing::warn;
-
-use crate::config::Config;
-use crate::telemetry::Metrics;
 
 /// Shortest admin token accepted.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -63,10 +60,15 @@ pub enum AdminAccess {
 pub const DISABLED_MESSAGE: &str = "the Reload RPC is disabled on this server: start student-svc with --admin-token-file FILE (or --admin-token; callers then send the metadata `authorization: Bearer <token>`) or with --enable-admin (no credentials); the artifact watch and SIGHUP reload without it";
 
 impl AdminAccess {
-    /// The access the configuration asks for. Reads `--admin-token-file`; refuses a token
-    /// that is too short, too long or not visible ASCII (without echoing it).
-    pub fn from_config(config: &Config) -> Result<AdminAccess, String> {
-        let token = match (&config.admin_token, &config.admin_token_file) {
+    /// The access the flags ask for (`--enable-admin`, `--admin-token`,
+    /// `--admin-token-file`). Reads the token file; refuses a token that is too short, too
+    /// long or not visible ASCII (without echoing it).
+    pub fn from_flags(
+        enable_admin: bool,
+        token: Option<&Secret>,
+        token_file: Option<&Path>,
+    ) -> Result<AdminAccess, String> {
+        let token = match (token, token_file) {
             (Some(token), _) => Some(check_token(token.expose(), "--admin-token")?),
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
@@ -86,7 +88,7 @@ impl AdminAccess {
         };
         Ok(match token {
             Some(token) => AdminAccess::Token(token),
-            None if config.enable_admin => AdminAccess::Open,
+            None if enable_admin => AdminAccess::Open,
             None => AdminAccess::Disabled,
         })
     }
@@ -157,22 +159,20 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Wraps the generated StudentService: admin methods are checked against `AdminAccess`,
-/// the others pass through.
+/// the others pass through. (The serving layer around it counts refused calls.)
 #[derive(Debug, Clone)]
 pub struct AdminGate<S> {
     inner: S,
     access: Arc<AdminAccess>,
-    metrics: Metrics,
     reload_path: Arc<str>,
 }
 
 impl<S: NamedService> AdminGate<S> {
     /// Gates `inner`'s `Reload` method.
-    pub fn new(inner: S, access: AdminAccess, metrics: Metrics) -> AdminGate<S> {
+    pub fn new(inner: S, access: AdminAccess) -> AdminGate<S> {
         AdminGate {
             inner,
             access: Arc::new(access),
-            metrics,
             reload_path: format!("/{}/Reload", S::NAME).into(),
         }
     }
@@ -195,19 +195,16 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        if request.uri().path() == &*self.reload_path {
-            let started = Instant::now();
-            if let Err(status) = self.access.check(request.headers()) {
-                warn!(
-                    method = "Reload",
-                    code = ?status.code(),
-                    reason = status.message(),
-                    "admin call refused"
-                );
-                self.metrics
-                    .observe_request("Reload", status.code(), started.elapsed());
-                return Either::Left(ready(Ok(status.into_http())));
-            }
+        if request.uri().path() == &*self.reload_path
+            && let Err(status) = self.access.check(request.headers())
+        {
+            warn!(
+                method = "Reload",
+                code = ?status.code(),
+                reason = status.message(),
+                "admin call refused"
+            );
+            return Either::Left(ready(Ok(status.into_http())));
         }
         Either::Right(self.inner.call(request))
     }
@@ -285,33 +282,5 @@ mod tests {
         assert!(!e.contains("with a space"));
         assert_eq!(format!("{:?}", Secret(TOKEN.into())), "Secret(<redacted>)");
         assert!(!format!("{:?}", AdminAccess::Token(Secret(TOKEN.into()))).contains(TOKEN));
-    }
-
-    #[test]
-    fn the_token_file_is_read_with_its_trailing_newline_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("token");
-        std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
-        let mut config = Config::for_model("m".into());
-        assert_eq!(
-            AdminAccess::from_config(&config).unwrap(),
-            AdminAccess::Disabled
-        );
-        config.enable_admin = true;
-        assert_eq!(
-            AdminAccess::from_config(&config).unwrap(),
-            AdminAccess::Open
-        );
-        config.admin_token_file = Some(file.clone());
-        assert_eq!(
-            AdminAccess::from_config(&config).unwrap(),
-            AdminAccess::Token(Secret(TOKEN.into()))
-        );
-        config.admin_token_file = Some(dir.path().join("missing"));
-        let e = AdminAccess::from_config(&config).unwrap_err();
-        assert!(
-            e.contains("--admin-token-file") && e.contains("cannot read"),
-            "{e}"
-        );
     }
 }

@@ -1,25 +1,24 @@
 //! Command-line and environment configuration of student-svc. Every flag has an environment
 //! variable and a default that works on a laptop.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use rankdistill_proto::transport::{
-    DEFAULT_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES, ServerTlsFiles,
-};
+use rankdistill_serving::args::{ServerFlags, ServiceProfile};
 
-use crate::admin::Secret;
+use crate::admin::{AdminAccess, Secret};
 use crate::kernel::Kernel;
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
+/// The shared server flags as student-svc names them: `STUDENT_*` variables, ports 50061
+/// (gRPC) and 9465 (metrics).
+#[derive(Debug, Clone)]
+pub struct StudentProfile;
+
+impl ServiceProfile for StudentProfile {
+    const ENV_PREFIX: &'static str = "STUDENT_";
+    const DEFAULT_ADDR: &'static str = "127.0.0.1:50061";
+    const DEFAULT_METRICS_ADDR: &'static str = "127.0.0.1:9465";
 }
 
 pub use crate::catalog::UnknownUser;
@@ -99,14 +98,6 @@ pub struct Config {
     #[arg(long, env = "STUDENT_DATA")]
     pub data: Option<PathBuf>,
 
-    /// gRPC listen address; port 0 picks a free port (printed as `listening on ADDR`).
-    #[arg(long, env = "STUDENT_ADDR", default_value = "127.0.0.1:50061")]
-    pub addr: SocketAddr,
-
-    /// Prometheus metrics listen address (`GET /metrics`); port 0 picks a free port.
-    #[arg(long, env = "STUDENT_METRICS_ADDR", default_value = "127.0.0.1:9465")]
-    pub metrics_addr: SocketAddr,
-
     /// Scoring threads (a dedicated pool, never the async runtime's); 0 = one per CPU.
     #[arg(long, env = "STUDENT_THREADS", default_value_t = 0)]
     pub threads: usize,
@@ -141,39 +132,6 @@ pub struct Config {
     #[arg(long, env = "STUDENT_SCAN", value_enum, default_value_t = ScanChoice::Int8)]
     pub scan: ScanChoice,
 
-    /// On SIGTERM, keep serving this long with health NOT_SERVING so load balancers move
-    /// traffic away before the server stops accepting requests.
-    #[arg(long, env = "STUDENT_DRAIN_DELAY_MS", default_value_t = 0)]
-    pub drain_delay_ms: u64,
-
-    /// Longest wait for in-flight requests after shutdown starts.
-    #[arg(long, env = "STUDENT_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
-    pub drain_timeout_ms: u64,
-
-    /// Serve gRPC over TLS with this certificate chain (PEM, leaf first); needs --tls-key.
-    /// Plain text without it. The metrics port stays plain HTTP.
-    #[arg(long, env = "STUDENT_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The private key of --tls-cert (PEM: PKCS#8, RSA or EC).
-    #[arg(long, env = "STUDENT_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-
-    /// Require mutual TLS: clients must present a certificate signed by this CA (PEM).
-    #[arg(long, env = "STUDENT_TLS_CLIENT_CA", requires = "tls_cert")]
-    pub tls_client_ca: Option<PathBuf>,
-
-    /// Also serve `grpc.health.v1` (only health) in plain text on this address: for health
-    /// checkers that cannot speak TLS, such as Kubernetes `grpc:` probes. Port 0 picks one
-    /// (printed as `health on ADDR`).
-    #[arg(long, env = "STUDENT_HEALTH_ADDR")]
-    pub health_addr: Option<SocketAddr>,
-
-    /// Largest gRPC message received or sent, in bytes.
-    #[arg(long, env = "STUDENT_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES,
-          value_parser = clap::value_parser!(u32).range(MIN_MAX_MESSAGE_BYTES as i64..=MAX_MAX_MESSAGE_BYTES as i64))]
-    pub max_message_bytes: u32,
-
     /// Enable the admin RPC (Reload). Alone it needs no credentials (for loopback or a
     /// network where every client is trusted, e.g. mutual TLS); with --admin-token(-file)
     /// callers must send `authorization: Bearer <token>`. Off by default: Reload answers
@@ -191,13 +149,15 @@ pub struct Config {
     #[arg(long, env = "STUDENT_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
 
-    /// Log format.
-    #[arg(long, env = "STUDENT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Longest a Reload call may take (read, check and warm up the new artifact); past it,
+    /// or past the caller's deadline, it answers DEADLINE_EXCEEDED and the old model keeps
+    /// serving (the artifact watch and SIGHUP retry).
+    #[arg(long, env = "STUDENT_RELOAD_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub reload_timeout_ms: u64,
 
-    /// Log filter (tracing `EnvFilter` syntax).
-    #[arg(long, env = "STUDENT_LOG_FILTER", default_value = "info")]
-    pub log_filter: String,
+    /// The flags every server shares: ports, TLS, message limit, drain, logging.
+    #[command(flatten)]
+    pub server: ServerFlags<StudentProfile>,
 }
 
 impl Config {
@@ -208,52 +168,41 @@ impl Config {
         Config::parse_from(args)
     }
 
-    /// The TLS files, when --tls-cert/--tls-key are given.
-    pub fn tls_files(&self) -> Result<Option<ServerTlsFiles>, String> {
-        ServerTlsFiles::from_flags(
-            self.tls_cert.as_deref(),
-            self.tls_key.as_deref(),
-            self.tls_client_ca.as_deref(),
+    /// Who may call the admin RPC: reads `--admin-token-file`; refuses a token that is too
+    /// short, too long or not visible ASCII (without echoing it).
+    pub fn admin_access(&self) -> Result<AdminAccess, String> {
+        AdminAccess::from_flags(
+            self.enable_admin,
+            self.admin_token.as_ref(),
+            self.admin_token_file.as_deref(),
         )
     }
 
-    /// See `max_message_bytes`.
-    pub fn max_message_bytes(&self) -> usize {
-        self.max_message_bytes as usize
-    }
-
-    /// See `drain_delay_ms`.
-    pub fn drain_delay(&self) -> Duration {
-        Duration::from_millis(self.drain_delay_ms)
-    }
-
-    /// See `drain_timeout_ms`.
-    pub fn drain_timeout(&self) -> Duration {
-        Duration::from_millis(self.drain_timeout_ms)
+    /// See `reload_timeout_ms`.
+    pub fn reload_timeout(&self) -> Duration {
+        Duration::from_millis(self.reload_timeout_ms)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_is_consistent_and_every_flag_has_an_env_var() {
-        Config::command().debug_assert();
-        for arg in Config::command().get_arguments() {
-            let id = arg.get_id().as_str();
-            if id == "help" || id == "version" {
-                continue;
-            }
-            assert!(arg.get_env().is_some(), "--{id} has no env var");
-        }
         let c = Config::for_model("m".into());
+        let command = <Config as clap::CommandFactory>::command();
+        command.clone().debug_assert();
+        let checked = rankdistill_serving::args::check_env_vars(&command, "STUDENT_");
+        assert_eq!(checked, Ok(()));
         assert_eq!(c.unknown_user, UnknownUser::NotFound);
         assert_eq!(c.watch_interval_ms, 1000);
         assert!(KernelChoice::Auto.resolve().is_ok());
-        assert_eq!(c.tls_files(), Ok(None));
-        assert_eq!(c.max_message_bytes(), 4 << 20);
+        assert_eq!(c.server.tls_files(), Ok(None));
+        assert_eq!(c.server.max_message_bytes(), 4 << 20);
+        assert_eq!(c.server.addr.to_string(), "127.0.0.1:50061");
+        assert_eq!(c.server.metrics_addr.to_string(), "127.0.0.1:9465");
+        assert_eq!(c.reload_timeout(), Duration::from_secs(60));
         assert!(!c.enable_admin);
         assert!(c.admin_token.is_none());
     }
@@ -261,19 +210,11 @@ mod tests {
     #[test]
     fn security_flags() {
         let parse = |extra: &[&str]| {
-            let mut args = vec!["student-svc", "--model", "m"];
-            args.extend(extra);
-            Config::try_parse_from(args)
+            Config::try_parse_from([&["student-svc", "--model", "m"], extra].concat())
         };
-        let c = parse(&[
-            "--tls-cert",
-            "c.pem",
-            "--tls-key",
-            "k.pem",
-            "--enable-admin",
-        ])
-        .unwrap();
-        assert!(c.tls_files().unwrap().is_some());
+        let tls = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        let c = parse(&[&tls[..], &["--enable-admin"]].concat()).unwrap();
+        assert!(c.server.tls_files().unwrap().is_some());
         assert!(c.enable_admin);
         let c = parse(&["--admin-token", "0123456789abcdef-secret"]).unwrap();
         let token = c.admin_token.clone().expect("token");
@@ -283,6 +224,7 @@ mod tests {
             &["--tls-cert", "c.pem"][..],
             &["--tls-client-ca", "ca.pem"],
             &["--max-message-bytes", "100"],
+            &["--reload-timeout-ms", "0"],
             &[
                 "--admin-token",
                 "0123456789abcdef",
@@ -292,5 +234,29 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    const TOKEN: &str = "s3cr3t-token-0123456789";
+
+    #[test]
+    fn the_token_file_is_read_with_its_trailing_newline_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+        let mut config = Config::for_model("m".into());
+        assert_eq!(config.admin_access().unwrap(), AdminAccess::Disabled);
+        config.enable_admin = true;
+        assert_eq!(config.admin_access().unwrap(), AdminAccess::Open);
+        config.admin_token_file = Some(file.clone());
+        assert_eq!(
+            config.admin_access().unwrap(),
+            AdminAccess::Token(Secret::parse(TOKEN).unwrap())
+        );
+        config.admin_token_file = Some(dir.path().join("missing"));
+        let e = config.admin_access().unwrap_err();
+        assert!(
+            e.contains("--admin-token-file") && e.contains("cannot read"),
+            "{e}"
+        );
     }
 }

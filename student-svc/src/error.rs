@@ -11,16 +11,16 @@ pub enum ServiceError {
     /// A required field is missing or a value is malformed.
     #[error("{0}")]
     InvalidArgument(String),
-    /// k outside 1..=max_k.
+    /// A k below 1 or above the server's --max-k.
     #[error("k must be between 1 and {max} (the server's --max-k), got {k}")]
     InvalidK {
-        /// Requested k.
+        /// The k the request asked for.
         k: i64,
-        /// The server's cap.
+        /// The largest k the server answers (`--max-k`).
         max: u32,
     },
     /// An item id the model does not know.
-    #[error("{field}: unknown item id '{}'", rankdistill_proto::quote(.id))]
+    #[error("{field}: unknown item id '{}'", rankdistill_serving::quote::quote(.id))]
     UnknownItem {
         /// Which request field held it.
         field: String,
@@ -29,7 +29,7 @@ pub enum ServiceError {
     },
     /// A user id the model does not know, with nothing else to rank from.
     #[error(
-        "unknown user id '{}' and no recent_items: send the user's recent items, or start the server with --unknown-user popularity", rankdistill_proto::quote(.0)
+        "unknown user id '{}' and no recent_items: send the user's recent items, or start the server with --unknown-user popularity", rankdistill_serving::quote::quote(.0)
     )]
     UnknownUser(String),
     /// An error inside one request of a batch; keeps the inner error's status code.
@@ -84,8 +84,10 @@ impl ServiceError {
 }
 
 impl From<ServiceError> for Status {
+    /// The one mapping of a request error to the status the caller gets.
     fn from(e: ServiceError) -> Status {
-        Status::new(e.code(), e.to_string())
+        let code = e.code();
+        Status::new(code, e.to_string())
     }
 }
 
@@ -122,32 +124,21 @@ pub enum LoadError {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    /// Binding or another I/O step failed.
-    #[error("{context}: {cause}")]
-    Io {
-        /// What was being done.
-        context: String,
-        /// The cause.
-        cause: std::io::Error,
-    },
     /// The artifact or the dataset was refused.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// The reflection service could not be built.
-    #[error("reflection: {0}")]
-    Reflection(String),
     /// The scoring pool could not be built.
     #[error("scoring thread pool: {0}")]
     Pool(String),
     /// The requested kernel is not supported by this CPU.
     #[error("--kernel {0} is not supported by this CPU")]
     Kernel(&'static str),
-    /// The gRPC server failed.
-    #[error(transparent)]
-    Transport(#[from] tonic::transport::Error),
-    /// The TLS flags or files, or the admin token, are unusable.
+    /// The admin token flags are unusable.
     #[error("{0}")]
     Security(String),
+    /// Binding, securing or running the server failed.
+    #[error(transparent)]
+    Serving(#[from] rankdistill_serving::error::ServeError),
 }
 
 #[cfg(test)]

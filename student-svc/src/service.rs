@@ -1,10 +1,9 @@
 //! The `StudentService` handlers: thin. Validate, convert the proto into a domain request,
 //! take the version serving now (an `Arc`: a reload mid-request does not affect it), score on
-//! the dedicated pool, map errors to a status in one place, record metrics. A caller's
-//! deadline (`grpc-timeout`) bounds the call: when it passes, the answer is DEADLINE_EXCEEDED
-//! and queued work is dropped unscored.
+//! the dedicated pool, map errors to a status in one place. The serving layer gives every
+//! call its span, metrics and deadline (`grpc-timeout`): when it passes, the answer is
+//! DEADLINE_EXCEEDED and queued work is dropped unscored (the batcher reads the deadline too).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,9 +13,8 @@ use rankdistill_proto::v1::{
     ModelInfo, RecommendBatchRequest, RecommendBatchResponse, RecommendRequest, RecommendResponse,
     ReloadRequest, ReloadResponse, ScoredItem, StudentInfo, StudentInfoRequest,
 };
-use tonic::metadata::MetadataMap;
-use tonic::{Code, Request, Response, Status};
-use tracing::{Instrument, Span, debug, info_span, warn};
+use rankdistill_serving::deadline::Deadline;
+use tonic::{Request, Response, Status};
 
 use crate::catalog::Resolved;
 use crate::engine::{Batcher, Scorer};
@@ -24,7 +22,6 @@ use crate::error::ServiceError;
 use crate::reload::Reloader;
 use crate::request::{RecommendBatch, RecommendQuery, in_batch};
 use crate::served::Served;
-use crate::telemetry::Metrics;
 
 pub use crate::request::ServiceLimits;
 
@@ -36,7 +33,6 @@ pub struct StudentApi {
     scorer: Scorer,
     batcher: Batcher,
     limits: ServiceLimits,
-    metrics: Metrics,
 }
 
 type Ranking = Vec<(u32, f32)>;
@@ -48,14 +44,12 @@ impl StudentApi {
         scorer: Scorer,
         batcher: Batcher,
         limits: ServiceLimits,
-        metrics: Metrics,
     ) -> StudentApi {
         StudentApi {
             reloader,
             scorer,
             batcher,
             limits,
-            metrics,
         }
     }
 
@@ -197,64 +191,6 @@ impl StudentApi {
             teacher_json: s.teacher_json.clone(),
         })
     }
-
-    fn finish<T>(
-        &self,
-        method: &str,
-        started: Instant,
-        result: Result<T, ServiceError>,
-    ) -> Result<Response<T>, Status> {
-        let code = match &result {
-            Ok(_) => Code::Ok,
-            Err(e) => {
-                log_error(method, e);
-                e.code()
-            }
-        };
-        self.metrics
-            .observe_request(method, code, started.elapsed());
-        result.map(Response::new).map_err(Status::from)
-    }
-}
-
-/// The caller's deadline, from the `grpc-timeout` header, counted from `started`.
-fn deadline(metadata: &MetadataMap, started: Instant) -> Option<Instant> {
-    rankdistill_proto::grpc_timeout(metadata).and_then(|t| started.checked_add(t))
-}
-
-/// Runs `work` until `deadline`; past it, DEADLINE_EXCEEDED (dropping `work` drops its
-/// queued job, which the scoring side then skips).
-async fn until<T>(
-    deadline: Option<Instant>,
-    started: Instant,
-    work: impl Future<Output = Result<T, ServiceError>>,
-) -> Result<T, ServiceError> {
-    let Some(deadline) = deadline else {
-        return work.await;
-    };
-    tokio::time::timeout_at(deadline.into(), work)
-        .await
-        .unwrap_or_else(|_| {
-            Err(ServiceError::DeadlineExceeded(format!(
-                "the deadline passed after {} ms",
-                started.elapsed().as_millis()
-            )))
-        })
-}
-
-fn log_error(method: &str, error: &ServiceError) {
-    match error.code() {
-        Code::Internal | Code::Unknown => warn!(method, error = %error, "request failed"),
-        code => debug!(method, code = ?code, error = %error, "request refused"),
-    }
-}
-
-fn request_span(method: &str, metadata: &MetadataMap) -> Span {
-    let span = info_span!("rpc", method, traceparent = tracing::field::Empty);
-    if let Some(traceparent) = metadata.get("traceparent").and_then(|v| v.to_str().ok()) {
-        span.record("traceparent", traceparent);
-    }
-    span
 }
 
 #[tonic::async_trait]
@@ -263,66 +199,36 @@ impl StudentService for StudentApi {
         &self,
         request: Request<RecommendRequest>,
     ) -> Result<Response<RecommendResponse>, Status> {
-        let started = Instant::now();
-        let span = request_span("Recommend", request.metadata());
-        let deadline = deadline(request.metadata(), started);
-        let result = until(
-            deadline,
-            started,
-            self.recommend_inner(request.into_inner(), deadline),
-        )
-        .instrument(span.clone())
-        .await;
-        let _entered = span.enter();
-        self.finish("Recommend", started, result)
+        let deadline = Deadline::of(&request);
+        let answer = self.recommend_inner(request.into_inner(), deadline).await?;
+        Ok(Response::new(answer))
     }
 
     async fn recommend_batch(
         &self,
         request: Request<RecommendBatchRequest>,
     ) -> Result<Response<RecommendBatchResponse>, Status> {
-        let started = Instant::now();
-        let span = request_span("RecommendBatch", request.metadata());
-        let deadline = deadline(request.metadata(), started);
-        let result = until(
-            deadline,
-            started,
-            self.recommend_batch_inner(request.into_inner()),
-        )
-        .instrument(span.clone())
-        .await;
-        let _entered = span.enter();
-        self.finish("RecommendBatch", started, result)
+        let answer = self.recommend_batch_inner(request.into_inner()).await?;
+        Ok(Response::new(answer))
     }
 
     async fn info(
         &self,
-        request: Request<StudentInfoRequest>,
+        _request: Request<StudentInfoRequest>,
     ) -> Result<Response<StudentInfo>, Status> {
-        let started = Instant::now();
-        let span = request_span("Info", request.metadata());
-        let _entered = span.enter();
-        self.finish("Info", started, self.info_inner())
+        Ok(Response::new(self.info_inner()?))
     }
 
     async fn reload(
         &self,
-        request: Request<ReloadRequest>,
+        _request: Request<ReloadRequest>,
     ) -> Result<Response<ReloadResponse>, Status> {
-        let started = Instant::now();
-        let span = request_span("Reload", request.metadata());
-        let result = async {
-            self.served()?;
-            let outcome = self.reloader.reload_if_changed("rpc").await?;
-            Ok(ReloadResponse {
-                changed: outcome.changed,
-                model_version: outcome.version,
-                previous_version: outcome.previous,
-            })
-        }
-        .instrument(span.clone())
-        .await;
-        let _entered = span.enter();
-        self.finish("Reload", started, result)
+        self.served()?;
+        let outcome = self.reloader.reload_if_changed("rpc").await?;
+        Ok(Response::new(ReloadResponse {
+            changed: outcome.changed,
+            model_version: outcome.version,
+            previous_version: outcome.previous,
+        }))
     }
 }

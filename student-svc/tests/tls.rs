@@ -11,11 +11,11 @@ mod tls_health;
 
 use common::{Fixture, SERVICE, Server, args, run_to_refusal};
 use pki::{Pki, path, tls_channel};
-use rankdistill_proto::transport::ClientTlsFiles;
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::{
     Query, RecommendBatchRequest, RecommendRequest, ReloadRequest, StudentInfoRequest,
 };
+use rankdistill_serving::tls::ClientTlsFiles;
 use tls_health::{plain_health, tls_health, wait_serving_tls};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;

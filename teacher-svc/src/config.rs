@@ -1,14 +1,10 @@
 //! Command-line and environment configuration of teacher-svc. Every flag has an environment
 //! variable and a default that works on a laptop.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use rankdistill_proto::transport::{
-    DEFAULT_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES, ServerTlsFiles,
-};
+use rankdistill_serving::args::{ServerFlags, ServiceProfile};
 
 /// Where the model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -36,13 +32,15 @@ impl DeviceChoice {
     }
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
+/// The shared server flags as teacher-svc names them: `TEACHER_*` variables, ports 50051
+/// (gRPC) and 9464 (metrics).
+#[derive(Debug, Clone)]
+pub struct TeacherProfile;
+
+impl ServiceProfile for TeacherProfile {
+    const ENV_PREFIX: &'static str = "TEACHER_";
+    const DEFAULT_ADDR: &'static str = "127.0.0.1:50051";
+    const DEFAULT_METRICS_ADDR: &'static str = "127.0.0.1:9464";
 }
 
 /// teacher-svc: serves a LibTorch teacher over gRPC and streams its top-K rankings.
@@ -56,14 +54,6 @@ pub struct Config {
     /// The model: a native checkpoint folder, or a TorchScript file (`.pt`).
     #[arg(long, env = "TEACHER_MODEL")]
     pub model: PathBuf,
-
-    /// gRPC listen address; port 0 picks a free port (printed as `listening on ADDR`).
-    #[arg(long, env = "TEACHER_ADDR", default_value = "127.0.0.1:50051")]
-    pub addr: SocketAddr,
-
-    /// Prometheus metrics listen address (`GET /metrics`); port 0 picks a free port.
-    #[arg(long, env = "TEACHER_METRICS_ADDR", default_value = "127.0.0.1:9464")]
-    pub metrics_addr: SocketAddr,
 
     /// Device the model runs on.
     #[arg(long, env = "TEACHER_DEVICE", value_enum, default_value_t = DeviceChoice::Auto)]
@@ -106,48 +96,9 @@ pub struct Config {
     #[arg(long, env = "TEACHER_TORCH_THREADS", default_value_t = 0)]
     pub torch_threads: u32,
 
-    /// On SIGTERM, keep serving this long with health NOT_SERVING so load balancers move
-    /// traffic away before the server stops accepting requests.
-    #[arg(long, env = "TEACHER_DRAIN_DELAY_MS", default_value_t = 0)]
-    pub drain_delay_ms: u64,
-
-    /// Longest wait for in-flight requests after shutdown starts; streams end earlier, at a
-    /// message boundary, with UNAVAILABLE and the cursor to resume from.
-    #[arg(long, env = "TEACHER_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
-    pub drain_timeout_ms: u64,
-
-    /// Serve gRPC over TLS with this certificate chain (PEM, leaf first); needs --tls-key.
-    /// Plain text without it. The metrics port stays plain HTTP.
-    #[arg(long, env = "TEACHER_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The private key of --tls-cert (PEM: PKCS#8, RSA or EC).
-    #[arg(long, env = "TEACHER_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-
-    /// Require mutual TLS: clients must present a certificate signed by this CA (PEM).
-    #[arg(long, env = "TEACHER_TLS_CLIENT_CA", requires = "tls_cert")]
-    pub tls_client_ca: Option<PathBuf>,
-
-    /// Also serve `grpc.health.v1` (only health) in plain text on this address: for health
-    /// checkers that cannot speak TLS, such as Kubernetes `grpc:` probes. Port 0 picks one
-    /// (printed as `health on ADDR`).
-    #[arg(long, env = "TEACHER_HEALTH_ADDR")]
-    pub health_addr: Option<SocketAddr>,
-
-    /// Largest gRPC message received or sent, in bytes. A StreamRankings message carries
-    /// batch_size x k (item, score) pairs: about 9 bytes per pair at most.
-    #[arg(long, env = "TEACHER_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES,
-          value_parser = clap::value_parser!(u32).range(MIN_MAX_MESSAGE_BYTES as i64..=MAX_MAX_MESSAGE_BYTES as i64))]
-    pub max_message_bytes: u32,
-
-    /// Log format.
-    #[arg(long, env = "TEACHER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-
-    /// Log filter (tracing `EnvFilter` syntax).
-    #[arg(long, env = "TEACHER_LOG_FILTER", default_value = "info")]
-    pub log_filter: String,
+    /// The flags every server shares: ports, TLS, message limit, drain, logging.
+    #[command(flatten)]
+    pub server: ServerFlags<TeacherProfile>,
 }
 
 impl Config {
@@ -165,58 +116,30 @@ impl Config {
         ];
         Config::parse_from(args)
     }
-
-    /// The TLS files, when --tls-cert/--tls-key are given.
-    pub fn tls_files(&self) -> Result<Option<ServerTlsFiles>, String> {
-        ServerTlsFiles::from_flags(
-            self.tls_cert.as_deref(),
-            self.tls_key.as_deref(),
-            self.tls_client_ca.as_deref(),
-        )
-    }
-
-    /// See `max_message_bytes`.
-    pub fn max_message_bytes(&self) -> usize {
-        self.max_message_bytes as usize
-    }
-
-    /// See `drain_delay_ms`.
-    pub fn drain_delay(&self) -> Duration {
-        Duration::from_millis(self.drain_delay_ms)
-    }
-
-    /// See `drain_timeout_ms`.
-    pub fn drain_timeout(&self) -> Duration {
-        Duration::from_millis(self.drain_timeout_ms)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use rankdistill_serving::args::check_env_vars;
 
     #[test]
     fn cli_is_consistent_and_every_flag_has_an_env_var() {
         Config::command().debug_assert();
-        for arg in Config::command().get_arguments() {
-            let id = arg.get_id().as_str();
-            if id == "help" || id == "version" {
-                continue;
-            }
-            assert!(arg.get_env().is_some(), "--{id} has no env var");
-        }
+        assert_eq!(check_env_vars(&Config::command(), "TEACHER_"), Ok(()));
     }
 
     #[test]
     fn defaults_work_with_only_data_and_model() {
         let config = Config::for_paths("d".into(), "m".into());
-        assert_eq!(config.addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(config.server.addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(config.server.metrics_addr.to_string(), "127.0.0.1:9464");
         assert_eq!(config.max_batch, 256);
         assert_eq!(config.sequence_length, None);
         assert_eq!(config.device, DeviceChoice::Auto);
-        assert_eq!(config.tls_files(), Ok(None));
-        assert_eq!(config.max_message_bytes(), 4 << 20);
+        assert_eq!(config.server.tls_files(), Ok(None));
+        assert_eq!(config.server.max_message_bytes(), 4 << 20);
     }
 
     #[test]
@@ -235,7 +158,7 @@ mod tests {
             "ca.pem",
         ])
         .unwrap();
-        let files = c.tls_files().unwrap().unwrap();
+        let files = c.server.tls_files().unwrap().unwrap();
         assert_eq!(files.client_ca, Some(PathBuf::from("ca.pem")));
         for bad in [
             &["--tls-cert", "c.pem"][..],

@@ -28,7 +28,7 @@ pub enum ServiceError {
         count: u32,
     },
     /// An item id the dataset does not know.
-    #[error("{field}: unknown item id '{}'", rankdistill_proto::quote(.id))]
+    #[error("{field}: unknown item id '{}'", rankdistill_serving::quote::quote(.id))]
     UnknownItem {
         /// Which request field held it.
         field: String,
@@ -36,7 +36,7 @@ pub enum ServiceError {
         id: String,
     },
     /// A user id the dataset does not know.
-    #[error("unknown user id '{}'", rankdistill_proto::quote(.0))]
+    #[error("unknown user id '{}'", rankdistill_serving::quote::quote(.0))]
     UnknownUser(String),
     /// An error inside one query of an explicit list; keeps the inner error's status code.
     #[error("explicit.queries[{index}]: {source}")]
@@ -49,7 +49,7 @@ pub enum ServiceError {
     /// The caller expects another dataset.
     #[error(
         "the server's prepared data has fingerprint {actual}, the request expects {}",
-        rankdistill_proto::quote(.expected)
+        rankdistill_serving::quote::quote(.expected)
     )]
     FingerprintMismatch {
         /// What the caller expected.
@@ -152,18 +152,12 @@ pub enum StartupError {
         /// The cause.
         cause: std::io::Error,
     },
-    /// The reflection service could not be built from the descriptor sets.
-    #[error("gRPC reflection: {0}")]
-    Reflection(String),
-    /// The gRPC server failed.
-    #[error("gRPC server: {0}")]
-    Transport(tonic::transport::Error),
     /// The model thread ended before reporting.
     #[error("the model thread stopped during start-up")]
     EngineStopped,
-    /// The TLS flags or files are unusable.
-    #[error("{0}")]
-    Security(String),
+    /// Binding, securing or running the server failed.
+    #[error(transparent)]
+    Serving(#[from] rankdistill_serving::error::ServeError),
 }
 
 // Written out rather than `#[from]`, which would also make the inner error the `source` and
@@ -177,12 +171,6 @@ impl From<rankdistill_core::prepared::PreparedError> for StartupError {
 impl From<crate::checkpoint::CheckpointError> for StartupError {
     fn from(e: crate::checkpoint::CheckpointError) -> Self {
         StartupError::Checkpoint(e)
-    }
-}
-
-impl From<tonic::transport::Error> for StartupError {
-    fn from(e: tonic::transport::Error) -> Self {
-        StartupError::Transport(e)
     }
 }
 

@@ -1,11 +1,12 @@
 //! The `rankdistill.v1.TeacherService` handlers: validate the request, resolve raw ids to a
 //! domain query, hand it to the engine, convert the answer back to proto. Errors are
-//! [`ServiceError`]s until the one conversion to `tonic::Status`. A caller's deadline
-//! (`grpc-timeout`) bounds `Rank` and the whole of a `StreamRankings` stream: past it the call
-//! ends with DEADLINE_EXCEEDED (a stream with its resume cursor) and the model skips the work.
+//! [`ServiceError`]s until the one conversion to `tonic::Status`. The serving layer gives
+//! every call its span, metrics and deadline (`grpc-timeout`: past it `Rank` ends with
+//! DEADLINE_EXCEEDED and the model skips the work); the handlers here only convert and call.
+//! A `StreamRankings` stream reads its deadline to end with DEADLINE_EXCEEDED and its resume
+//! cursor.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -15,12 +16,12 @@ use rankdistill_proto::v1::{
     InfoRequest, ModelInfo, QueryRanking, RankRequest, RankResponse, RankingBatch, ScoredItem,
     StreamRankingsRequest,
 };
+use rankdistill_serving::deadline::Deadline;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::metadata::MetadataMap;
 use tonic::{Code, Request, Response, Status};
-use tracing::{Instrument, Span, debug, info_span, warn};
+use tracing::{Instrument, Span, debug};
 
 use crate::catalog::{Catalog, MAX_TARGET_LENGTH, ScoringQuery};
 use crate::engine::{Engine, PendingRanking, Ranking};
@@ -105,25 +106,6 @@ impl TeacherApi {
             });
         }
         Ok(k as usize)
-    }
-
-    fn record(&self, method: &str, started: Instant, error: Option<&ServiceError>) {
-        let code = error.map_or(Code::Ok, ServiceError::code);
-        self.metrics
-            .observe_request(method, code, started.elapsed());
-        if let Some(e) = error {
-            log_error(method, e);
-        }
-    }
-
-    fn finish<T>(
-        &self,
-        method: &str,
-        started: Instant,
-        result: Result<T, ServiceError>,
-    ) -> Result<Response<T>, Status> {
-        self.record(method, started, result.as_ref().err());
-        result.map(Response::new).map_err(Status::from)
     }
 
     async fn rank_inner(&self, request: RankRequest) -> Result<RankResponse, ServiceError> {
@@ -294,53 +276,12 @@ impl TeacherApi {
                 metrics.active_streams.inc();
                 let code = producer.run().await;
                 metrics.active_streams.dec();
-                metrics.observe_request("StreamRankings", code, started.elapsed());
                 debug!(code = ?code, elapsed_ms = started.elapsed().as_millis() as u64, "stream ended");
             }
             .instrument(Span::current()),
         );
         Ok(ReceiverStream::new(rx))
     }
-}
-
-/// The caller's deadline, from the `grpc-timeout` header, counted from `started`.
-fn deadline(metadata: &MetadataMap, started: Instant) -> Option<Instant> {
-    rankdistill_proto::grpc_timeout(metadata).and_then(|t| started.checked_add(t))
-}
-
-/// Runs `work` until `deadline`; past it, DEADLINE_EXCEEDED (dropping `work` closes its
-/// reply, and the model thread skips jobs nobody waits for).
-async fn until<T>(
-    deadline: Option<Instant>,
-    started: Instant,
-    work: impl Future<Output = Result<T, ServiceError>>,
-) -> Result<T, ServiceError> {
-    let Some(deadline) = deadline else {
-        return work.await;
-    };
-    tokio::time::timeout_at(deadline.into(), work)
-        .await
-        .unwrap_or_else(|_| {
-            Err(ServiceError::DeadlineExceeded(format!(
-                "the deadline passed after {} ms; the work was dropped, retry with a longer deadline",
-                started.elapsed().as_millis()
-            )))
-        })
-}
-
-fn log_error(method: &str, error: &ServiceError) {
-    match error.code() {
-        Code::Internal | Code::Unknown => warn!(method, error = %error, "request failed"),
-        code => debug!(method, code = ?code, error = %error, "request refused"),
-    }
-}
-
-fn request_span(method: &str, metadata: &MetadataMap) -> Span {
-    let span = info_span!("rpc", method, traceparent = tracing::field::Empty);
-    if let Some(traceparent) = metadata.get("traceparent").and_then(|v| v.to_str().ok()) {
-        span.record("traceparent", traceparent);
-    }
-    span
 }
 
 /// The queries a stream ranks, by query index.
@@ -403,7 +344,6 @@ fn shard_indices(
 
 impl StreamProducer {
     async fn fail(&self, error: ServiceError) -> Code {
-        log_error("StreamRankings", &error);
         let code = error.code();
         let _ = self.tx.send(Err(Status::from(error))).await;
         code
@@ -508,14 +448,8 @@ fn query_ranking(query_index: u64, ranking: Ranking) -> QueryRanking {
 #[tonic::async_trait]
 impl TeacherService for TeacherApi {
     async fn rank(&self, request: Request<RankRequest>) -> Result<Response<RankResponse>, Status> {
-        let started = Instant::now();
-        let span = request_span("Rank", request.metadata());
-        let deadline = deadline(request.metadata(), started);
-        let result = until(deadline, started, self.rank_inner(request.into_inner()))
-            .instrument(span.clone())
-            .await;
-        let _entered = span.enter();
-        self.finish("Rank", started, result)
+        let answer = self.rank_inner(request.into_inner()).await?;
+        Ok(Response::new(answer))
     }
 
     type StreamRankingsStream = ReceiverStream<Result<RankingBatch, Status>>;
@@ -525,27 +459,15 @@ impl TeacherService for TeacherApi {
         request: Request<StreamRankingsRequest>,
     ) -> Result<Response<Self::StreamRankingsStream>, Status> {
         let started = Instant::now();
-        let span = request_span("StreamRankings", request.metadata());
-        let deadline = deadline(request.metadata(), started);
-        match self
+        let deadline = Deadline::of(&request);
+        let stream = self
             .start_stream(request.into_inner(), started, deadline)
-            .instrument(span.clone())
-            .await
-        {
-            Ok(stream) => Ok(Response::new(stream)),
-            Err(e) => {
-                let _entered = span.enter();
-                self.record("StreamRankings", started, Some(&e));
-                Err(e.into())
-            }
-        }
+            .await?;
+        Ok(Response::new(stream))
     }
 
-    async fn info(&self, request: Request<InfoRequest>) -> Result<Response<ModelInfo>, Status> {
-        let started = Instant::now();
-        let span = request_span("Info", request.metadata());
-        let _entered = span.enter();
-        self.finish("Info", started, self.info_inner())
+    async fn info(&self, _request: Request<InfoRequest>) -> Result<Response<ModelInfo>, Status> {
+        Ok(Response::new(self.info_inner()?))
     }
 }
 

@@ -1,33 +1,20 @@
-//! Observability: Prometheus metrics (own registry, served on their own port by a small
-//! hyper server) and `tracing` log set-up.
+//! teacher-svc's Prometheus metrics, in their own registry: the base RPC metrics
+//! (`teacher_requests_total`, `teacher_request_duration_seconds`, recorded by the serving
+//! layer) and the model's. `rankdistill-serving` serves them on their own port.
 
-use std::convert::Infallible;
-use std::time::Duration;
-
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
+    Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, exponential_buckets,
 };
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use rankdistill_serving::metrics::must;
+use rankdistill_serving::server::ServerTelemetry;
 
 use crate::backend::ModelDescription;
-use crate::config::LogFormat;
 
 /// The service's metrics, registered in their own registry.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    registry: Registry,
-    /// Finished RPCs by method and status code.
-    pub requests: IntCounterVec,
-    /// RPC latency (a stream: its whole duration) by method and status code.
-    pub request_duration: HistogramVec,
+    /// The registry, the RPC metrics and the ready gauge (see `rankdistill-serving`).
+    pub server: ServerTelemetry,
     /// Time a job waited in the model queue.
     pub queue_wait: Histogram,
     /// Queries per forward pass.
@@ -42,34 +29,16 @@ pub struct Metrics {
     pub model_info: IntGaugeVec,
     /// Items the model ranks.
     pub model_items: IntGauge,
-    /// 1 when the model is loaded and warmed up.
-    pub ready: IntGauge,
-}
-
-fn must<T>(result: prometheus::Result<T>) -> T {
-    // Metric definitions are static; failure is a programming error caught by the tests.
-    result.unwrap_or_else(|e| panic!("invalid metric definition: {e}"))
 }
 
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Metrics {
-        let registry = Registry::new();
         let latency_buckets = must(exponential_buckets(0.000_25, 2.0, 18));
-        let requests = must(IntCounterVec::new(
-            Opts::new(
-                "teacher_requests_total",
-                "Finished RPCs by method and status code.",
-            ),
-            &["method", "code"],
-        ));
-        let request_duration = must(HistogramVec::new(
-            HistogramOpts::new(
-                "teacher_request_duration_seconds",
-                "RPC latency by method and status code (streams: whole duration).",
-            )
-            .buckets(latency_buckets.clone()),
-            &["method", "code"],
+        let server = must(ServerTelemetry::new(
+            "teacher",
+            latency_buckets.clone(),
+            "1 when the model is loaded and warmed up.",
         ));
         let queue_wait = must(Histogram::with_opts(
             HistogramOpts::new(
@@ -105,14 +74,8 @@ impl Metrics {
             "teacher_model_items",
             "Items the served model ranks.",
         ));
-        let ready = must(IntGauge::new(
-            "teacher_ready",
-            "1 when the model is loaded and warmed up.",
-        ));
         let metrics = Metrics {
-            registry,
-            requests,
-            request_duration,
+            server,
             queue_wait,
             batch_size,
             forward_duration,
@@ -120,18 +83,13 @@ impl Metrics {
             active_streams,
             model_info,
             model_items,
-            ready,
         };
-        for collector in metrics.collectors() {
-            must(metrics.registry.register(collector));
-        }
+        must(metrics.server.register_all(metrics.collectors()));
         metrics
     }
 
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
         vec![
-            Box::new(self.requests.clone()),
-            Box::new(self.request_duration.clone()),
             Box::new(self.queue_wait.clone()),
             Box::new(self.batch_size.clone()),
             Box::new(self.forward_duration.clone()),
@@ -139,17 +97,7 @@ impl Metrics {
             Box::new(self.active_streams.clone()),
             Box::new(self.model_info.clone()),
             Box::new(self.model_items.clone()),
-            Box::new(self.ready.clone()),
         ]
-    }
-
-    /// Records one finished RPC.
-    pub fn observe_request(&self, method: &str, code: tonic::Code, elapsed: Duration) {
-        let code = code_name(code);
-        self.requests.with_label_values(&[method, code]).inc();
-        self.request_duration
-            .with_label_values(&[method, code])
-            .observe(elapsed.as_secs_f64());
     }
 
     /// Publishes the served model's identity.
@@ -164,39 +112,6 @@ impl Metrics {
             .set(1);
         self.model_items.set(model.num_items as i64);
     }
-
-    /// The metrics in Prometheus text format.
-    pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
-            warn!(error = %e, "encoding metrics failed");
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-}
-
-/// The canonical name of a gRPC status code, as gRPC's own metrics label it.
-pub fn code_name(code: tonic::Code) -> &'static str {
-    use tonic::Code;
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }
 
 impl Default for Metrics {
@@ -205,93 +120,21 @@ impl Default for Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown` is cancelled.
-pub async fn serve_metrics(listener: TcpListener, metrics: Metrics, shutdown: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    warn!(error = %e, "metrics listener accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let metrics = metrics.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                let metrics = metrics.clone();
-                async move { Ok::<_, Infallible>(metrics_response(&request, &metrics)) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(e) = result {
-                        debug!(error = %e, "metrics connection ended with an error");
-                    }
-                }
-                _ = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
-            }
-        });
-    }
-}
-
-fn metrics_response<B>(request: &Request<B>, metrics: &Metrics) -> Response<Full<Bytes>> {
-    let (status, content_type, body) =
-        if request.method() == Method::GET && request.uri().path() == "/metrics" {
-            (
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                metrics.render(),
-            )
-        } else {
-            (
-                StatusCode::NOT_FOUND,
-                "text/plain; charset=utf-8",
-                "not found; metrics are at GET /metrics\n".to_string(),
-            )
-        };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    if let Ok(value) = hyper::header::HeaderValue::from_str(content_type) {
-        response
-            .headers_mut()
-            .insert(hyper::header::CONTENT_TYPE, value);
-    }
-    response
-}
-
-/// Installs the global `tracing` subscriber (logs go to stderr; stdout carries only the
-/// `listening on` / `metrics on` lines).
-pub fn init_tracing(format: LogFormat, filter: &str) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .map_err(|e| format!("invalid log filter '{filter}': {e}"))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-    result.map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn metrics_register_and_render() {
         let metrics = Metrics::new();
-        metrics.observe_request("Rank", tonic::Code::NotFound, Duration::from_millis(3));
+        metrics
+            .server
+            .rpc
+            .observe("Rank", tonic::Code::NotFound, Duration::from_millis(3));
         metrics.batch_size.observe(4.0);
-        let text = metrics.render();
+        let text = metrics.server.render();
         assert!(
             text.contains(r#"teacher_requests_total{code="NOT_FOUND",method="Rank"} 1"#),
             "{text}"

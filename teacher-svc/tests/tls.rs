@@ -12,9 +12,9 @@ use std::ffi::OsString;
 
 use common::{Fixture, SERVICE, Server, args, run_to_refusal};
 use pki::{Pki, path, tls_channel};
-use rankdistill_proto::transport::ClientTlsFiles;
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, Query, RankRequest, StreamRankingsRequest};
+use rankdistill_serving::tls::ClientTlsFiles;
 use tls_health::{plain_health, tls_health, wait_serving_tls};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use rankdistill_proto::transport::{
-    ClientTlsFiles, DEFAULT_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES,
-};
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
+use rankdistill_serving::limits::{
+    DEFAULT_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES,
+};
+use rankdistill_serving::tls::ClientTlsFiles;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// Transport flags for the teacher connections (`distill`, `pull`).
@@ -124,9 +125,7 @@ impl TeacherTransport {
 
 /// True when `error` is a TLS failure (certificate, protocol): not worth retrying.
 pub fn is_tls_failure(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(rankdistill_proto::transport::is_tls_failure)
+    error.chain().any(rankdistill_serving::tls::is_tls_failure)
 }
 
 #[cfg(test)]

@@ -16,12 +16,13 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rankdistill_proto::transport::{
-    ClientTlsFiles, DEFAULT_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES,
-};
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{Query, RankRequest, RecommendRequest};
+use rankdistill_serving::limits::{
+    DEFAULT_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES,
+};
+use rankdistill_serving::tls::ClientTlsFiles;
 use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 

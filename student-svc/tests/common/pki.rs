@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rankdistill_proto::transport::ClientTlsFiles;
+use rankdistill_serving::tls::ClientTlsFiles;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -174,5 +174,5 @@ pub async fn tls_channel(
         .connect_timeout(Duration::from_secs(10))
         .connect()
         .await
-        .map_err(|e| tonic::Status::unavailable(rankdistill_proto::transport::error_chain(&e)))
+        .map_err(|e| tonic::Status::unavailable(rankdistill_serving::error_chain::error_chain(&e)))
 }

@@ -20,13 +20,14 @@ use rankdistill_core::split::{SplitConfig, split};
 use rankdistill_core::synthetic::SyntheticConfig;
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, StreamRankingsRequest};
+use rankdistill_serving::listeners::Listeners;
 use rankdistill_teacher::backend::{Backend, DataShape, LoadSpec, Scorer};
 use rankdistill_teacher::catalog::{Catalog, ScoringQuery};
 use rankdistill_teacher::checkpoint::{self, CheckpointManifest, DataRef};
 use rankdistill_teacher::config::{Config, DeviceChoice};
 use rankdistill_teacher::engine::rank_batch;
 use rankdistill_teacher::model::{Model, ModelConfig};
-use rankdistill_teacher::server::{self, Listeners};
+use rankdistill_teacher::server;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -99,11 +100,11 @@ impl GrpcBench {
             .build()?;
         let (client, server, shutdown) = runtime.block_on(async {
             let mut config = Config::for_paths(case.data.clone(), case.checkpoint.clone());
-            config.addr = "127.0.0.1:0".parse()?;
-            config.metrics_addr = "127.0.0.1:0".parse()?;
+            config.server.addr = "127.0.0.1:0".parse()?;
+            config.server.metrics_addr = "127.0.0.1:0".parse()?;
             config.device = device;
             config.max_batch = BATCH as u32;
-            let listeners = Listeners::bind(&config).await?;
+            let listeners = Listeners::bind(&config.server).await?;
             let url = format!("http://{}", listeners.grpc_addr()?);
             let shutdown = CancellationToken::new();
             let server = tokio::spawn(server::run(config, listeners, shutdown.clone()));

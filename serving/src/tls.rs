@@ -1,20 +1,17 @@
-//! Transport settings shared by the servers and the clients: the gRPC message size limit and
-//! TLS material read from PEM files, checked with an error that names the flag and the file.
-//! Key material never appears in an error or a `Debug` output.
+//! TLS material read from PEM files, for the servers and the clients, checked with an error
+//! that names the flag and the file. Key material never appears in an error or a `Debug`
+//! output. Servers build their own rustls configuration ([`ServerTlsFiles::server_config`])
+//! so that `tls_reload` can swap it when the files change.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
-/// Default limit on one gRPC message, encoded or decoded (4 MiB, gRPC's usual default).
-pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 4 << 20;
-/// Smallest `--max-message-bytes` accepted.
-pub const MIN_MAX_MESSAGE_BYTES: u32 = 1 << 10;
-/// Largest `--max-message-bytes` accepted: a limit always applies.
-pub const MAX_MAX_MESSAGE_BYTES: u32 = 1 << 30;
+use crate::error_chain::error_chain;
 
 /// Longest a server waits for a client's TLS handshake before dropping the connection.
 pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -77,21 +74,6 @@ impl fmt::Display for TlsError {
 }
 
 impl std::error::Error for TlsError {}
-
-/// The error and its causes on one line (`a: b: c`), for errors whose `Display` is terse.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
-}
 
 fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|cause| TlsError::Read {
@@ -192,27 +174,18 @@ impl ServerTlsFiles {
         }
     }
 
-    /// Reads and checks the files; the result is ready for `Server::tls_config`.
-    pub fn load(&self) -> Result<ServerTlsConfig, TlsError> {
+    /// Reads and checks the files and builds the rustls configuration (which refuses, e.g.,
+    /// a key that is not the certificate's). It offers HTTP/2 only, as gRPC needs.
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let cert = read_certificates("--tls-cert", &self.cert)?;
         let key = read_private_key("--tls-key", &self.key)?;
-        let mut config = ServerTlsConfig::new()
-            .identity(Identity::from_pem(cert, key))
-            .timeout(TLS_HANDSHAKE_TIMEOUT);
-        if let Some(ca) = &self.client_ca {
-            config = config.client_ca_root(Certificate::from_pem(read_certificates(
-                "--tls-client-ca",
-                ca,
-            )?));
-        }
-        Ok(config)
-    }
-
-    /// Applies the files to a server builder: reads and checks them and builds the rustls
-    /// configuration (which refuses, e.g., a key that is not the certificate's).
-    pub fn apply(&self, server: Server) -> Result<Server, TlsError> {
-        let tls = self.load()?;
-        server.tls_config(tls).map_err(|e| {
+        let chain = CertificateDer::pem_slice_iter(&cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| pem_error("--tls-cert", &self.cert, "a CERTIFICATE block", e))?;
+        let key = PrivateKeyDer::from_pem_slice(&key)
+            .map_err(|e| pem_error("--tls-key", &self.key, "a PRIVATE KEY block", e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let rejected = |detail: String| {
             let mut what = format!(
                 "--tls-cert {} / --tls-key {}",
                 self.cert.display(),
@@ -221,12 +194,37 @@ impl ServerTlsFiles {
             if let Some(ca) = &self.client_ca {
                 what.push_str(&format!(" / --tls-client-ca {}", ca.display()));
             }
-            // tonic's own message is a bare "transport error": the causes say what is wrong.
-            let detail = std::error::Error::source(&e)
-                .map(error_chain)
-                .unwrap_or_else(|| e.to_string());
             TlsError::Rejected { what, detail }
-        })
+        };
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| rejected(error_chain(&e)))?;
+        let builder = match &self.client_ca {
+            Some(ca) => {
+                let pem = read_certificates("--tls-client-ca", ca)?;
+                let mut roots = rustls::RootCertStore::empty();
+                for certificate in CertificateDer::pem_slice_iter(&pem) {
+                    let certificate = certificate
+                        .map_err(|e| pem_error("--tls-client-ca", ca, "a CERTIFICATE block", e))?;
+                    roots
+                        .add(certificate)
+                        .map_err(|e| rejected(error_chain(&e)))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .map_err(|e| rejected(error_chain(&e)))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| rejected(error_chain(&e)))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
     }
 
     /// A description for logs: files and mode, never their contents.
@@ -297,37 +295,6 @@ impl ClientTlsFiles {
         }
         Ok(config)
     }
-}
-
-/// Serves only `health` (the `grpc.health.v1` service) in plain text on `listener` until
-/// `shutdown` resolves: the `--health-addr` port, for probes that cannot speak TLS.
-pub fn spawn_plain_health<S>(
-    listener: tokio::net::TcpListener,
-    health: S,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> tokio::task::JoinHandle<()>
-where
-    S: tonic::codegen::Service<
-            tonic::codegen::http::Request<tonic::body::Body>,
-            Response = tonic::codegen::http::Response<tonic::body::Body>,
-            Error = std::convert::Infallible,
-        > + tonic::server::NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    tokio::spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
-        let served = Server::builder()
-            .add_service(health)
-            .serve_with_incoming_shutdown(incoming, shutdown)
-            .await;
-        if let Err(e) = served {
-            tracing::warn!(error = %e, "the plain-text health server stopped");
-        }
-    })
 }
 
 #[cfg(test)]
