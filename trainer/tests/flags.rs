@@ -63,7 +63,8 @@ fn assert_no_trace(stderr: &str) {
         "stack backtrace",
         "Exception raised from",
         "frame #0",
-        "   0: ",
+        "at /rustc/",
+        "std::backtrace",
     ] {
         assert!(!stderr.contains(marker), "{marker:?} in:\n{stderr}");
     }
@@ -110,7 +111,7 @@ fn numeric_flags_out_of_range_are_refused_at_parse_time() {
             "--lr must be a number above 0 (the Adam learning rate), got 0",
         ),
         (
-            train(&["--l2", "-1"]),
+            train(&["--l2=-1"]),
             "--l2 must be non-negative and finite, got -1",
         ),
         (
@@ -130,7 +131,7 @@ fn numeric_flags_out_of_range_are_refused_at_parse_time() {
             "--mu must be non-negative and finite, got NaN",
         ),
         (
-            distill(&["--alpha", "-0.5"]),
+            distill(&["--alpha=-0.5"]),
             "--alpha must be non-negative and finite, got -0.5",
         ),
         (

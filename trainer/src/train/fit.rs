@@ -167,7 +167,7 @@ pub fn train_model(
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 bail!(
-                    "epoch {epoch}: the training loss holds NaN or infinite values ({value}): the training diverged (try a lower --lr); nothing was written"
+                    "epoch {epoch}: the training loss ({value}) holds NaN or infinite values: the training diverged (try a lower --lr); nothing was written"
                 );
             }
             opt.backward_step(&loss);
