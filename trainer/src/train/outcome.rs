@@ -27,8 +27,7 @@ pub struct Trained {
 impl Trained {
     /// The artifact manifest of this model: shape, data reference and id maps, the training
     /// record (the caller's settings, with losses, timings and the per-epoch history) and the
-    /// final metrics. Returns the
-    /// manifest and those metrics.
+    /// final metrics. Returns the manifest and those metrics.
     pub fn manifest(
         &self,
         config: ModelConfig,
