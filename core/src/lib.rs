@@ -5,6 +5,7 @@
 pub mod artifact;
 pub mod atomic;
 pub mod dataset;
+pub mod history;
 pub mod instances;
 pub mod metrics;
 pub mod popularity;

@@ -1,9 +1,21 @@
-//! Command-line definitions. Every flag can also be set through its environment variable.
+//! Command-line definitions (clap) and nothing else: `crate::commands` turns them into the
+//! library's settings. Every flag can also be set through its environment variable; numeric
+//! flags are checked as they are parsed (`numbers`).
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use rankdistill_core::dataset::Format;
+use rankdistill_serving::limits::{
+    DEFAULT_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES,
+};
+use rankdistill_teacher::model::{Activation, ModelKind};
+
+use crate::report::input::{Group, LatencyInput};
+
+pub mod numbers;
+
+use numbers::{fraction, non_negative, positive, unit_interval};
 
 /// The rankdistill trainer.
 #[derive(Debug, Parser)]
@@ -73,10 +85,10 @@ pub struct GenSyntheticArgs {
     #[arg(long, env = "RD_SYNTH_MIN_LENGTH", default_value_t = 10)]
     pub min_length: usize,
     /// Probability that the next item is a successor of the previous one.
-    #[arg(long, env = "RD_SYNTH_TRANSITION", default_value_t = 0.5)]
+    #[arg(long, env = "RD_SYNTH_TRANSITION", default_value_t = 0.5, value_parser = unit_interval("--transition-prob"))]
     pub transition_prob: f64,
     /// Power-law exponent of item popularity.
-    #[arg(long, env = "RD_SYNTH_POP_EXPONENT", default_value_t = 0.8)]
+    #[arg(long, env = "RD_SYNTH_POP_EXPONENT", default_value_t = 0.8, value_parser = non_negative("--popularity-exponent"))]
     pub popularity_exponent: f64,
     /// Random seed.
     #[arg(long, env = "RD_SEED", default_value_t = 42)]
@@ -96,10 +108,10 @@ pub struct PrepareArgs {
     #[arg(long, env = "RD_DATA", default_value = "runs/data")]
     pub out: PathBuf,
     /// Fraction of each user's interactions (the most recent) held out for test.
-    #[arg(long, env = "RD_TEST_FRACTION", default_value_t = 0.2)]
+    #[arg(long, env = "RD_TEST_FRACTION", default_value_t = 0.2, value_parser = fraction("--test-fraction"))]
     pub test_fraction: f64,
     /// Fraction of each user's remaining training interactions cut for validation (0: none).
-    #[arg(long, env = "RD_VALID_FRACTION", default_value_t = 0.0)]
+    #[arg(long, env = "RD_VALID_FRACTION", default_value_t = 0.0, value_parser = fraction("--valid-fraction"))]
     pub valid_fraction: f64,
 }
 
@@ -123,6 +135,26 @@ pub struct EvaluateArgs {
     pub seed: u64,
 }
 
+/// How the distillation weights are formed (`crate::rd_loss::Weighting`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightingArg {
+    /// Position importance only.
+    Position,
+    /// Ranking discrepancy only (from the dynamic start epoch; position before).
+    Discrepancy,
+    /// Position times discrepancy (from the dynamic start epoch; position before).
+    Hybrid,
+}
+
+/// How L_R and L_D are combined (`crate::rd_loss::LossForm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LossFormArg {
+    /// The reference code: L_R + a' * L_D.
+    Reference,
+    /// The paper: (1 - a) * L_R + a * L_D.
+    Convex,
+}
+
 /// Where a LibTorch model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceArg {
@@ -132,20 +164,6 @@ pub enum DeviceArg {
     Cuda,
     /// CUDA when available, else the CPU.
     Auto,
-}
-
-impl DeviceArg {
-    /// The tch device.
-    pub fn device(self) -> anyhow::Result<tch::Device> {
-        match self {
-            DeviceArg::Cpu => Ok(tch::Device::Cpu),
-            DeviceArg::Cuda if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
-            DeviceArg::Cuda => {
-                anyhow::bail!("--device cuda: no CUDA device is available (LibTorch sees none)")
-            }
-            DeviceArg::Auto => Ok(tch::Device::cuda_if_available()),
-        }
-    }
 }
 
 /// Training windows, shared by `train`, `distill` and `pull` (the teacher builds the same
@@ -158,16 +176,6 @@ pub struct WindowArgs {
     /// Targets per training instance T.
     #[arg(long = "targets", env = "RD_TARGETS", default_value_t = 1)]
     pub target_length: usize,
-}
-
-impl WindowArgs {
-    /// The window these flags describe.
-    pub fn config(&self) -> rankdistill_core::instances::WindowConfig {
-        rankdistill_core::instances::WindowConfig {
-            sequence_length: self.sequence_length,
-            target_length: self.target_length,
-        }
-    }
 }
 
 /// What the teacher rankings contain, shared by `distill` and `pull`.
@@ -201,7 +209,7 @@ pub struct TeacherArgs {
     #[arg(long, env = "RD_MAX_RETRIES", default_value_t = 8)]
     pub max_retries: u32,
     /// Cap on queries per second per stream (default: none).
-    #[arg(long, env = "RD_PULL_RATE")]
+    #[arg(long, env = "RD_PULL_RATE", value_parser = positive("--pull-rate"))]
     pub pull_rate: Option<f64>,
     /// Shards the pull is split into (Indexed Job workers): `pull` writes shard
     /// --shard-index of N; `distill` with N > 1 merges the N shards instead of pulling.
@@ -209,7 +217,31 @@ pub struct TeacherArgs {
     pub shard_count: u32,
     /// TLS to the teachers and the message size limit.
     #[command(flatten)]
-    pub tls: Box<crate::tls::TeacherTlsArgs>,
+    pub tls: Box<TeacherTlsArgs>,
+}
+
+/// Transport flags for the teacher connections (`distill`, `pull`).
+#[derive(Debug, Clone, Args)]
+pub struct TeacherTlsArgs {
+    /// CA certificate(s) (PEM) the teachers' certificates must chain to. Turns on TLS:
+    /// endpoints without a scheme become https://.
+    #[arg(long, env = "RD_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for teachers that require mutual TLS; needs --tls-key.
+    #[arg(long, env = "RD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "RD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Name the teachers' certificates must carry, instead of the endpoint's host (e.g. when
+    /// endpoints are pod IPs).
+    #[arg(long, env = "RD_TLS_DOMAIN")]
+    pub tls_domain: Option<String>,
+    /// Largest gRPC message sent to or received from a teacher, in bytes (a streamed message
+    /// holds --stream-batch x K rankings; at most 9 bytes per ranked item).
+    #[arg(long, env = "RD_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES,
+          value_parser = clap::value_parser!(u32).range(MIN_MAX_MESSAGE_BYTES as i64..=MAX_MAX_MESSAGE_BYTES as i64))]
+    pub max_message_bytes: u32,
 }
 
 /// Model shape flags shared by `train` and `distill`.
@@ -217,7 +249,7 @@ pub struct TeacherArgs {
 pub struct ModelArgs {
     /// Model kind: caser or mf.
     #[arg(long = "model", env = "RD_MODEL_KIND", default_value = "caser")]
-    pub kind: rankdistill_teacher::model::ModelKind,
+    pub kind: ModelKind,
     /// Embedding dimension d (default: 100 for `train`, 50 for `distill`).
     #[arg(long, env = "RD_DIM")]
     pub dim: Option<i64>,
@@ -231,14 +263,14 @@ pub struct ModelArgs {
     #[arg(long, env = "RD_NH", default_value_t = 16)]
     pub nh: i64,
     /// Caser dropout.
-    #[arg(long, env = "RD_DROPOUT", default_value_t = 0.5)]
+    #[arg(long, env = "RD_DROPOUT", default_value_t = 0.5, value_parser = fraction("--dropout"))]
     pub dropout: f64,
     /// Caser conv activation: identity, relu, tanh, sigmoid.
     #[arg(long, env = "RD_CONV_ACTIVATION", default_value = "identity")]
-    pub conv_activation: rankdistill_teacher::model::Activation,
+    pub conv_activation: Activation,
     /// Caser fc activation: identity, relu, tanh, sigmoid.
     #[arg(long, env = "RD_FC_ACTIVATION", default_value = "sigmoid")]
-    pub fc_activation: rankdistill_teacher::model::Activation,
+    pub fc_activation: Activation,
 }
 
 /// Optimisation flags shared by `train` and `distill`.
@@ -251,10 +283,10 @@ pub struct OptimArgs {
     #[arg(long, env = "RD_BATCH_SIZE", default_value_t = 512)]
     pub batch_size: usize,
     /// Adam learning rate.
-    #[arg(long = "lr", env = "RD_LR", default_value_t = 1e-3)]
+    #[arg(long = "lr", env = "RD_LR", default_value_t = 1e-3, value_parser = numbers::learning_rate("--lr"))]
     pub learning_rate: f64,
     /// L2 penalty (Adam weight decay).
-    #[arg(long, env = "RD_L2", default_value_t = 1e-6)]
+    #[arg(long, env = "RD_L2", default_value_t = 1e-6, value_parser = non_negative("--l2"))]
     pub l2: f64,
     /// Sampled negatives per instance.
     #[arg(long, env = "RD_NEGATIVES", default_value_t = 3)]
@@ -297,47 +329,29 @@ pub struct RdArgs {
     #[command(flatten)]
     pub rankings: RankingArgs,
     /// Position-weight temperature lambda.
-    #[arg(long, env = "RD_LAMBDA", default_value_t = 1.0)]
+    #[arg(long, env = "RD_LAMBDA", default_value_t = 1.0, value_parser = positive("--lambda"))]
     pub lambda: f64,
     /// Discrepancy sharpness mu.
-    #[arg(long, env = "RD_MU", default_value_t = 0.1)]
+    #[arg(long, env = "RD_MU", default_value_t = 0.1, value_parser = non_negative("--mu"))]
     pub mu: f64,
     /// Sampled unobserved items n for the student's rank estimate.
     #[arg(long, env = "RD_SAMPLES", default_value_t = 100)]
     pub samples: usize,
     /// Weight of L_D: a' in the reference form, a in the convex form.
-    #[arg(long, env = "RD_ALPHA", default_value_t = 1.0)]
+    #[arg(long, env = "RD_ALPHA", default_value_t = 1.0, value_parser = non_negative("--alpha"))]
     pub alpha: f64,
     /// reference: L_R + a' L_D; convex: (1 - a) L_R + a L_D.
-    #[arg(long, env = "RD_LOSS_FORM", value_enum, default_value_t = crate::distill::LossForm::Reference)]
-    pub loss_form: crate::distill::LossForm,
+    #[arg(long, env = "RD_LOSS_FORM", value_enum, default_value_t = LossFormArg::Reference)]
+    pub loss_form: LossFormArg,
     /// position, discrepancy or hybrid.
-    #[arg(long, env = "RD_WEIGHTING", value_enum, default_value_t = crate::distill::Weighting::Hybrid)]
-    pub weighting: crate::distill::Weighting,
+    #[arg(long, env = "RD_WEIGHTING", value_enum, default_value_t = WeightingArg::Hybrid)]
+    pub weighting: WeightingArg,
     /// L1-renormalise dynamic weights over K (the paper); false: bare product (reference code).
     #[arg(long, env = "RD_RENORMALISE", default_value_t = true, action = clap::ArgAction::Set)]
     pub renormalise: bool,
     /// First epoch (1-based) that uses dynamic weights.
     #[arg(long, env = "RD_DYNAMIC_START", default_value_t = 10)]
     pub dynamic_start_epoch: usize,
-}
-
-impl RdArgs {
-    /// The RD config these flags describe.
-    pub fn config(&self) -> crate::distill::RdConfig {
-        crate::distill::RdConfig {
-            k: self.rankings.k,
-            lambda: self.lambda,
-            mu: self.mu,
-            samples: self.samples,
-            alpha: self.alpha,
-            loss_form: self.loss_form,
-            weighting: self.weighting,
-            renormalise: self.renormalise,
-            dynamic_start_epoch: self.dynamic_start_epoch,
-            exclude_seen: self.rankings.exclude_seen,
-        }
-    }
 }
 
 /// Flags of `distill`.
@@ -394,10 +408,10 @@ pub struct ReportArgs {
     /// A group of runs: NAME=DIR[,DIR...] (repeat the flag; the first is the baseline). Runs
     /// are artifact folders of `train` or `distill`.
     #[arg(long, env = "RD_REPORT_GROUPS", value_delimiter = ';')]
-    pub group: Vec<crate::report::Group>,
+    pub group: Vec<Group>,
     /// A load-generator result: NAME=FILE, the JSON of `rd-loadgen --out FILE` (repeat).
     #[arg(long, env = "RD_REPORT_LATENCY", value_delimiter = ';')]
-    pub latency: Vec<crate::report::LatencyInput>,
+    pub latency: Vec<LatencyInput>,
     /// Write the report folder here: report.md, the charts (PNG) and summary.json (replaced
     /// atomically). Without it the table is only printed.
     #[arg(long, env = "RD_REPORT_OUT")]

@@ -11,8 +11,22 @@ use rankdistill_teacher::checkpoint;
 use rankdistill_teacher::model::{Model, ids_tensor};
 use tch::Device;
 
-use crate::cli::EvaluateArgs;
 use crate::output::Output;
+
+/// Settings of `trainer evaluate`.
+#[derive(Debug, Clone)]
+pub struct EvaluateSettings {
+    /// Prepared dataset folder.
+    pub data: std::path::PathBuf,
+    /// Model: `pop`, `random`, or a checkpoint folder.
+    pub model: String,
+    /// Which held-out part to score: test or valid.
+    pub split: String,
+    /// Cut-offs k.
+    pub ks: Vec<usize>,
+    /// Seed of the random model.
+    pub seed: u64,
+}
 
 /// Which held-out part to evaluate on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +122,7 @@ pub fn evaluate_native(
 }
 
 /// Runs `trainer evaluate`.
-pub fn run_evaluate(args: &EvaluateArgs, out: &Output) -> anyhow::Result<Metrics> {
+pub fn run_evaluate(args: &EvaluateSettings, out: &Output) -> anyhow::Result<Metrics> {
     if args.ks.is_empty() || args.ks.contains(&0) {
         bail!("--ks must list positive cut-offs, e.g. 3,5,10");
     }

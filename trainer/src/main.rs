@@ -1,11 +1,17 @@
 //! The `trainer` binary: parses the command line and runs one subcommand.
+//!
+//! A failed command prints its error and the chain of causes, never a backtrace: the errors
+//! that reach here are the user's to fix (a malformed line, a missing folder), even with
+//! `RUST_BACKTRACE=1` set. Backtraces stay for bugs, which panic.
+
+use std::process::ExitCode;
 
 use clap::Parser;
-use rankdistill_trainer::cli::{Cli, Command};
-use rankdistill_trainer::output::{LogWriter, Output};
-use rankdistill_trainer::{evaluate, prepare, report, student, train};
+use rankdistill_trainer::cli::{Cli, numbers};
+use rankdistill_trainer::commands;
+use rankdistill_trainer::output::{LogWriter, error_report};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -13,15 +19,21 @@ fn main() -> anyhow::Result<()> {
         .with_writer(LogWriter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
-    let out = Output::new(cli.json, cli.quiet);
-    match cli.command {
-        Command::GenSynthetic(args) => prepare::run_gen_synthetic(&args, &out),
-        Command::Prepare(args) => prepare::run_prepare(&args, &out).map(|_| ()),
-        Command::Evaluate(args) => evaluate::run_evaluate(&args, &out).map(|_| ()),
-        Command::Train(args) => train::run_train(&args, &out).map(|_| ()),
-        Command::Distill(args) => student::run_distill(&args, &out).map(|_| ()),
-        Command::Pull(args) => student::run_pull(&args, &out).map(|_| ()),
-        Command::Report(args) => report::run_report(&args, &out).map(|_| ()),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A number out of its flag's range is an invalid setting, like those the library
+        // refuses: status 1. Usage errors keep clap's status 2.
+        Err(e) if numbers::is_out_of_range(&e) => {
+            let _ = e.print();
+            return ExitCode::FAILURE;
+        }
+        Err(e) => e.exit(),
+    };
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprint!("{}", error_report(&e));
+            ExitCode::FAILURE
+        }
     }
 }

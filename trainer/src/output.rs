@@ -163,6 +163,38 @@ pub fn seconds(s: f64) -> String {
     }
 }
 
+/// What a failed command prints: `Error: ` and the message, then its causes, as anyhow's
+/// `Debug` does, but never a backtrace (the user fixes the input; a backtrace helps nobody).
+pub fn error_report(error: &anyhow::Error) -> String {
+    let mut out = format!("Error: {error}\n");
+    let causes: Vec<String> = error.chain().skip(1).map(|c| c.to_string()).collect();
+    if !causes.is_empty() {
+        out.push_str("\nCaused by:\n");
+        for (i, cause) in causes.iter().enumerate() {
+            let cause = cause.replace('\n', "\n       ");
+            if causes.len() == 1 {
+                out.push_str(&format!("    {cause}\n"));
+            } else {
+                out.push_str(&format!("    {i}: {cause}\n"));
+            }
+        }
+    }
+    out
+}
+
+/// Formats a count with thousands separators (1613 -> "1,613").
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +231,28 @@ mod tests {
             }
             .json_on_stdout()
         );
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(943), "943");
+        assert_eq!(thousands(1613), "1,613");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn error_reports_carry_the_causes_and_no_backtrace() {
+        let e = anyhow::anyhow!("root cause")
+            .context("middle")
+            .context("cannot load the prepared dataset");
+        let report = error_report(&e);
+        assert_eq!(
+            report,
+            "Error: cannot load the prepared dataset\n\nCaused by:\n    0: middle\n    1: root cause\n"
+        );
+        let report = error_report(&anyhow::anyhow!("alone").context("top"));
+        assert_eq!(report, "Error: top\n\nCaused by:\n    alone\n");
+        assert_eq!(error_report(&anyhow::anyhow!("plain")), "Error: plain\n");
     }
 }

@@ -1,28 +1,15 @@
 //! `trainer prepare` and `trainer gen-synthetic`.
 
+use std::path::PathBuf;
+use std::time::Instant;
+
 use anyhow::{Context, bail};
-use rankdistill_core::dataset::read_interactions;
+use rankdistill_core::dataset::{Format, read_interactions};
 use rankdistill_core::prepared::PreparedDataset;
 use rankdistill_core::split::{SplitConfig, SplitStats, split};
 use rankdistill_core::synthetic::SyntheticConfig;
 
-use std::time::Instant;
-
-use crate::cli::{GenSyntheticArgs, PrepareArgs};
-use crate::output::{Output, spinner};
-
-/// Formats a count with thousands separators (1613 -> "1,613").
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+use crate::output::{Output, spinner, thousands};
 
 /// One-line summary of a split, as `prepare` prints it.
 pub fn summary(stats: &SplitStats) -> String {
@@ -44,8 +31,46 @@ pub fn summary(stats: &SplitStats) -> String {
     line
 }
 
+/// Settings of `trainer prepare`.
+#[derive(Debug, Clone)]
+pub struct PrepareSettings {
+    /// Interaction file.
+    pub input: PathBuf,
+    /// File format; detected from the first line when `None`.
+    pub format: Option<Format>,
+    /// Output folder of the prepared dataset.
+    pub out: PathBuf,
+    /// Fraction of each user's interactions (the most recent) held out for test.
+    pub test_fraction: f64,
+    /// Fraction of each user's remaining training interactions cut for validation.
+    pub valid_fraction: f64,
+}
+
+/// Settings of `trainer gen-synthetic`.
+#[derive(Debug, Clone)]
+pub struct GenSyntheticSettings {
+    /// Output file.
+    pub out: PathBuf,
+    /// Number of users.
+    pub users: usize,
+    /// Number of items.
+    pub items: usize,
+    /// Number of item clusters.
+    pub clusters: usize,
+    /// Mean interactions per user.
+    pub mean_length: usize,
+    /// Minimum interactions per user.
+    pub min_length: usize,
+    /// Probability that the next item is a successor of the previous one.
+    pub transition_prob: f64,
+    /// Power-law exponent of item popularity.
+    pub popularity_exponent: f64,
+    /// Random seed.
+    pub seed: u64,
+}
+
 /// Runs `trainer prepare`.
-pub fn run_prepare(args: &PrepareArgs, out: &Output) -> anyhow::Result<PreparedDataset> {
+pub fn run_prepare(args: &PrepareSettings, out: &Output) -> anyhow::Result<PreparedDataset> {
     for (name, value) in [
         ("--test-fraction", args.test_fraction),
         ("--valid-fraction", args.valid_fraction),
@@ -116,7 +141,7 @@ pub fn run_prepare(args: &PrepareArgs, out: &Output) -> anyhow::Result<PreparedD
 }
 
 /// Runs `trainer gen-synthetic`.
-pub fn run_gen_synthetic(args: &GenSyntheticArgs, out: &Output) -> anyhow::Result<()> {
+pub fn run_gen_synthetic(args: &GenSyntheticSettings, out: &Output) -> anyhow::Result<()> {
     let config = SyntheticConfig {
         users: args.users,
         items: args.items,
@@ -148,17 +173,4 @@ pub fn run_gen_synthetic(args: &GenSyntheticArgs, out: &Output) -> anyhow::Resul
         "seed": args.seed,
     }))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(943), "943");
-        assert_eq!(thousands(1613), "1,613");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-    }
 }

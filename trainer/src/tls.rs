@@ -2,40 +2,31 @@
 //! mutual TLS (`--tls-cert`/`--tls-key`), with an explicit message size limit. The PEM files
 //! are read once, up front, so a bad file fails the command before any pull starts.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Args;
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
-use rankdistill_serving::limits::{
-    DEFAULT_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES,
-};
+use rankdistill_serving::limits::DEFAULT_MAX_MESSAGE_BYTES;
 use rankdistill_serving::tls::ClientTlsFiles;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
-/// Transport flags for the teacher connections (`distill`, `pull`).
-#[derive(Debug, Clone, Args)]
-pub struct TeacherTlsArgs {
-    /// CA certificate(s) (PEM) the teachers' certificates must chain to. Turns on TLS:
-    /// endpoints without a scheme become https://.
-    #[arg(long, env = "RD_TLS_CA")]
-    pub tls_ca: Option<PathBuf>,
-    /// Client certificate (PEM) for teachers that require mutual TLS; needs --tls-key.
-    #[arg(long, env = "RD_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// Private key (PEM) of --tls-cert.
-    #[arg(long, env = "RD_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// Name the teachers' certificates must carry, instead of the endpoint's host (e.g. when
-    /// endpoints are pod IPs).
-    #[arg(long, env = "RD_TLS_DOMAIN")]
-    pub tls_domain: Option<String>,
-    /// Largest gRPC message sent to or received from a teacher, in bytes (a streamed message
-    /// holds --stream-batch x K rankings; at most 9 bytes per ranked item).
-    #[arg(long, env = "RD_MAX_MESSAGE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES,
-          value_parser = clap::value_parser!(u32).range(MIN_MAX_MESSAGE_BYTES as i64..=MAX_MAX_MESSAGE_BYTES as i64))]
+/// How to reach the teachers: the TLS files (none: plain text) and the message size limit.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// CA, client certificate and key, and the name the teachers' certificates must carry.
+    pub files: ClientTlsFiles,
+    /// Largest gRPC message sent to or received from a teacher, in bytes.
     pub max_message_bytes: u32,
+}
+
+impl Default for TlsSettings {
+    /// Plain text, the default message limit.
+    fn default() -> Self {
+        TlsSettings {
+            files: ClientTlsFiles::default(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
 }
 
 /// The settings every teacher connection uses.
@@ -56,14 +47,9 @@ impl Default for TeacherTransport {
 }
 
 impl TeacherTransport {
-    /// Reads and checks the TLS files of `args` (TLS when any TLS flag is given).
-    pub fn from_args(args: &TeacherTlsArgs) -> anyhow::Result<TeacherTransport> {
-        let files = ClientTlsFiles {
-            ca: args.tls_ca.clone(),
-            cert: args.tls_cert.clone(),
-            key: args.tls_key.clone(),
-            domain: args.tls_domain.clone(),
-        };
+    /// Reads and checks the TLS files of `settings` (TLS when any file or name is given).
+    pub fn new(settings: &TlsSettings) -> anyhow::Result<TeacherTransport> {
+        let files = &settings.files;
         let tls = if files.any() {
             Some(files.load().context("teacher TLS")?)
         } else {
@@ -71,7 +57,7 @@ impl TeacherTransport {
         };
         Ok(TeacherTransport {
             tls,
-            max_message_bytes: args.max_message_bytes as usize,
+            max_message_bytes: settings.max_message_bytes as usize,
         })
     }
 
@@ -132,17 +118,6 @@ pub fn is_tls_failure(error: &anyhow::Error) -> bool {
 mod tests {
     use super::*;
 
-    fn args(extra: &[&str]) -> Result<TeacherTlsArgs, clap::Error> {
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            tls: TeacherTlsArgs,
-        }
-        let mut argv = vec!["t"];
-        argv.extend(extra);
-        <Cli as clap::Parser>::try_parse_from(argv).map(|c| c.tls)
-    }
-
     #[test]
     fn endpoints_follow_the_tls_settings() {
         let plain = TeacherTransport::default();
@@ -161,24 +136,5 @@ mod tests {
         assert_eq!(tls.endpoint_url("https://h:1").unwrap(), "https://h:1");
         assert!(tls.endpoint_url("http://h:1").is_err());
         assert!(tls.endpoint_url("ftp://h:1").is_err());
-    }
-
-    #[test]
-    fn flags_and_their_errors() {
-        let a = args(&[]).unwrap();
-        assert_eq!(a.max_message_bytes, 4 << 20);
-        assert!(!TeacherTransport::from_args(&a).unwrap().is_tls());
-        assert!(args(&["--tls-cert", "c.pem"]).is_err());
-        assert!(args(&["--max-message-bytes", "0"]).is_err());
-        // A client identity without a CA: the CA is what is missing.
-        let a = args(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
-        let e = TeacherTransport::from_args(&a).unwrap_err();
-        assert!(format!("{e:#}").contains("--tls-ca"), "{e:#}");
-        let a = args(&["--tls-ca", "/nonexistent/ca.pem"]).unwrap();
-        let e = TeacherTransport::from_args(&a).unwrap_err();
-        assert!(
-            format!("{e:#}").contains("--tls-ca /nonexistent/ca.pem: cannot read the file"),
-            "{e:#}"
-        );
     }
 }

@@ -9,7 +9,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// The embedded font (DejaVu Sans subset; licence in `assets/LICENSE-DejaVu.txt`).
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
 /// The family name charts ask for.
 const FAMILY: &str = "sans-serif";
 

@@ -1,0 +1,27 @@
+//! `trainer distill`: flags to settings.
+
+use crate::cli::DistillArgs;
+use crate::commands::flag_groups::{FlagsError, training_settings};
+use crate::distill::{DistillSettings, run_distill};
+use crate::output::Output;
+use crate::rd_loss::RdConfig;
+use crate::teachers::TeacherSource;
+
+impl TryFrom<&DistillArgs> for DistillSettings {
+    type Error = FlagsError;
+    fn try_from(args: &DistillArgs) -> Result<Self, FlagsError> {
+        Ok(DistillSettings {
+            data: args.data.clone(),
+            out: args.out.clone(),
+            source: TeacherSource::from(&args.source),
+            shard_wait_s: args.shard_wait_s,
+            training: training_settings(&args.model, &args.optim)?,
+            rd: RdConfig::from(&args.rd),
+        })
+    }
+}
+
+/// Runs `trainer distill`.
+pub fn run(args: &DistillArgs, out: &Output) -> anyhow::Result<()> {
+    run_distill(&DistillSettings::try_from(args)?, out).map(|_| ())
+}

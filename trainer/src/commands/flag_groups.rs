@@ -1,0 +1,213 @@
+//! Conversions of the flag groups that several subcommands share: windows, model shape,
+//! optimisation, device, teachers and their TLS, Ranking Distillation.
+
+use rankdistill_core::instances::WindowConfig;
+use rankdistill_serving::tls::ClientTlsFiles;
+
+use crate::cli::{
+    DeviceArg, LossFormArg, ModelArgs, OptimArgs, RdArgs, TeacherArgs, TeacherTlsArgs,
+    WeightingArg, WindowArgs,
+};
+use crate::rd_loss::{LossForm, RdConfig, Weighting};
+use crate::teachers::TeacherSource;
+use crate::tls::TlsSettings;
+use crate::train::config::{ModelSettings, OptimConfig, TrainingSettings};
+
+/// Why the flags do not describe a run that can start.
+#[derive(Debug, thiserror::Error)]
+pub enum FlagsError {
+    /// `--device cuda` on a machine where LibTorch sees no GPU.
+    #[error("--device cuda: no CUDA device is available (LibTorch sees none)")]
+    NoCuda,
+}
+
+impl TryFrom<DeviceArg> for tch::Device {
+    type Error = FlagsError;
+    fn try_from(arg: DeviceArg) -> Result<Self, FlagsError> {
+        match arg {
+            DeviceArg::Cpu => Ok(tch::Device::Cpu),
+            DeviceArg::Cuda if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
+            DeviceArg::Cuda => Err(FlagsError::NoCuda),
+            DeviceArg::Auto => Ok(tch::Device::cuda_if_available()),
+        }
+    }
+}
+
+impl From<&WindowArgs> for WindowConfig {
+    fn from(args: &WindowArgs) -> Self {
+        WindowConfig {
+            sequence_length: args.sequence_length,
+            target_length: args.target_length,
+        }
+    }
+}
+
+impl From<&ModelArgs> for ModelSettings {
+    fn from(args: &ModelArgs) -> Self {
+        ModelSettings {
+            kind: args.kind,
+            dim: args.dim,
+            window: WindowConfig::from(&args.window),
+            nv: args.nv,
+            nh: args.nh,
+            dropout: args.dropout,
+            conv_activation: args.conv_activation,
+            fc_activation: args.fc_activation,
+        }
+    }
+}
+
+impl From<&OptimArgs> for OptimConfig {
+    fn from(args: &OptimArgs) -> Self {
+        OptimConfig {
+            epochs: args.epochs,
+            batch_size: args.batch_size,
+            learning_rate: args.learning_rate,
+            l2: args.l2,
+            negatives: args.negatives,
+            seed: args.seed,
+            eval_every: args.eval_every,
+        }
+    }
+}
+
+/// The settings of a training run (`train`, `distill`) from its model and optimisation flags.
+pub fn training_settings(
+    model: &ModelArgs,
+    optim: &OptimArgs,
+) -> Result<TrainingSettings, FlagsError> {
+    Ok(TrainingSettings {
+        model: ModelSettings::from(model),
+        optim: OptimConfig::from(optim),
+        eval_split: optim.eval_split.clone(),
+        device: tch::Device::try_from(optim.device)?,
+    })
+}
+
+impl From<&TeacherTlsArgs> for TlsSettings {
+    fn from(args: &TeacherTlsArgs) -> Self {
+        TlsSettings {
+            files: ClientTlsFiles {
+                ca: args.tls_ca.clone(),
+                cert: args.tls_cert.clone(),
+                key: args.tls_key.clone(),
+                domain: args.tls_domain.clone(),
+            },
+            max_message_bytes: args.max_message_bytes,
+        }
+    }
+}
+
+impl From<&TeacherArgs> for TeacherSource {
+    fn from(args: &TeacherArgs) -> Self {
+        TeacherSource {
+            teacher: args.teacher.clone(),
+            cache_dir: args.cache_dir.clone(),
+            streams_per_teacher: args.streams_per_teacher,
+            stream_batch: args.stream_batch,
+            max_retries: args.max_retries,
+            pull_rate: args.pull_rate,
+            shard_count: args.shard_count,
+            tls: TlsSettings::from(args.tls.as_ref()),
+        }
+    }
+}
+
+impl From<WeightingArg> for Weighting {
+    fn from(arg: WeightingArg) -> Self {
+        match arg {
+            WeightingArg::Position => Weighting::Position,
+            WeightingArg::Discrepancy => Weighting::Discrepancy,
+            WeightingArg::Hybrid => Weighting::Hybrid,
+        }
+    }
+}
+
+impl From<LossFormArg> for LossForm {
+    fn from(arg: LossFormArg) -> Self {
+        match arg {
+            LossFormArg::Reference => LossForm::Reference,
+            LossFormArg::Convex => LossForm::Convex,
+        }
+    }
+}
+
+impl From<&RdArgs> for RdConfig {
+    fn from(args: &RdArgs) -> Self {
+        RdConfig {
+            k: args.rankings.k,
+            lambda: args.lambda,
+            mu: args.mu,
+            samples: args.samples,
+            alpha: args.alpha,
+            loss_form: args.loss_form.into(),
+            weighting: args.weighting.into(),
+            renormalise: args.renormalise,
+            dynamic_start_epoch: args.dynamic_start_epoch,
+            exclude_seen: args.rankings.exclude_seen,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::TeacherTransport;
+
+    fn tls_args(extra: &[&str]) -> Result<TeacherTlsArgs, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            tls: TeacherTlsArgs,
+        }
+        let mut argv = vec!["t"];
+        argv.extend(extra);
+        <Cli as clap::Parser>::try_parse_from(argv).map(|c| c.tls)
+    }
+
+    fn transport(args: &TeacherTlsArgs) -> anyhow::Result<TeacherTransport> {
+        TeacherTransport::new(&TlsSettings::from(args))
+    }
+
+    #[test]
+    fn flags_and_their_errors() {
+        let a = tls_args(&[]).unwrap();
+        assert_eq!(a.max_message_bytes, 4 << 20);
+        assert!(!transport(&a).unwrap().is_tls());
+        assert!(tls_args(&["--tls-cert", "c.pem"]).is_err());
+        assert!(tls_args(&["--max-message-bytes", "0"]).is_err());
+        // A client identity without a CA: the CA is what is missing.
+        let a = tls_args(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).unwrap();
+        let e = transport(&a).unwrap_err();
+        assert!(format!("{e:#}").contains("--tls-ca"), "{e:#}");
+        let a = tls_args(&["--tls-ca", "/nonexistent/ca.pem"]).unwrap();
+        let e = transport(&a).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("--tls-ca /nonexistent/ca.pem: cannot read the file"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn rd_flags_name_the_same_choices() {
+        use clap::ValueEnum;
+        for (arg, domain) in [
+            (WeightingArg::Position, Weighting::Position),
+            (WeightingArg::Discrepancy, Weighting::Discrepancy),
+            (WeightingArg::Hybrid, Weighting::Hybrid),
+        ] {
+            assert_eq!(Weighting::from(arg), domain);
+            // The serialised name of the domain value is the flag's value.
+            let flag = arg.to_possible_value().unwrap();
+            assert_eq!(serde_json::to_value(domain).unwrap(), flag.get_name());
+        }
+        for (arg, domain) in [
+            (LossFormArg::Reference, LossForm::Reference),
+            (LossFormArg::Convex, LossForm::Convex),
+        ] {
+            assert_eq!(LossForm::from(arg), domain);
+            let flag = arg.to_possible_value().unwrap();
+            assert_eq!(serde_json::to_value(domain).unwrap(), flag.get_name());
+        }
+    }
+}

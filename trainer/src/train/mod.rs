@@ -1,0 +1,22 @@
+//! Teacher training with the reference loop (sliding-window instances, BCE with sampled
+//! negatives, Adam with lr 1e-3 and l2 1e-6, batch 512), which distillation extends. Every
+//! random choice is seeded.
+//!
+//! - `config`: what a run is given (optimisation, model shape, device);
+//! - `sampling`: instances as tensors, sampling of unobserved items;
+//! - `loss`: the reference BCE loss;
+//! - `fit`: the training loop;
+//! - `outcome`: the trained model, its manifest, `--json` figures and summary line;
+//! - `run`: the `trainer train` command.
+
+pub mod config;
+pub mod fit;
+pub mod loss;
+pub mod outcome;
+pub mod run;
+pub mod sampling;
+
+pub use config::{ModelSettings, OptimConfig, TrainSettings, TrainingSettings};
+pub use fit::{Distillation, train_model};
+pub use outcome::Trained;
+pub use run::run_train;
