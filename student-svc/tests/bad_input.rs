@@ -12,13 +12,15 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, Server, args, write_artifact};
+use common::{Fixture, Server, Student, args, write_artifact};
 use rankdistill_core::artifact::{MANIFEST_FILE, WEIGHTS_FILE, weights_version};
 use rankdistill_core::atomic::replace_dir_atomic;
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::{Query, RecommendBatchRequest, RecommendRequest, StudentInfoRequest};
 use safetensors::Dtype;
 use serde_json::{Value, json};
+use rankdistill_testkit::Service;
+use rankdistill_testkit::table::{Expect, Row, assert_no_failures, error, missing, run_rpc_rows};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -40,28 +42,6 @@ fn recommend(user: &str, recent: &[String], k: i32) -> RecommendRequest {
     }
 }
 
-/// Checks a successful answer: the ranked item ids of each response.
-type Check = Box<dyn Fn(&[Vec<String>])>;
-
-/// What a row must get.
-enum Expect {
-    /// An error status with this code whose message contains every needle.
-    Error(Code, Vec<String>),
-    /// Success; the closure checks the answer.
-    Ok(Check),
-}
-
-fn error(code: Code, needles: &[&str]) -> Expect {
-    Expect::Error(code, needles.iter().map(|s| s.to_string()).collect())
-}
-
-/// One row of the RPC matrix.
-struct Row {
-    name: &'static str,
-    call: Call,
-    expect: Expect,
-}
-
 enum Call {
     Recommend(RecommendRequest),
     Batch(RecommendBatchRequest),
@@ -70,7 +50,7 @@ enum Call {
 
 /// Runs a call; on success returns the ranked item ids of each answer.
 async fn run(
-    client: &mut StudentServiceClient<Channel>,
+    mut client: StudentServiceClient<Channel>,
     call: Call,
 ) -> Result<Vec<Vec<String>>, tonic::Status> {
     let ids = |r: &rankdistill_proto::v1::RecommendResponse| {
@@ -380,51 +360,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
     ];
 
-    let total = rows.len();
-    let mut failures = Vec::new();
-    for row in rows {
-        let result = run(&mut client, row.call).await;
-        match (row.expect, result) {
-            (Expect::Error(code, needles), Err(status)) => {
-                let missing: Vec<&String> = needles
-                    .iter()
-                    .filter(|n| !status.message().contains(n.as_str()))
-                    .collect();
-                if status.code() != code || !missing.is_empty() {
-                    failures.push(format!(
-                        "{}: expected {code:?} mentioning {missing:?}, got {:?}: {}",
-                        row.name,
-                        status.code(),
-                        shorten(status.message())
-                    ));
-                }
-            }
-            (Expect::Error(code, _), Ok(answer)) => failures.push(format!(
-                "{}: expected {code:?}, got an answer {:?}",
-                row.name,
-                answer.iter().map(Vec::len).collect::<Vec<_>>()
-            )),
-            (Expect::Ok(check), Ok(answer)) => {
-                if let Err(panic) =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&answer)))
-                {
-                    failures.push(format!("{}: wrong answer: {panic:?}", row.name));
-                }
-            }
-            (Expect::Ok(_), Err(status)) => failures.push(format!(
-                "{}: expected success, got {:?}: {}",
-                row.name,
-                status.code(),
-                shorten(status.message())
-            )),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {total} rows failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    run_rpc_rows(rows, |call| run(client.clone(), call)).await;
     // Still healthy after the whole matrix.
     let answer = client
         .recommend(recommend(&user, &[], 3))
@@ -432,18 +368,6 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         .unwrap()
         .into_inner();
     assert_eq!(answer.items.len(), 3);
-}
-
-fn shorten(s: &str) -> String {
-    if s.len() <= 300 {
-        s.to_string()
-    } else {
-        let mut end = 300;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}... ({} bytes)", &s[..end], s.len())
-    }
 }
 
 /// The tensors of an artifact, editable: name, dtype, shape, little-endian bytes.
@@ -511,38 +435,6 @@ const INTACT: Breakage = Breakage {
     rehash: true,
     needles: &[],
 };
-
-/// Runs the binary expecting it to refuse to start: its exit status and stderr, or `None`
-/// when it was still running after a minute (it accepted the artifact and was killed).
-fn refusal(args: &[std::ffi::OsString]) -> (Option<std::process::ExitStatus>, String) {
-    use std::io::Read;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_student-svc"))
-        .args(args)
-        .env_remove("STUDENT_DATA")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn student-svc");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status, reader.join().unwrap_or_default())
-}
 
 fn breakages() -> Vec<Breakage> {
     vec![
@@ -823,9 +715,9 @@ fn broken_artifacts_are_refused_at_start_up_with_the_reason() {
     let mut rows = 0;
     let mut check = |name: &str, dir: &Path, needles: &[&str]| {
         rows += 1;
-        let (status, stderr) = refusal(&args(dir, &["--data", &data]));
+        let (status, stderr) = Student::spec().refusal(&args(dir, &["--data", &data]));
         assert_no_panic(&stderr, name);
-        let missing: Vec<&&str> = needles.iter().filter(|n| !stderr.contains(**n)).collect();
+        let missing = missing(&stderr, needles);
         if status.and_then(|s| s.code()) != Some(1) || !missing.is_empty() {
             failures.push(format!(
                 "{name}: exit {status:?}, missing {missing:?} in:\n{stderr}"
@@ -848,12 +740,7 @@ fn broken_artifacts_are_refused_at_start_up_with_the_reason() {
         &fx.root.join("nowhere"),
         &["nowhere/manifest.json", "No such file"],
     );
-    assert!(
-        failures.is_empty(),
-        "{} of {rows} rows failed:\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
+    assert_no_failures(&failures, rows, "\n\n");
 }
 
 async fn wait_for_failures(server: &Server, n: f64) {

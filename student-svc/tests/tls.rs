@@ -4,21 +4,17 @@
 //! clear refusals to start. Real processes on ephemeral loopback ports.
 
 mod common;
-#[path = "common/pki.rs"]
-mod pki;
-#[path = "common/tls_health.rs"]
-mod tls_health;
 
 use common::{Fixture, SERVICE, Server, args, run_to_refusal};
-use pki::{Pki, path, tls_channel};
-use rankdistill_proto::transport::ClientTlsFiles;
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::{
     Query, RecommendBatchRequest, RecommendRequest, ReloadRequest, StudentInfoRequest,
 };
-use tls_health::{plain_health, tls_health, wait_serving_tls};
+use rankdistill_testkit::health::{ServingStatus, plain_health};
+use rankdistill_testkit::path_arg as path;
+use rankdistill_testkit::pki::Pki;
+use rankdistill_testkit::tls::{ClientTlsFiles, tls_channel, tls_health, wait_serving_tls};
 use tonic::Code;
-use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_reflection::pb::v1;
 
 const TOKEN: &str = "tls-test-admin-token-5d41402abc4b2a76";

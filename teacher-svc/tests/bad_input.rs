@@ -15,6 +15,7 @@ use rankdistill_core::artifact::{MANIFEST_FILE, WEIGHTS_FILE, weights_version};
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, Query, QueryList, RankRequest, StreamRankingsRequest};
 use serde_json::{Value, json};
+use rankdistill_testkit::table::{Row, assert_no_failures, error, missing, ok, run_rpc_rows};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -45,35 +46,13 @@ fn stream(k: i32) -> StreamRankingsRequest {
     }
 }
 
-/// Checks a successful answer: one list of ranked items per query.
-type Check = Box<dyn Fn(&[Vec<String>])>;
-
-enum Expect {
-    Error(Code, Vec<String>),
-    Ok(Check),
-}
-
-fn error(code: Code, needles: &[&str]) -> Expect {
-    Expect::Error(code, needles.iter().map(|s| s.to_string()).collect())
-}
-
-fn ok(check: impl Fn(&[Vec<String>]) + 'static) -> Expect {
-    Expect::Ok(Box::new(check))
-}
-
 enum Call {
     Rank(RankRequest),
     Stream(StreamRankingsRequest),
     Info,
 }
 
-struct Row {
-    name: &'static str,
-    call: Call,
-    expect: Expect,
-}
-
-async fn run(client: &mut Client, call: Call) -> Result<Vec<Vec<String>>, tonic::Status> {
+async fn run(mut client: Client, call: Call) -> Result<Vec<Vec<String>>, tonic::Status> {
     match call {
         Call::Rank(r) => Ok(vec![
             client
@@ -100,14 +79,6 @@ async fn run(client: &mut Client, call: Call) -> Result<Vec<Vec<String>>, tonic:
             Ok(vec![vec![info.version]])
         }
     }
-}
-
-fn shorten(s: &str) -> String {
-    let mut end = s.len().min(300);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{} ({} bytes)", &s[..end], s.len())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -485,50 +456,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
     ];
 
-    let n = rows.len();
-    let mut failures = Vec::new();
-    for row in rows {
-        match (row.expect, run(&mut client, row.call).await) {
-            (Expect::Error(code, needles), Err(status)) => {
-                let missing: Vec<&String> = needles
-                    .iter()
-                    .filter(|n| !status.message().contains(n.as_str()))
-                    .collect();
-                if status.code() != code || !missing.is_empty() {
-                    failures.push(format!(
-                        "{}: expected {code:?} mentioning {missing:?}, got {:?}: {}",
-                        row.name,
-                        status.code(),
-                        shorten(status.message())
-                    ));
-                }
-            }
-            (Expect::Error(code, _), Ok(answer)) => failures.push(format!(
-                "{}: expected {code:?}, got {} rankings",
-                row.name,
-                answer.len()
-            )),
-            (Expect::Ok(check), Ok(answer)) => {
-                if let Err(e) =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&answer)))
-                {
-                    failures.push(format!("{}: wrong answer: {e:?}", row.name));
-                }
-            }
-            (Expect::Ok(_), Err(status)) => failures.push(format!(
-                "{}: expected success, got {:?}: {}",
-                row.name,
-                status.code(),
-                shorten(status.message())
-            )),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {n} rows failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    run_rpc_rows(rows, |call| run(client.clone(), call)).await;
     let answer = client.rank(rank(&user, &[], 3)).await.unwrap().into_inner();
     assert_eq!(answer.items.len(), 3);
 }
@@ -686,17 +614,12 @@ fn broken_checkpoints_are_refused_at_start_up_with_the_reason() {
         broken_copy(&fx, &dir, edit);
         let (status, stderr) = run_to_refusal(&args(&fx.data, &dir));
         assert!(!stderr.contains("panicked"), "{name}: panicked:\n{stderr}");
-        let missing: Vec<&&str> = needles.iter().filter(|n| !stderr.contains(**n)).collect();
+        let missing = missing(&stderr, needles);
         if status.success() || !missing.is_empty() {
             failures.push(format!(
                 "{name}: exit {status:?}, missing {missing:?} in:\n{stderr}"
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {n} rows failed:\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
+    assert_no_failures(&failures, n, "\n\n");
 }

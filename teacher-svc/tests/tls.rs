@@ -3,21 +3,17 @@
 //! ephemeral loopback ports, called through the generated clients.
 
 mod common;
-#[path = "../../student-svc/tests/common/pki.rs"]
-mod pki;
-#[path = "../../student-svc/tests/common/tls_health.rs"]
-mod tls_health;
 
 use std::ffi::OsString;
 
 use common::{Fixture, SERVICE, Server, args, run_to_refusal};
-use pki::{Pki, path, tls_channel};
-use rankdistill_proto::transport::ClientTlsFiles;
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, Query, RankRequest, StreamRankingsRequest};
-use tls_health::{plain_health, tls_health, wait_serving_tls};
+use rankdistill_testkit::health::{ServingStatus, plain_health};
+use rankdistill_testkit::path_arg as path;
+use rankdistill_testkit::pki::Pki;
+use rankdistill_testkit::tls::{ClientTlsFiles, tls_channel, tls_health, wait_serving_tls};
 use tonic::Code;
-use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_reflection::pb::v1;
 
 fn with(fx: &Fixture, extra: &[String]) -> Vec<OsString> {
