@@ -20,15 +20,15 @@ use rankdistill_proto::v1::{Query, RecommendBatchRequest, RecommendRequest, Stud
 use safetensors::Dtype;
 use serde_json::{Value, json};
 use rankdistill_testkit::Service;
-use rankdistill_testkit::table::{Expect, Row, assert_no_failures, error, missing, run_rpc_rows};
+use rankdistill_testkit::table::{
+    BadIds, Expect, Row, assert_no_failures, error, missing, run_rpc_rows,
+};
 use tonic::Code;
 use tonic::transport::Channel;
 
 /// The server's `--max-k` and `--max-batch` in these tests.
 const MAX_K: i32 = 50;
 const MAX_BATCH: usize = 4;
-/// tonic's default decode limit, which both servers keep by default.
-const MESSAGE_LIMIT: usize = 4 << 20;
 
 fn recommend(user: &str, recent: &[String], k: i32) -> RecommendRequest {
     RecommendRequest {
@@ -103,17 +103,14 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
 
     let user = fx.user(0);
     let n_items = fx.dataset.num_items() as u32;
-    let all_items: Vec<String> = (0..n_items).map(|i| fx.item(i)).collect();
+    let BadIds {
+        all_items,
+        long_id,
+        long_recent,
+        long_recent_bad_start,
+        too_big,
+    } = BadIds::new((0..n_items).map(|i| fx.item(i)).collect());
     let item = all_items[0].clone();
-    let long_id = "u".repeat(1 << 20);
-    // Over-long but valid: 200,000 known ids (about 0.5 MiB) of which only the last L count.
-    let long_recent: Vec<String> = (0..200_000).map(|i| fx.item(i % n_items)).collect();
-    let mut long_recent_bad_start = long_recent.clone();
-    long_recent_bad_start[0] = "ghost-item".into();
-    // Above the decode limit: 5 MiB of (known) item ids.
-    let too_big: Vec<String> = (0..(5 * MESSAGE_LIMIT / 4 / 3))
-        .map(|i| fx.item(i as u32 % n_items))
-        .collect();
     let with = |f: &dyn Fn(&mut RecommendRequest)| {
         let mut r = recommend(&user, &[], 10);
         f(&mut r);

@@ -10,12 +10,12 @@ use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::{
     Query, RecommendBatchRequest, RecommendRequest, ReloadRequest, StudentInfoRequest,
 };
-use rankdistill_testkit::health::{ServingStatus, plain_health};
+use rankdistill_testkit::health::{ServingStatus, assert_plain_health_serving};
 use rankdistill_testkit::path_arg as path;
 use rankdistill_testkit::pki::Pki;
+use rankdistill_testkit::reflection::list_services;
 use rankdistill_testkit::tls::{ClientTlsFiles, tls_channel, tls_health, wait_serving_tls};
 use tonic::Code;
-use tonic_reflection::pb::v1;
 
 const TOKEN: &str = "tls-test-admin-token-5d41402abc4b2a76";
 
@@ -75,15 +75,7 @@ async fn mutual_tls_serves_recommend_health_reflection_and_the_gated_reload() {
     );
     // The plain-text health port (for probes that cannot do TLS) answers health only.
     let health_addr = server.health_addr.expect("health on ADDR");
-    assert_eq!(
-        plain_health(health_addr, SERVICE).await.unwrap(),
-        ServingStatus::Serving
-    );
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{health_addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = assert_plain_health_serving(health_addr, SERVICE).await;
     let status = StudentServiceClient::new(channel)
         .info(StudentInfoRequest {})
         .await
@@ -100,30 +92,8 @@ async fn mutual_tls_serves_recommend_health_reflection_and_the_gated_reload() {
     assert_eq!(answer.model_version, fx.manifest.version);
 
     // Reflection over mutual TLS.
-    let list = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut reflection = v1::server_reflection_client::ServerReflectionClient::new(
-        tls_channel(server.addr, &good).await.unwrap(),
-    );
-    let answer = reflection
-        .server_reflection_info(tokio_stream::iter(vec![list]))
-        .await
-        .unwrap()
-        .into_inner()
-        .message()
-        .await
-        .unwrap()
-        .expect("a reflection answer");
-    match answer.message_response {
-        Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) => {
-            assert!(list.service.iter().any(|s| s.name == SERVICE), "{list:?}");
-        }
-        other => panic!("unexpected reflection answer {other:?}"),
-    }
+    let names = list_services(tls_channel(server.addr, &good).await.unwrap()).await;
+    assert!(names.iter().any(|s| s == SERVICE), "{names:?}");
 
     // Reload over mutual TLS still needs the bearer token.
     let v2 = fx.publish(2);

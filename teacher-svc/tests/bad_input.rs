@@ -15,12 +15,13 @@ use rankdistill_core::artifact::{MANIFEST_FILE, WEIGHTS_FILE, weights_version};
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, Query, QueryList, RankRequest, StreamRankingsRequest};
 use serde_json::{Value, json};
-use rankdistill_testkit::table::{Row, assert_no_failures, error, missing, ok, run_rpc_rows};
+use rankdistill_testkit::table::{
+    BadIds, Row, assert_no_failures, error, missing, ok, run_rpc_rows,
+};
 use tonic::Code;
 use tonic::transport::Channel;
 
 const MAX_K: i32 = 50;
-const MESSAGE_LIMIT: usize = 4 << 20;
 
 type Client = TeacherServiceClient<Channel>;
 
@@ -95,15 +96,14 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
 
     let user = fx.user(3);
     let n_items = fx.dataset.num_items() as u32;
-    let all_items: Vec<String> = (0..n_items).map(|i| fx.item(i)).collect();
+    let BadIds {
+        all_items,
+        long_id,
+        long_recent,
+        long_recent_bad_start,
+        too_big,
+    } = BadIds::new((0..n_items).map(|i| fx.item(i)).collect());
     let item = all_items[0].clone();
-    let long_id = "u".repeat(1 << 20);
-    let long_recent: Vec<String> = (0..200_000).map(|i| fx.item(i % n_items)).collect();
-    let mut long_recent_bad_start = long_recent.clone();
-    long_recent_bad_start[0] = "ghost-item".into();
-    let too_big: Vec<String> = (0..(5 * MESSAGE_LIMIT / 4 / 3))
-        .map(|i| fx.item(i as u32 % n_items))
-        .collect();
     let excluded = all_items[..5].to_vec();
     let excluded_check = excluded.clone();
     let total = rankdistill_core::instances::Instances::build(

@@ -9,12 +9,12 @@ use std::ffi::OsString;
 use common::{Fixture, SERVICE, Server, args, run_to_refusal};
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, Query, RankRequest, StreamRankingsRequest};
-use rankdistill_testkit::health::{ServingStatus, plain_health};
+use rankdistill_testkit::health::{ServingStatus, assert_plain_health_serving};
 use rankdistill_testkit::path_arg as path;
 use rankdistill_testkit::pki::Pki;
+use rankdistill_testkit::reflection::list_services;
 use rankdistill_testkit::tls::{ClientTlsFiles, tls_channel, tls_health, wait_serving_tls};
 use tonic::Code;
-use tonic_reflection::pb::v1;
 
 fn with(fx: &Fixture, extra: &[String]) -> Vec<OsString> {
     let mut out = args(&fx.data, &fx.checkpoint);
@@ -67,30 +67,8 @@ async fn tls_serves_rpcs_health_and_reflection_and_refuses_plain_text() {
     assert_eq!(answer.model_version, fx.manifest.version);
 
     // Reflection over TLS.
-    let list = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut reflection = v1::server_reflection_client::ServerReflectionClient::new(
-        tls_channel(server.addr, &files).await.unwrap(),
-    );
-    let answer = reflection
-        .server_reflection_info(tokio_stream::iter(vec![list]))
-        .await
-        .unwrap()
-        .into_inner()
-        .message()
-        .await
-        .unwrap()
-        .expect("a reflection answer");
-    match answer.message_response {
-        Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) => {
-            assert!(list.service.iter().any(|s| s.name == SERVICE), "{list:?}");
-        }
-        other => panic!("unexpected reflection answer {other:?}"),
-    }
+    let names = list_services(tls_channel(server.addr, &files).await.unwrap()).await;
+    assert!(names.iter().any(|s| s == SERVICE), "{names:?}");
 
     // A plain-text client gets nothing; the server keeps serving TLS clients.
     let plain = server.health("").await;
@@ -127,15 +105,7 @@ async fn mutual_tls_needs_a_client_certificate_from_the_configured_ca() {
 
     // The plain-text health port (for probes that cannot do TLS) answers health only.
     let health_addr = server.health_addr.expect("health on ADDR");
-    assert_eq!(
-        plain_health(health_addr, SERVICE).await.unwrap(),
-        ServingStatus::Serving
-    );
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{health_addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = assert_plain_health_serving(health_addr, SERVICE).await;
     let status = TeacherServiceClient::new(channel)
         .info(InfoRequest {})
         .await

@@ -32,3 +32,13 @@ pub async fn check(channel: Channel, service: &str) -> Result<ServingStatus, ton
 pub async fn plain_health(addr: SocketAddr, service: &str) -> Result<ServingStatus, tonic::Status> {
     check(connect(format!("http://{addr}")).await?, service).await
 }
+
+/// Asserts that the plain-text health port `addr` says SERVING for `service`; returns a
+/// channel to it, to check that it answers nothing but health.
+pub async fn assert_plain_health_serving(addr: SocketAddr, service: &str) -> Channel {
+    assert_eq!(
+        plain_health(addr, service).await.unwrap(),
+        ServingStatus::Serving
+    );
+    connect(format!("http://{addr}")).await.unwrap()
+}

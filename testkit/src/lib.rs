@@ -3,8 +3,8 @@
 //! ([`server`]), located from the test executable ([`binary`]); health checks in plain text
 //! and over TLS ([`health`], [`tls`]); a test PKI ([`pki`]); the table runner of the
 //! bad-input matrices ([`table`]); the synthetic prepared dataset of the service fixtures
-//! ([`dataset`]); the Prometheus scrape ([`metrics`]); and the repository's Python
-//! environments ([`python`]). Pure Rust: no LibTorch.
+//! ([`dataset`]); the Prometheus scrape ([`metrics`]); reflection ([`reflection`]); and the
+//! repository's Python environments ([`python`]). Pure Rust: no LibTorch.
 //!
 //! Imports of the serving transport (`ClientTlsFiles`, `error_chain`) live only in [`tls`].
 
@@ -14,6 +14,7 @@ pub mod health;
 pub mod metrics;
 pub mod pki;
 pub mod python;
+pub mod reflection;
 pub mod server;
 pub mod table;
 pub mod tls;

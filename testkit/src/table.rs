@@ -117,3 +117,40 @@ where
     }
     assert_no_failures(&failures, total, "\n");
 }
+
+/// tonic's default decode limit, which both servers keep by default.
+pub const MESSAGE_LIMIT: usize = 4 << 20;
+
+/// The id lists the services' matrices are built from, over the served items.
+pub struct BadIds {
+    /// Every served item id, in dense order.
+    pub all_items: Vec<String>,
+    /// A 1 MiB id.
+    pub long_id: String,
+    /// Over-long but valid: 200,000 known ids (about 0.5 MiB) of which only the last L count.
+    pub long_recent: Vec<String>,
+    /// `long_recent` starting with an unknown id.
+    pub long_recent_bad_start: Vec<String>,
+    /// Above the decode limit: 5 MiB of (known) item ids.
+    pub too_big: Vec<String>,
+}
+
+impl BadIds {
+    /// The lists over `all_items` (not empty).
+    pub fn new(all_items: Vec<String>) -> BadIds {
+        let n = all_items.len();
+        let long_recent: Vec<String> = (0..200_000).map(|i| all_items[i % n].clone()).collect();
+        let mut long_recent_bad_start = long_recent.clone();
+        long_recent_bad_start[0] = "ghost-item".into();
+        let too_big = (0..(5 * MESSAGE_LIMIT / 4 / 3))
+            .map(|i| all_items[i % n].clone())
+            .collect();
+        BadIds {
+            long_id: "u".repeat(1 << 20),
+            long_recent,
+            long_recent_bad_start,
+            too_big,
+            all_items,
+        }
+    }
+}
