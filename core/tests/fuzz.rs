@@ -8,31 +8,13 @@
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
+use rankdistill_testkit::fuzz::config;
 use rankdistill_core::artifact::{
     self, ArtifactManifest, DataRef, MANIFEST_FILE, ModelConfig, WEIGHTS_FILE, weights_version,
 };
 use rankdistill_core::dataset::{Format, RawInteraction, compare_raw_ids, read_interactions};
 use rankdistill_core::prepared::PreparedDataset;
 use rankdistill_core::split::{SplitConfig, split};
-
-/// Cases per property: `PROPTEST_CASES` when set, else the CI budget.
-fn cases(ci: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(ci)
-}
-
-fn config(ci: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: cases(ci),
-        // Failing seeds are kept beside this file and replayed first.
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
-        )),
-        ..ProptestConfig::default()
-    }
-}
 
 /// Raw ids a real file could hold, biased towards the awkward: numerically equal spellings,
 /// non-ASCII, control characters, long ids.
@@ -181,17 +163,7 @@ fn artifact_bytes(config: &ModelConfig) -> (ArtifactManifest, Vec<u8>) {
             (name, shape, bytes)
         })
         .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    let bytes = safetensors::serialize(views, None).unwrap();
+    let bytes = rankdistill_testkit::weights::serialize_f32(tensors);
     let mut manifest = ArtifactManifest::new(
         config.clone(),
         DataRef {

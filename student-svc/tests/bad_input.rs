@@ -19,7 +19,7 @@ use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::{Query, RecommendBatchRequest, RecommendRequest, StudentInfoRequest};
 use safetensors::Dtype;
 use serde_json::{Value, json};
-use rankdistill_testkit::Service;
+use rankdistill_testkit::{Service, weights};
 use rankdistill_testkit::table::{
     BadIds, Expect, Row, assert_no_failures, error, missing, run_rpc_rows,
 };
@@ -371,35 +371,11 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
 type Tensors = Vec<(String, Dtype, Vec<usize>, Vec<u8>)>;
 
 fn read_tensors(dir: &Path) -> Tensors {
-    let bytes = std::fs::read(dir.join(WEIGHTS_FILE)).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut out: Tensors = file
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            (
-                name,
-                view.dtype(),
-                view.shape().to_vec(),
-                view.data().to_vec(),
-            )
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    weights::read(&dir.join(WEIGHTS_FILE))
 }
 
 fn serialize(tensors: &Tensors) -> Vec<u8> {
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .map(|(n, d, s, b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
-            )
-        })
-        .collect();
-    safetensors::serialize(views, None).unwrap()
+    weights::serialize(tensors)
 }
 
 fn tensor<'a>(

@@ -12,27 +12,11 @@ use std::sync::Arc;
 
 use common::{Fixture, Server, args};
 use proptest::prelude::*;
+use rankdistill_testkit::fuzz::config;
 use rankdistill_proto::v1::{Query, RecommendBatchRequest, RecommendRequest};
 use rankdistill_student::catalog::{Catalog, History, RecommendSpec};
 use rankdistill_student::config::UnknownUser;
 use tonic::Code;
-
-fn cases(ci: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(ci)
-}
-
-fn config(ci: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: cases(ci),
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
-        )),
-        ..ProptestConfig::default()
-    }
-}
 
 /// Raw ids: the fixture's users and items, near misses and nasty strings.
 fn raw_id(fx: &Fixture) -> impl Strategy<Value = String> + use<> {

@@ -482,35 +482,24 @@ fn edit_tensors(
     weights: &mut Vec<u8>,
     edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>),
 ) {
-    let file = safetensors::SafeTensors::deserialize(weights).unwrap();
-    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = file
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            (name, view.shape().to_vec(), values)
-        })
-        .collect();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> =
+        rankdistill_testkit::weights::deserialize(weights)
+            .into_iter()
+            .map(|(name, _, shape, bytes)| {
+                let values = bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                (name, shape, values)
+            })
+            .collect();
     edit(&mut tensors);
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .into_iter()
-        .map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    *weights = safetensors::serialize(views, None).unwrap();
+    *weights = rankdistill_testkit::weights::serialize_f32(
+        tensors
+            .into_iter()
+            .map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+            .collect(),
+    );
     manifest["version"] = json!(weights_version(weights));
 }
 

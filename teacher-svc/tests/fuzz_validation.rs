@@ -10,15 +10,9 @@ use std::collections::HashSet;
 
 use common::{Fixture, Server, args};
 use proptest::prelude::*;
+use rankdistill_testkit::fuzz::config;
 use rankdistill_proto::v1::{Query, QueryList, RankRequest, StreamRankingsRequest};
 use tonic::Code;
-
-fn cases(ci: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(ci)
-}
 
 fn raw_id(fx: &Fixture) -> impl Strategy<Value = String> + use<> {
     prop_oneof![
@@ -126,14 +120,7 @@ fn the_server_answers_any_request_precisely() {
     a.extend(["--max-k".into(), "50".into()]);
     let server = runtime.block_on(Server::start_serving(&a));
     let client = runtime.block_on(server.client());
-    let config = ProptestConfig {
-        cases: cases(96),
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
-        )),
-        ..ProptestConfig::default()
-    };
-    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let mut runner = proptest::test_runner::TestRunner::new(config(96));
     runner
         .run(&(rank(&fx), stream(&fx)), |(r, s)| {
             let mut c = client.clone();

@@ -4,12 +4,14 @@
 //! and over TLS ([`health`], [`tls`]); a test PKI ([`pki`]); the table runner of the
 //! bad-input matrices ([`table`]); the synthetic prepared dataset of the service fixtures
 //! ([`dataset`]); the Prometheus scrape ([`metrics`]); reflection ([`reflection`]); and the
-//! repository's Python environments ([`python`]). Pure Rust: no LibTorch.
+//! repository's Python environments ([`python`]); safetensors weights ([`weights`]). Pure
+//! Rust: no LibTorch.
 //!
 //! Imports of the serving transport (`ClientTlsFiles`, `error_chain`) live only in [`tls`].
 
 pub mod binary;
 pub mod dataset;
+pub mod fuzz;
 pub mod health;
 pub mod metrics;
 pub mod pki;
@@ -18,6 +20,7 @@ pub mod reflection;
 pub mod server;
 pub mod table;
 pub mod tls;
+pub mod weights;
 
 pub use binary::{path_arg, texts, workspace_bin};
 pub use server::{Server, ServerProcess, ServerSpec, Service};

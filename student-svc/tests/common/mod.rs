@@ -43,17 +43,7 @@ pub fn write_artifact(
             (name, shape, bytes)
         })
         .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                    .expect("tensor view"),
-            )
-        })
-        .collect();
-    let bytes = safetensors::serialize(views, None).expect("serialize");
+    let bytes = rankdistill_testkit::weights::serialize_f32(tensors);
     let mut manifest = ArtifactManifest::new(
         config.clone(),
         DataRef {
