@@ -12,7 +12,7 @@ use rankdistill_proto::v1::{
 };
 use rankdistill_testkit::health::{ServingStatus, assert_plain_health_serving};
 use rankdistill_testkit::path_arg as path;
-use rankdistill_testkit::pki::Pki;
+use rankdistill_testkit::pki::{Pki, cert_and_key};
 use rankdistill_testkit::reflection::list_services;
 use rankdistill_testkit::tls::{ClientTlsFiles, tls_channel, tls_health, wait_serving_tls};
 use tonic::Code;
@@ -179,21 +179,11 @@ fn unusable_tls_files_stop_the_start_naming_the_flag_and_the_file() {
     let missing = pki.dir.join("missing.pem");
     let cases: Vec<(Vec<String>, String)> = vec![
         (
-            vec![
-                "--tls-cert".into(),
-                path(&missing),
-                "--tls-key".into(),
-                path(&pki.server_key),
-            ],
+            cert_and_key(&missing, &pki.server_key),
             format!("--tls-cert {}: cannot read the file", missing.display()),
         ),
         (
-            vec![
-                "--tls-cert".into(),
-                path(&pki.server_cert),
-                "--tls-key".into(),
-                path(&pki.server_cert),
-            ],
+            cert_and_key(&pki.server_cert, &pki.server_cert),
             format!(
                 "--tls-key {}: expected a PEM file with a PRIVATE KEY block",
                 pki.server_cert.display()
@@ -238,12 +228,7 @@ async fn rd_loadgen_loads_a_mutual_tls_server() {
             .output()
             .expect("run rd-loadgen")
     };
-    let out = loadgen(&[
-        "--tls-cert".into(),
-        path(&pki.client_cert),
-        "--tls-key".into(),
-        path(&pki.client_key),
-    ]);
+    let out = loadgen(&cert_and_key(&pki.client_cert, &pki.client_key));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

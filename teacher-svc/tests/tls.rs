@@ -11,7 +11,7 @@ use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, Query, RankRequest, StreamRankingsRequest};
 use rankdistill_testkit::health::{ServingStatus, assert_plain_health_serving};
 use rankdistill_testkit::path_arg as path;
-use rankdistill_testkit::pki::Pki;
+use rankdistill_testkit::pki::{Pki, cert_and_key};
 use rankdistill_testkit::reflection::list_services;
 use rankdistill_testkit::tls::{ClientTlsFiles, tls_channel, tls_health, wait_serving_tls};
 use tonic::Code;
@@ -242,24 +242,14 @@ fn unusable_tls_files_stop_the_start_naming_the_flag_and_the_file() {
     std::fs::write(&not_pem, "not a certificate\n").unwrap();
     let cases: Vec<(Vec<String>, Vec<String>)> = vec![
         (
-            vec![
-                "--tls-cert".into(),
-                path(&pki.server_cert),
-                "--tls-key".into(),
-                path(&missing),
-            ],
+            cert_and_key(&pki.server_cert, &missing),
             vec![
                 format!("--tls-key {}", missing.display()),
                 "cannot read the file".into(),
             ],
         ),
         (
-            vec![
-                "--tls-cert".into(),
-                path(&not_pem),
-                "--tls-key".into(),
-                path(&pki.server_key),
-            ],
+            cert_and_key(&not_pem, &pki.server_key),
             vec![
                 format!("--tls-cert {}", not_pem.display()),
                 "CERTIFICATE".into(),
@@ -267,12 +257,7 @@ fn unusable_tls_files_stop_the_start_naming_the_flag_and_the_file() {
         ),
         (
             // A key that does not belong to the certificate.
-            vec![
-                "--tls-cert".into(),
-                path(&pki.server_cert),
-                "--tls-key".into(),
-                path(&pki.client_key),
-            ],
+            cert_and_key(&pki.server_cert, &pki.client_key),
             vec![
                 format!("--tls-cert {}", pki.server_cert.display()),
                 "refused by rustls".into(),

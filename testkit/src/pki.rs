@@ -3,7 +3,7 @@
 //! only, a client certificate, and a client certificate from an unrelated CA. Used by the
 //! TLS tests of teacher-svc, student-svc and trainer; the channel over it is in `tls`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::binary::path_arg;
 use crate::tls::ClientTlsFiles;
@@ -116,12 +116,7 @@ impl Pki {
 
     /// Server flags for TLS, plus `--tls-client-ca` when `mutual`.
     pub fn server_args(&self, mutual: bool) -> Vec<String> {
-        let mut args = vec![
-            "--tls-cert".to_string(),
-            path_arg(&self.server_cert),
-            "--tls-key".to_string(),
-            path_arg(&self.server_key),
-        ];
+        let mut args = cert_and_key(&self.server_cert, &self.server_key);
         if mutual {
             args.extend(["--tls-client-ca".to_string(), path_arg(&self.ca)]);
         }
@@ -147,4 +142,14 @@ impl Pki {
             domain: None,
         }
     }
+}
+
+/// The flags `--tls-cert CERT --tls-key KEY` (a server's identity, or a client's).
+pub fn cert_and_key(cert: &Path, key: &Path) -> Vec<String> {
+    vec![
+        "--tls-cert".to_string(),
+        path_arg(cert),
+        "--tls-key".to_string(),
+        path_arg(key),
+    ]
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{Server, TEACHER, trainer, trainer_command, workspace_bin};
+use support::{Server, TEACHER, prepared, trainer, trainer_command, workspace_bin};
 
 /// teacher-svc on `data` and `model` at `addr`: an ephemeral port, or the port of a teacher
 /// that was killed, to restart it where the client expects it.
@@ -55,26 +55,8 @@ fn result_lines(stdout: &str) -> Vec<String> {
 fn distill_survives_a_teacher_restart_and_matches_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let p = |x: &Path| x.to_str().unwrap().to_string();
-    let (udata, data, teacher_ck) = (
-        dir.path().join("u.data"),
-        dir.path().join("data"),
-        dir.path().join("teacher"),
-    );
-    assert!(
-        trainer(&[
-            "gen-synthetic",
-            "--out",
-            &p(&udata),
-            "--users",
-            "300",
-            "--items",
-            "200",
-            "--seed",
-            "8"
-        ])
-        .0
-    );
-    assert!(trainer(&["prepare", "--input", &p(&udata), "--out", &p(&data)]).0);
+    let teacher_ck = dir.path().join("teacher");
+    let data = prepared(dir.path(), "data", "300", "200", "8");
     let (ok, _, err) = trainer(&[
         "train",
         "--data",
@@ -224,31 +206,7 @@ fn distill_refuses_a_teacher_on_other_data() {
     let dir = tempfile::tempdir().unwrap();
     let p = |x: &Path| x.to_str().unwrap().to_string();
     for (seed, name) in [("1", "a"), ("2", "b")] {
-        let udata = dir.path().join(format!("{name}.data"));
-        assert!(
-            trainer(&[
-                "gen-synthetic",
-                "--out",
-                &p(&udata),
-                "--users",
-                "100",
-                "--items",
-                "80",
-                "--seed",
-                seed
-            ])
-            .0
-        );
-        assert!(
-            trainer(&[
-                "prepare",
-                "--input",
-                &p(&udata),
-                "--out",
-                &p(&dir.path().join(name))
-            ])
-            .0
-        );
+        prepared(dir.path(), name, "100", "80", seed);
     }
     let ck = dir.path().join("teacher-a");
     assert!(

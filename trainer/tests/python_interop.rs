@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{STUDENT, Server, TEACHER, p, trainer, workspace_bin};
+use support::{STUDENT, Server, TEACHER, p, prepared, trainer, workspace_bin};
 use rankdistill_core::artifact;
 use rankdistill_core::instances::last_window;
 use rankdistill_core::prepared::PreparedDataset;
@@ -55,26 +55,6 @@ fn start_service(bin: &str, service: &'static str, args: &[&str]) -> Server {
     let mut args = args.to_vec();
     args.extend(["--addr", "127.0.0.1:0"]);
     Server::start(&workspace_bin(bin), service, &args)
-}
-
-/// A synthetic interaction file prepared into `dir/name`.
-fn prepared(dir: &Path, name: &str, users: &str, items: &str, seed: &str) -> PathBuf {
-    let (udata, data) = (dir.join(format!("{name}.data")), dir.join(name));
-    let (ok, _, err) = trainer(&[
-        "gen-synthetic",
-        "--out",
-        &p(&udata),
-        "--users",
-        users,
-        "--items",
-        items,
-        "--seed",
-        seed,
-    ]);
-    assert!(ok, "gen-synthetic: {err}");
-    let (ok, _, err) = trainer(&["prepare", "--input", &p(&udata), "--out", &p(&data)]);
-    assert!(ok, "prepare: {err}");
-    data
 }
 
 /// `trainer train` of a small model.

@@ -19,7 +19,7 @@ use rankdistill_teacher::model::ids_tensor;
 use tch::Device;
 
 mod support;
-use support::{Server, trainer_ok};
+use support::{Server, prepared, trainer_ok};
 
 const TOLERANCE: f32 = 1e-4;
 const K: usize = 10;
@@ -118,23 +118,8 @@ async fn check_process(
 fn parity(kind: &str, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let p = |x: &Path| x.to_str().unwrap().to_string();
-    let (udata, data_dir, model_dir) = (
-        dir.path().join("u.data"),
-        dir.path().join("data"),
-        dir.path().join(kind),
-    );
-    trainer_ok(&[
-        "gen-synthetic",
-        "--out",
-        &p(&udata),
-        "--users",
-        "120",
-        "--items",
-        "90",
-        "--seed",
-        "5",
-    ]);
-    trainer_ok(&["prepare", "--input", &p(&udata), "--out", &p(&data_dir)]);
+    let model_dir = dir.path().join(kind);
+    let data_dir = prepared(dir.path(), "data", "120", "90", "5");
     let mut args = vec![
         "train",
         "--data",

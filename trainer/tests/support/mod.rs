@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -43,10 +43,10 @@ pub fn trainer_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A synthetic dataset prepared in `dir/data`, and a Caser teacher of `dim` trained on it for
-/// `epochs` in `dir/teacher` (extra flags appended to `train`).
-pub fn dataset_and_teacher(dir: &Path, users: &str, items: &str, seed: &str, train: &[&str]) {
-    let udata = dir.join("u.data");
+/// A synthetic interaction file `dir/NAME.data` of `users` and `items` prepared into
+/// `dir/NAME`; returns that folder.
+pub fn prepared(dir: &Path, name: &str, users: &str, items: &str, seed: &str) -> PathBuf {
+    let (udata, data) = (dir.join(format!("{name}.data")), dir.join(name));
     trainer_ok(&[
         "gen-synthetic",
         "--out",
@@ -58,13 +58,14 @@ pub fn dataset_and_teacher(dir: &Path, users: &str, items: &str, seed: &str, tra
         "--seed",
         seed,
     ]);
-    trainer_ok(&[
-        "prepare",
-        "--input",
-        &p(&udata),
-        "--out",
-        &p(&dir.join("data")),
-    ]);
+    trainer_ok(&["prepare", "--input", &p(&udata), "--out", &p(&data)]);
+    data
+}
+
+/// A synthetic dataset prepared in `dir/data`, and a Caser teacher of `dim` trained on it for
+/// `epochs` in `dir/teacher` (extra flags appended to `train`).
+pub fn dataset_and_teacher(dir: &Path, users: &str, items: &str, seed: &str, train: &[&str]) {
+    prepared(dir, "data", users, items, seed);
     let mut args = vec![
         "train".to_string(),
         "--data".into(),
