@@ -152,18 +152,7 @@ proptest! {
 
 /// A valid artifact in memory: manifest and weights bytes.
 fn artifact_bytes(config: &ModelConfig) -> (ArtifactManifest, Vec<u8>) {
-    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = config
-        .expected_tensors()
-        .into_iter()
-        .map(|(name, shape)| {
-            let n: usize = shape.iter().product();
-            let bytes = (0..n)
-                .flat_map(|i| (i as f32 * 0.01).to_le_bytes())
-                .collect();
-            (name, shape, bytes)
-        })
-        .collect();
-    let bytes = rankdistill_testkit::weights::serialize_f32(tensors);
+    let bytes = rankdistill_testkit::weights::model_weights(config, |i| i as f32 * 0.01);
     let mut manifest = ArtifactManifest::new(
         config.clone(),
         DataRef {

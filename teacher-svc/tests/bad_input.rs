@@ -88,11 +88,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
     let mut a = args(&fx.data, &fx.checkpoint);
     a.extend(["--max-k".into(), MAX_K.to_string().into()]);
     let server = Server::start_serving(&a).await;
-    let mut client = server
-        .client()
-        .await
-        .max_encoding_message_size(64 << 20)
-        .max_decoding_message_size(64 << 20);
+    let mut client = server.client_with_limit(64 << 20).await;
 
     let user = fx.user(3);
     let n_items = fx.dataset.num_items() as u32;

@@ -366,6 +366,8 @@ pub trait Service {
     fn spec() -> ServerSpec;
     /// The client over a connected channel.
     fn client(channel: Channel) -> Self::Client;
+    /// `client` sending and accepting messages up to `bytes` (both directions).
+    fn message_limit(client: Self::Client, bytes: usize) -> Self::Client;
 }
 
 /// A running server of service `S`: the process (through `Deref`) and its typed client.
@@ -393,6 +395,11 @@ impl<S: Service> Server<S> {
     /// A connected client of the service.
     pub async fn client(&self) -> S::Client {
         S::client(self.channel().await.expect("connect"))
+    }
+
+    /// A connected client sending and accepting messages up to `bytes`.
+    pub async fn client_with_limit(&self, bytes: usize) -> S::Client {
+        S::message_limit(self.client().await, bytes)
     }
 }
 

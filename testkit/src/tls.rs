@@ -54,3 +54,25 @@ pub async fn wait_serving_tls(addr: SocketAddr, files: &ClientTlsFiles, service:
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Asserts a refusal to start with the TLS flags `extra`: the process failed, its stderr holds
+/// every one of `needles`, and no key material.
+pub fn assert_tls_refusal<S: AsRef<str>>(
+    extra: &dyn std::fmt::Debug,
+    status: std::process::ExitStatus,
+    stderr: &str,
+    needles: &[S],
+) {
+    assert!(!status.success(), "{extra:?} started");
+    for needle in needles {
+        let needle = needle.as_ref();
+        assert!(
+            stderr.contains(needle),
+            "{extra:?}: stderr lacks {needle:?}:\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("PRIVATE KEY-----"),
+        "key material in the error:\n{stderr}"
+    );
+}

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use rankdistill_core::artifact::ModelConfig;
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
@@ -54,4 +55,19 @@ pub fn deserialize(bytes: &[u8]) -> Vec<Tensor> {
 /// The tensors of the safetensors file at `path`, sorted by name.
 pub fn read(path: &Path) -> Vec<Tensor> {
     deserialize(&std::fs::read(path).expect("read weights"))
+}
+
+/// The weights file of every tensor `config` expects, as f32 values from `value` (called with
+/// the index within its tensor, tensor after tensor).
+pub fn model_weights(config: &ModelConfig, mut value: impl FnMut(usize) -> f32) -> Vec<u8> {
+    let tensors = config
+        .expected_tensors()
+        .into_iter()
+        .map(|(name, shape)| {
+            let len: usize = shape.iter().product();
+            let bytes = (0..len).flat_map(|i| value(i).to_le_bytes()).collect();
+            (name, shape, bytes)
+        })
+        .collect();
+    serialize_f32(tensors)
 }

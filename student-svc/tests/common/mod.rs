@@ -32,18 +32,8 @@ pub fn write_artifact(
     fingerprint: &str,
 ) -> ArtifactManifest {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = config
-        .expected_tensors()
-        .into_iter()
-        .map(|(name, shape)| {
-            let len: usize = shape.iter().product();
-            let bytes = (0..len)
-                .flat_map(|_| rng.random_range(-0.5f32..0.5).to_le_bytes())
-                .collect();
-            (name, shape, bytes)
-        })
-        .collect();
-    let bytes = rankdistill_testkit::weights::serialize_f32(tensors);
+    let bytes =
+        rankdistill_testkit::weights::model_weights(config, |_| rng.random_range(-0.5f32..0.5));
     let mut manifest = ArtifactManifest::new(
         config.clone(),
         DataRef {
@@ -191,6 +181,12 @@ impl Service for Student {
 
     fn client(channel: Channel) -> Self::Client {
         StudentServiceClient::new(channel)
+    }
+
+    fn message_limit(client: Self::Client, bytes: usize) -> Self::Client {
+        client
+            .max_encoding_message_size(bytes)
+            .max_decoding_message_size(bytes)
     }
 }
 

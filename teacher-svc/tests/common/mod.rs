@@ -105,6 +105,12 @@ impl Service for Teacher {
     fn client(channel: Channel) -> Self::Client {
         TeacherServiceClient::new(channel)
     }
+
+    fn message_limit(client: Self::Client, bytes: usize) -> Self::Client {
+        client
+            .max_encoding_message_size(bytes)
+            .max_decoding_message_size(bytes)
+    }
 }
 
 /// A running `teacher-svc` process; killed on drop if still running.
