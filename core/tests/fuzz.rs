@@ -8,13 +8,13 @@
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
-use rankdistill_testkit::fuzz::config;
 use rankdistill_core::artifact::{
     self, ArtifactManifest, DataRef, MANIFEST_FILE, ModelConfig, WEIGHTS_FILE, weights_version,
 };
 use rankdistill_core::dataset::{Format, RawInteraction, compare_raw_ids, read_interactions};
 use rankdistill_core::prepared::PreparedDataset;
 use rankdistill_core::split::{SplitConfig, split};
+use rankdistill_testkit::fuzz::config;
 
 /// Raw ids a real file could hold, biased towards the awkward: numerically equal spellings,
 /// non-ASCII, control characters, long ids.

@@ -17,12 +17,12 @@ use rankdistill_core::artifact::{MANIFEST_FILE, WEIGHTS_FILE, weights_version};
 use rankdistill_core::atomic::replace_dir_atomic;
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::{Query, RecommendBatchRequest, RecommendRequest, StudentInfoRequest};
-use safetensors::Dtype;
-use serde_json::{Value, json};
-use rankdistill_testkit::{Service, weights};
 use rankdistill_testkit::table::{
     BadIds, Expect, Row, assert_no_failures, error, missing, run_rpc_rows,
 };
+use rankdistill_testkit::{Service, weights};
+use safetensors::Dtype;
+use serde_json::{Value, json};
 use tonic::Code;
 use tonic::transport::Channel;
 

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use common::{Fixture, Server, args};
 use proptest::prelude::*;
-use rankdistill_testkit::fuzz::config;
 use rankdistill_proto::v1::{Query, RecommendBatchRequest, RecommendRequest};
 use rankdistill_student::catalog::{Catalog, History, RecommendSpec};
 use rankdistill_student::config::UnknownUser;
+use rankdistill_testkit::fuzz::config;
 use tonic::Code;
 
 /// Raw ids: the fixture's users and items, near misses and nasty strings.

@@ -14,10 +14,10 @@ use common::{Fixture, Server, args, run_to_refusal};
 use rankdistill_core::artifact::{MANIFEST_FILE, WEIGHTS_FILE, weights_version};
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, Query, QueryList, RankRequest, StreamRankingsRequest};
-use serde_json::{Value, json};
 use rankdistill_testkit::table::{
     BadIds, Row, assert_no_failures, error, missing, ok, run_rpc_rows,
 };
+use serde_json::{Value, json};
 use tonic::Code;
 use tonic::transport::Channel;
 

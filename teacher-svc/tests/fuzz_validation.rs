@@ -10,8 +10,8 @@ use std::collections::HashSet;
 
 use common::{Fixture, Server, args};
 use proptest::prelude::*;
-use rankdistill_testkit::fuzz::config;
 use rankdistill_proto::v1::{Query, QueryList, RankRequest, StreamRankingsRequest};
+use rankdistill_testkit::fuzz::config;
 use tonic::Code;
 
 fn raw_id(fx: &Fixture) -> impl Strategy<Value = String> + use<> {

@@ -154,10 +154,7 @@ impl ServerSpec {
     pub fn run_to_refusal<A: AsRef<std::ffi::OsStr>>(&self, args: &[A]) -> (ExitStatus, String) {
         match self.refusal(args) {
             (Some(status), stderr) => (status, stderr),
-            (None, stderr) => panic!(
-                "{} did not refuse to start; stderr:\n{stderr}",
-                self.name()
-            ),
+            (None, stderr) => panic!("{} did not refuse to start; stderr:\n{stderr}", self.name()),
         }
     }
 }

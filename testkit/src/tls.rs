@@ -30,7 +30,6 @@ pub async fn tls_channel(
         .map_err(|e| tonic::Status::unavailable(error_chain(&e)))
 }
 
-
 /// Health of `service` over TLS.
 pub async fn tls_health(
     addr: SocketAddr,

@@ -11,12 +11,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use support::{STUDENT, Server, TEACHER, p, prepared, trainer, workspace_bin};
 use rankdistill_core::artifact;
 use rankdistill_core::instances::last_window;
 use rankdistill_core::prepared::PreparedDataset;
@@ -27,6 +25,7 @@ use rankdistill_student::kernel::Kernel;
 use rankdistill_student::model::{QueryInput, StudentModel};
 use rankdistill_testkit::python::{python_env, repo_root};
 use serde_json::Value;
+use support::{STUDENT, Server, TEACHER, p, prepared, trainer, workspace_bin};
 
 /// numpy's scores and student-svc's agree within this.
 const TOLERANCE: f32 = 1e-4;

@@ -4,7 +4,7 @@
 //! 1e-4, in process (`rankdistill_student::model`) and through a real `student-svc` process
 //! over gRPC, whose top-10 lists must match except where ties fall within the tolerance.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rankdistill_core::artifact;

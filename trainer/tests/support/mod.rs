@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-pub use rankdistill_testkit::{path_arg as p, texts, workspace_bin};
 use rankdistill_testkit::{ServerProcess, ServerSpec};
+pub use rankdistill_testkit::{path_arg as p, texts, workspace_bin};
 
 /// The trainer binary with `args`, quiet logs and no inherited shard environment.
 pub fn trainer_command<A: AsRef<OsStr>>(args: &[A]) -> Command {
