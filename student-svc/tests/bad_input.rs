@@ -98,15 +98,8 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
     let mut client = server.client_with_limit(64 << 20).await;
 
     let user = fx.user(0);
-    let n_items = fx.dataset.num_items() as u32;
-    let BadIds {
-        all_items,
-        long_id,
-        long_recent,
-        long_recent_bad_start,
-        too_big,
-    } = BadIds::new((0..n_items).map(|i| fx.item(i)).collect());
-    let item = all_items[0].clone();
+    let ids = BadIds::new(fx.dataset.split.items.clone());
+    let (all_items, item) = (ids.all_items.clone(), ids.all_items[0].clone());
     let with = |f: &dyn Fn(&mut RecommendRequest)| {
         let mut r = recommend(&user, &[], 10);
         f(&mut r);
@@ -153,7 +146,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
         Row {
             name: "user id of 1 MiB: named, but cut short in the message",
-            call: Call::Recommend(recommend(&long_id, &[], 10)),
+            call: Call::Recommend(recommend(&ids.long_id, &[], 10)),
             expect: error(
                 Code::NotFound,
                 &["unknown user id 'uuuuuuuu", "(1048576 bytes)"],
@@ -161,7 +154,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
         Row {
             name: "item id of 1 MiB",
-            call: Call::Recommend(recommend(&user, std::slice::from_ref(&long_id), 10)),
+            call: Call::Recommend(recommend(&user, std::slice::from_ref(&ids.long_id), 10)),
             expect: error(
                 Code::InvalidArgument,
                 &[
@@ -231,14 +224,14 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         Row {
             name: "over-long recent items (200,000 ids): the last L count",
             call: Call::Recommend(with(&|r| {
-                r.query.as_mut().unwrap().recent_items = long_recent.clone();
+                r.query.as_mut().unwrap().recent_items = ids.long_recent.clone();
                 r.exclude_seen = Some(false);
             })),
             expect: Expect::Ok(Box::new(|r| assert_eq!(r[0].len(), 10))),
         },
         Row {
             name: "over-long recent items with an unknown id far back",
-            call: Call::Recommend(recommend(&user, &long_recent_bad_start, 10)),
+            call: Call::Recommend(recommend(&user, &ids.long_recent_bad_start, 10)),
             expect: error(Code::InvalidArgument, &["unknown item id 'ghost-item'"]),
         },
         Row {
@@ -275,7 +268,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
         Row {
             name: "message above the 4 MiB decode limit",
-            call: Call::Recommend(recommend(&user, &too_big, 10)),
+            call: Call::Recommend(recommend(&user, &ids.too_big, 10)),
             expect: error(
                 Code::OutOfRange,
                 &["message length too large", "the limit is: 4194304 bytes"],
@@ -341,7 +334,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         Row {
             name: "batch above the 4 MiB decode limit",
             call: Call::Batch(RecommendBatchRequest {
-                requests: vec![recommend(&user, &too_big, 5)],
+                requests: vec![recommend(&user, &ids.too_big, 5)],
             }),
             expect: error(Code::OutOfRange, &["the limit is: 4194304 bytes"]),
         },

@@ -91,15 +91,8 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
     let mut client = server.client_with_limit(64 << 20).await;
 
     let user = fx.user(3);
-    let n_items = fx.dataset.num_items() as u32;
-    let BadIds {
-        all_items,
-        long_id,
-        long_recent,
-        long_recent_bad_start,
-        too_big,
-    } = BadIds::new((0..n_items).map(|i| fx.item(i)).collect());
-    let item = all_items[0].clone();
+    let ids = BadIds::new(fx.dataset.split.items.clone());
+    let (all_items, item) = (ids.all_items.clone(), ids.all_items[0].clone());
     let excluded = all_items[..5].to_vec();
     let excluded_check = excluded.clone();
     let total = rankdistill_core::instances::Instances::build(
@@ -157,7 +150,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
         Row {
             name: "user id of 1 MiB: quoted by its start and length",
-            call: Call::Rank(rank(&long_id, &[], 10)),
+            call: Call::Rank(rank(&ids.long_id, &[], 10)),
             expect: error(
                 Code::NotFound,
                 &["unknown user id 'uuuuuuuu", "(1048576 bytes)"],
@@ -166,7 +159,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         Row {
             name: "excluded id of 1 MiB",
             call: Call::Rank(RankRequest {
-                exclude_items: vec![long_id.clone()],
+                exclude_items: vec![ids.long_id.clone()],
                 ..rank(&user, &[], 10)
             }),
             expect: error(
@@ -216,12 +209,12 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
         Row {
             name: "over-long recent items (200,000 ids): the last L count",
-            call: Call::Rank(rank(&user, &long_recent, 10)),
+            call: Call::Rank(rank(&user, &ids.long_recent, 10)),
             expect: ok(|r| assert_eq!(r[0].len(), 10)),
         },
         Row {
             name: "over-long recent items with an unknown id far back",
-            call: Call::Rank(rank(&user, &long_recent_bad_start, 10)),
+            call: Call::Rank(rank(&user, &ids.long_recent_bad_start, 10)),
             expect: error(Code::InvalidArgument, &["unknown item id 'ghost-item'"]),
         },
         Row {
@@ -255,7 +248,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
         Row {
             name: "message above the 4 MiB decode limit",
-            call: Call::Rank(rank(&user, &too_big, 10)),
+            call: Call::Rank(rank(&user, &ids.too_big, 10)),
             expect: error(
                 Code::OutOfRange,
                 &["message length too large", "the limit is: 4194304 bytes"],
@@ -386,7 +379,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         Row {
             name: "fingerprint of 1 MiB",
             call: Call::Stream(StreamRankingsRequest {
-                expected_data_fingerprint: long_id.clone(),
+                expected_data_fingerprint: ids.long_id.clone(),
                 ..stream(5)
             }),
             expect: error(Code::FailedPrecondition, &["(1048576 bytes)"]),
@@ -441,7 +434,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
         Row {
             name: "explicit list above the 4 MiB decode limit",
-            call: Call::Stream(explicit(vec![q(&user, &too_big)])),
+            call: Call::Stream(explicit(vec![q(&user, &ids.too_big)])),
             expect: error(Code::OutOfRange, &["the limit is: 4194304 bytes"]),
         },
         // --- Info (no input) ---

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use common::{Fixture, Server, args};
 use proptest::prelude::*;
 use rankdistill_proto::v1::{Query, QueryList, RankRequest, StreamRankingsRequest};
-use rankdistill_testkit::fuzz::config;
+use rankdistill_testkit::fuzz::{config, query};
 use tonic::Code;
 
 fn raw_id(fx: &Fixture) -> impl Strategy<Value = String> + use<> {
@@ -35,16 +35,13 @@ fn k() -> impl Strategy<Value = i32> {
 
 fn rank(fx: &Fixture) -> impl Strategy<Value = RankRequest> + use<> {
     (
-        proptest::option::of((raw_id(fx), ids(fx, 8))),
+        query(raw_id(fx), ids(fx, 8)),
         k(),
         ids(fx, 8),
         any::<bool>(),
     )
         .prop_map(|(query, k, exclude_items, exclude_seen)| RankRequest {
-            query: query.map(|(user_id, recent_items)| Query {
-                user_id,
-                recent_items,
-            }),
+            query,
             k,
             exclude_items,
             exclude_seen,

@@ -24,3 +24,5 @@ pub mod weights;
 
 pub use binary::{path_arg, texts, workspace_bin};
 pub use server::{Server, ServerProcess, ServerSpec, Service};
+/// The channel type of the generated clients (for [`grpc_service!`]).
+pub use tonic::transport::Channel;

@@ -413,3 +413,34 @@ impl<S: Service> std::ops::DerefMut for Server<S> {
         &mut self.process
     }
 }
+
+/// Declares `$name`, the [`Service`] of the workspace binary `$bin` of the calling test's own
+/// package (found with `env!("CARGO_BIN_EXE_<bin>")`), serving the health name `$service`,
+/// started without the caller's `$env_prefix*` variables, called with the generated client
+/// `$client`.
+#[macro_export]
+macro_rules! grpc_service {
+    ($(#[$doc:meta])* $name:ident, $client:ident, $bin:literal, $service:expr, $env_prefix:literal) => {
+        $(#[$doc])*
+        pub enum $name {}
+
+        impl $crate::Service for $name {
+            type Client = $client<$crate::Channel>;
+
+            fn spec() -> $crate::ServerSpec {
+                $crate::ServerSpec::new(env!(concat!("CARGO_BIN_EXE_", $bin)), $service)
+                    .without_env_prefix($env_prefix)
+            }
+
+            fn client(channel: $crate::Channel) -> Self::Client {
+                $client::new(channel)
+            }
+
+            fn message_limit(client: Self::Client, bytes: usize) -> Self::Client {
+                client
+                    .max_encoding_message_size(bytes)
+                    .max_decoding_message_size(bytes)
+            }
+        }
+    };
+}

@@ -15,8 +15,7 @@ use rankdistill_core::artifact::{
 use rankdistill_core::atomic::replace_dir_atomic;
 use rankdistill_core::prepared::PreparedDataset;
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
-use rankdistill_testkit::{ServerSpec, Service};
-use tonic::transport::Channel;
+use rankdistill_testkit::Service;
 
 /// The gRPC service name health checks use.
 pub const SERVICE: &str = "rankdistill.v1.StudentService";
@@ -168,27 +167,15 @@ pub fn args(model: &Path, extra: &[&str]) -> Vec<OsString> {
     out
 }
 
-/// student-svc as the tests start it: the binary of this package, without the caller's
-/// `STUDENT_*` environment.
-pub enum Student {}
-
-impl Service for Student {
-    type Client = StudentServiceClient<Channel>;
-
-    fn spec() -> ServerSpec {
-        ServerSpec::new(env!("CARGO_BIN_EXE_student-svc"), SERVICE).without_env_prefix("STUDENT_")
-    }
-
-    fn client(channel: Channel) -> Self::Client {
-        StudentServiceClient::new(channel)
-    }
-
-    fn message_limit(client: Self::Client, bytes: usize) -> Self::Client {
-        client
-            .max_encoding_message_size(bytes)
-            .max_decoding_message_size(bytes)
-    }
-}
+rankdistill_testkit::grpc_service!(
+    /// student-svc as the tests start it: the binary of this package, without the caller's
+    /// `STUDENT_*` environment.
+    Student,
+    StudentServiceClient,
+    "student-svc",
+    SERVICE,
+    "STUDENT_"
+);
 
 /// A running student-svc process; killed on drop if still running.
 pub type Server = rankdistill_testkit::Server<Student>;

@@ -11,9 +11,8 @@ use rankdistill_core::prepared::PreparedDataset;
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_teacher::checkpoint::{self, CheckpointManifest, DataRef};
 use rankdistill_teacher::model::{Model, ModelConfig};
-use rankdistill_testkit::{ServerSpec, Service};
+use rankdistill_testkit::Service;
 use tch::{Device, nn};
-use tonic::transport::Channel;
 
 /// The gRPC service name health checks use.
 pub const SERVICE: &str = "rankdistill.v1.TeacherService";
@@ -91,27 +90,15 @@ fn save_checkpoint(dataset: &PreparedDataset, dir: &Path, fingerprint: &str) -> 
     .expect("save checkpoint")
 }
 
-/// teacher-svc as the tests start it: the binary of this package, without the caller's
-/// `TEACHER_*` environment.
-pub enum Teacher {}
-
-impl Service for Teacher {
-    type Client = TeacherServiceClient<Channel>;
-
-    fn spec() -> ServerSpec {
-        ServerSpec::new(env!("CARGO_BIN_EXE_teacher-svc"), SERVICE).without_env_prefix("TEACHER_")
-    }
-
-    fn client(channel: Channel) -> Self::Client {
-        TeacherServiceClient::new(channel)
-    }
-
-    fn message_limit(client: Self::Client, bytes: usize) -> Self::Client {
-        client
-            .max_encoding_message_size(bytes)
-            .max_decoding_message_size(bytes)
-    }
-}
+rankdistill_testkit::grpc_service!(
+    /// teacher-svc as the tests start it: the binary of this package, without the caller's
+    /// `TEACHER_*` environment.
+    Teacher,
+    TeacherServiceClient,
+    "teacher-svc",
+    SERVICE,
+    "TEACHER_"
+);
 
 /// A running `teacher-svc` process; killed on drop if still running.
 pub type Server = rankdistill_testkit::Server<Teacher>;
