@@ -69,6 +69,12 @@ fn leaf(
     (cert.pem(), key.serialize_pem())
 }
 
+impl Default for Pki {
+    fn default() -> Pki {
+        Pki::new()
+    }
+}
+
 impl Pki {
     /// Generates everything.
     pub fn new() -> Pki {
