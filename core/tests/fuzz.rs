@@ -14,25 +14,7 @@ use rankdistill_core::artifact::{
 use rankdistill_core::dataset::{Format, RawInteraction, compare_raw_ids, read_interactions};
 use rankdistill_core::prepared::PreparedDataset;
 use rankdistill_core::split::{SplitConfig, split};
-
-/// Cases per property: `PROPTEST_CASES` when set, else the CI budget.
-fn cases(ci: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(ci)
-}
-
-fn config(ci: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: cases(ci),
-        // Failing seeds are kept beside this file and replayed first.
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
-        )),
-        ..ProptestConfig::default()
-    }
-}
+use rankdistill_testkit::fuzz::config;
 
 /// Raw ids a real file could hold, biased towards the awkward: numerically equal spellings,
 /// non-ASCII, control characters, long ids.
@@ -170,28 +152,7 @@ proptest! {
 
 /// A valid artifact in memory: manifest and weights bytes.
 fn artifact_bytes(config: &ModelConfig) -> (ArtifactManifest, Vec<u8>) {
-    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = config
-        .expected_tensors()
-        .into_iter()
-        .map(|(name, shape)| {
-            let n: usize = shape.iter().product();
-            let bytes = (0..n)
-                .flat_map(|i| (i as f32 * 0.01).to_le_bytes())
-                .collect();
-            (name, shape, bytes)
-        })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    let bytes = safetensors::serialize(views, None).unwrap();
+    let bytes = rankdistill_testkit::weights::model_weights(config, |i| i as f32 * 0.01);
     let mut manifest = ArtifactManifest::new(
         config.clone(),
         DataRef {

@@ -12,11 +12,15 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, Server, args, write_artifact};
+use common::{Fixture, Server, Student, args, write_artifact};
 use rankdistill_core::artifact::{MANIFEST_FILE, WEIGHTS_FILE, weights_version};
 use rankdistill_core::atomic::replace_dir_atomic;
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::{Query, RecommendBatchRequest, RecommendRequest, StudentInfoRequest};
+use rankdistill_testkit::table::{
+    BadIds, Expect, Row, assert_no_failures, error, missing, run_rpc_rows,
+};
+use rankdistill_testkit::{Service, weights};
 use safetensors::Dtype;
 use serde_json::{Value, json};
 use tonic::Code;
@@ -25,8 +29,6 @@ use tonic::transport::Channel;
 /// The server's `--max-k` and `--max-batch` in these tests.
 const MAX_K: i32 = 50;
 const MAX_BATCH: usize = 4;
-/// tonic's default decode limit, which both servers keep by default.
-const MESSAGE_LIMIT: usize = 4 << 20;
 
 fn recommend(user: &str, recent: &[String], k: i32) -> RecommendRequest {
     RecommendRequest {
@@ -40,28 +42,6 @@ fn recommend(user: &str, recent: &[String], k: i32) -> RecommendRequest {
     }
 }
 
-/// Checks a successful answer: the ranked item ids of each response.
-type Check = Box<dyn Fn(&[Vec<String>])>;
-
-/// What a row must get.
-enum Expect {
-    /// An error status with this code whose message contains every needle.
-    Error(Code, Vec<String>),
-    /// Success; the closure checks the answer.
-    Ok(Check),
-}
-
-fn error(code: Code, needles: &[&str]) -> Expect {
-    Expect::Error(code, needles.iter().map(|s| s.to_string()).collect())
-}
-
-/// One row of the RPC matrix.
-struct Row {
-    name: &'static str,
-    call: Call,
-    expect: Expect,
-}
-
 enum Call {
     Recommend(RecommendRequest),
     Batch(RecommendBatchRequest),
@@ -70,7 +50,7 @@ enum Call {
 
 /// Runs a call; on success returns the ranked item ids of each answer.
 async fn run(
-    client: &mut StudentServiceClient<Channel>,
+    mut client: StudentServiceClient<Channel>,
     call: Call,
 ) -> Result<Vec<Vec<String>>, tonic::Status> {
     let ids = |r: &rankdistill_proto::v1::RecommendResponse| {
@@ -115,25 +95,11 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         ],
     ))
     .await;
-    let mut client = server
-        .client()
-        .await
-        .max_encoding_message_size(64 << 20)
-        .max_decoding_message_size(64 << 20);
+    let mut client = server.client_with_limit(64 << 20).await;
 
     let user = fx.user(0);
-    let n_items = fx.dataset.num_items() as u32;
-    let all_items: Vec<String> = (0..n_items).map(|i| fx.item(i)).collect();
-    let item = all_items[0].clone();
-    let long_id = "u".repeat(1 << 20);
-    // Over-long but valid: 200,000 known ids (about 0.5 MiB) of which only the last L count.
-    let long_recent: Vec<String> = (0..200_000).map(|i| fx.item(i % n_items)).collect();
-    let mut long_recent_bad_start = long_recent.clone();
-    long_recent_bad_start[0] = "ghost-item".into();
-    // Above the decode limit: 5 MiB of (known) item ids.
-    let too_big: Vec<String> = (0..(5 * MESSAGE_LIMIT / 4 / 3))
-        .map(|i| fx.item(i as u32 % n_items))
-        .collect();
+    let ids = BadIds::new(fx.dataset.split.items.clone());
+    let (all_items, item) = (ids.all_items.clone(), ids.all_items[0].clone());
     let with = |f: &dyn Fn(&mut RecommendRequest)| {
         let mut r = recommend(&user, &[], 10);
         f(&mut r);
@@ -180,7 +146,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
         Row {
             name: "user id of 1 MiB: named, but cut short in the message",
-            call: Call::Recommend(recommend(&long_id, &[], 10)),
+            call: Call::Recommend(recommend(&ids.long_id, &[], 10)),
             expect: error(
                 Code::NotFound,
                 &["unknown user id 'uuuuuuuu", "(1048576 bytes)"],
@@ -188,7 +154,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
         Row {
             name: "item id of 1 MiB",
-            call: Call::Recommend(recommend(&user, std::slice::from_ref(&long_id), 10)),
+            call: Call::Recommend(recommend(&user, std::slice::from_ref(&ids.long_id), 10)),
             expect: error(
                 Code::InvalidArgument,
                 &[
@@ -258,14 +224,14 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         Row {
             name: "over-long recent items (200,000 ids): the last L count",
             call: Call::Recommend(with(&|r| {
-                r.query.as_mut().unwrap().recent_items = long_recent.clone();
+                r.query.as_mut().unwrap().recent_items = ids.long_recent.clone();
                 r.exclude_seen = Some(false);
             })),
             expect: Expect::Ok(Box::new(|r| assert_eq!(r[0].len(), 10))),
         },
         Row {
             name: "over-long recent items with an unknown id far back",
-            call: Call::Recommend(recommend(&user, &long_recent_bad_start, 10)),
+            call: Call::Recommend(recommend(&user, &ids.long_recent_bad_start, 10)),
             expect: error(Code::InvalidArgument, &["unknown item id 'ghost-item'"]),
         },
         Row {
@@ -302,7 +268,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
         Row {
             name: "message above the 4 MiB decode limit",
-            call: Call::Recommend(recommend(&user, &too_big, 10)),
+            call: Call::Recommend(recommend(&user, &ids.too_big, 10)),
             expect: error(
                 Code::OutOfRange,
                 &["message length too large", "the limit is: 4194304 bytes"],
@@ -368,7 +334,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         Row {
             name: "batch above the 4 MiB decode limit",
             call: Call::Batch(RecommendBatchRequest {
-                requests: vec![recommend(&user, &too_big, 5)],
+                requests: vec![recommend(&user, &ids.too_big, 5)],
             }),
             expect: error(Code::OutOfRange, &["the limit is: 4194304 bytes"]),
         },
@@ -380,51 +346,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
     ];
 
-    let total = rows.len();
-    let mut failures = Vec::new();
-    for row in rows {
-        let result = run(&mut client, row.call).await;
-        match (row.expect, result) {
-            (Expect::Error(code, needles), Err(status)) => {
-                let missing: Vec<&String> = needles
-                    .iter()
-                    .filter(|n| !status.message().contains(n.as_str()))
-                    .collect();
-                if status.code() != code || !missing.is_empty() {
-                    failures.push(format!(
-                        "{}: expected {code:?} mentioning {missing:?}, got {:?}: {}",
-                        row.name,
-                        status.code(),
-                        shorten(status.message())
-                    ));
-                }
-            }
-            (Expect::Error(code, _), Ok(answer)) => failures.push(format!(
-                "{}: expected {code:?}, got an answer {:?}",
-                row.name,
-                answer.iter().map(Vec::len).collect::<Vec<_>>()
-            )),
-            (Expect::Ok(check), Ok(answer)) => {
-                if let Err(panic) =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&answer)))
-                {
-                    failures.push(format!("{}: wrong answer: {panic:?}", row.name));
-                }
-            }
-            (Expect::Ok(_), Err(status)) => failures.push(format!(
-                "{}: expected success, got {:?}: {}",
-                row.name,
-                status.code(),
-                shorten(status.message())
-            )),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {total} rows failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    run_rpc_rows(rows, |call| run(client.clone(), call)).await;
     // Still healthy after the whole matrix.
     let answer = client
         .recommend(recommend(&user, &[], 3))
@@ -434,51 +356,15 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
     assert_eq!(answer.items.len(), 3);
 }
 
-fn shorten(s: &str) -> String {
-    if s.len() <= 300 {
-        s.to_string()
-    } else {
-        let mut end = 300;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}... ({} bytes)", &s[..end], s.len())
-    }
-}
-
 /// The tensors of an artifact, editable: name, dtype, shape, little-endian bytes.
 type Tensors = Vec<(String, Dtype, Vec<usize>, Vec<u8>)>;
 
 fn read_tensors(dir: &Path) -> Tensors {
-    let bytes = std::fs::read(dir.join(WEIGHTS_FILE)).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut out: Tensors = file
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            (
-                name,
-                view.dtype(),
-                view.shape().to_vec(),
-                view.data().to_vec(),
-            )
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    weights::read(&dir.join(WEIGHTS_FILE))
 }
 
 fn serialize(tensors: &Tensors) -> Vec<u8> {
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .map(|(n, d, s, b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
-            )
-        })
-        .collect();
-    safetensors::serialize(views, None).unwrap()
+    weights::serialize(tensors)
 }
 
 fn tensor<'a>(
@@ -511,38 +397,6 @@ const INTACT: Breakage = Breakage {
     rehash: true,
     needles: &[],
 };
-
-/// Runs the binary expecting it to refuse to start: its exit status and stderr, or `None`
-/// when it was still running after a minute (it accepted the artifact and was killed).
-fn refusal(args: &[std::ffi::OsString]) -> (Option<std::process::ExitStatus>, String) {
-    use std::io::Read;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_student-svc"))
-        .args(args)
-        .env_remove("STUDENT_DATA")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn student-svc");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status, reader.join().unwrap_or_default())
-}
 
 fn breakages() -> Vec<Breakage> {
     vec![
@@ -823,9 +677,9 @@ fn broken_artifacts_are_refused_at_start_up_with_the_reason() {
     let mut rows = 0;
     let mut check = |name: &str, dir: &Path, needles: &[&str]| {
         rows += 1;
-        let (status, stderr) = refusal(&args(dir, &["--data", &data]));
+        let (status, stderr) = Student::spec().refusal(&args(dir, &["--data", &data]));
         assert_no_panic(&stderr, name);
-        let missing: Vec<&&str> = needles.iter().filter(|n| !stderr.contains(**n)).collect();
+        let missing = missing(&stderr, needles);
         if status.and_then(|s| s.code()) != Some(1) || !missing.is_empty() {
             failures.push(format!(
                 "{name}: exit {status:?}, missing {missing:?} in:\n{stderr}"
@@ -848,12 +702,7 @@ fn broken_artifacts_are_refused_at_start_up_with_the_reason() {
         &fx.root.join("nowhere"),
         &["nowhere/manifest.json", "No such file"],
     );
-    assert!(
-        failures.is_empty(),
-        "{} of {rows} rows failed:\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
+    assert_no_failures(&failures, rows, "\n\n");
 }
 
 async fn wait_for_failures(server: &Server, n: f64) {

@@ -12,27 +12,11 @@ use std::sync::Arc;
 
 use common::{Fixture, Server, args};
 use proptest::prelude::*;
-use rankdistill_proto::v1::{Query, RecommendBatchRequest, RecommendRequest};
+use rankdistill_proto::v1::{RecommendBatchRequest, RecommendRequest};
 use rankdistill_student::catalog::{Catalog, History, RecommendSpec};
 use rankdistill_student::config::UnknownUser;
+use rankdistill_testkit::fuzz::{config, query};
 use tonic::Code;
-
-fn cases(ci: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(ci)
-}
-
-fn config(ci: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: cases(ci),
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
-        )),
-        ..ProptestConfig::default()
-    }
-}
 
 /// Raw ids: the fixture's users and items, near misses and nasty strings.
 fn raw_id(fx: &Fixture) -> impl Strategy<Value = String> + use<> {
@@ -112,7 +96,7 @@ fn the_catalog_resolves_any_request_or_refuses_it() {
 
 fn request(fx: &Fixture) -> impl Strategy<Value = RecommendRequest> + use<> {
     (
-        proptest::option::of((raw_id(fx), ids(fx, 8))),
+        query(raw_id(fx), ids(fx, 8)),
         prop_oneof![
             4 => 1i32..60,
             1 => any::<i32>(),
@@ -123,10 +107,7 @@ fn request(fx: &Fixture) -> impl Strategy<Value = RecommendRequest> + use<> {
         proptest::option::of(any::<bool>()),
     )
         .prop_map(|(query, k, exclude_items, exclude_seen)| RecommendRequest {
-            query: query.map(|(user_id, recent_items)| Query {
-                user_id,
-                recent_items,
-            }),
+            query,
             k,
             exclude_items,
             exclude_seen,

@@ -15,6 +15,7 @@ use rankdistill_proto::v1::{
 };
 use rankdistill_student::kernel::Kernel;
 use rankdistill_student::model::{QueryInput, StudentModel};
+use rankdistill_testkit::reflection::{list_services, list_services_v1alpha};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -335,54 +336,10 @@ async fn mf_artifacts_serve_and_reflection_lists_the_service() {
     }
 
     // Reflection, v1 and v1alpha.
-    use tonic_reflection::pb::{v1, v1alpha};
-    let list = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut reflection =
-        v1::server_reflection_client::ServerReflectionClient::new(server.channel().await.unwrap());
-    let answer = reflection
-        .server_reflection_info(tokio_stream::iter(vec![list]))
-        .await
-        .unwrap()
-        .into_inner()
-        .message()
-        .await
-        .unwrap()
-        .unwrap();
-    match answer.message_response {
-        Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) => {
-            assert!(list.service.iter().any(|s| s.name == SERVICE));
-        }
-        other => panic!("unexpected reflection answer {other:?}"),
-    }
-    let list = v1alpha::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(
-            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
-        ),
-    };
-    let mut alpha = v1alpha::server_reflection_client::ServerReflectionClient::new(
-        server.channel().await.unwrap(),
-    );
-    let answer = alpha
-        .server_reflection_info(tokio_stream::iter(vec![list]))
-        .await
-        .unwrap()
-        .into_inner()
-        .message()
-        .await
-        .unwrap()
-        .unwrap();
-    match answer.message_response {
-        Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) => {
-            assert!(list.service.iter().any(|s| s.name == SERVICE));
-        }
-        other => panic!("unexpected reflection answer {other:?}"),
-    }
+    let names = list_services(server.channel().await.unwrap()).await;
+    assert!(names.iter().any(|s| s == SERVICE));
+    let names = list_services_v1alpha(server.channel().await.unwrap()).await;
+    assert!(names.iter().any(|s| s == SERVICE));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

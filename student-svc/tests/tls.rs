@@ -4,22 +4,20 @@
 //! clear refusals to start. Real processes on ephemeral loopback ports.
 
 mod common;
-#[path = "common/pki.rs"]
-mod pki;
-#[path = "common/tls_health.rs"]
-mod tls_health;
 
 use common::{Fixture, SERVICE, Server, args, run_to_refusal};
-use pki::{Pki, path, tls_channel};
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::{
     Query, RecommendBatchRequest, RecommendRequest, ReloadRequest, StudentInfoRequest,
 };
-use rankdistill_serving::tls::ClientTlsFiles;
-use tls_health::{plain_health, tls_health, wait_serving_tls};
+use rankdistill_testkit::health::{ServingStatus, assert_plain_health_serving};
+use rankdistill_testkit::path_arg as path;
+use rankdistill_testkit::pki::{Pki, cert_and_key};
+use rankdistill_testkit::reflection::list_services;
+use rankdistill_testkit::tls::{
+    ClientTlsFiles, assert_tls_refusal, tls_channel, tls_health, wait_serving_tls,
+};
 use tonic::Code;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_reflection::pb::v1;
 
 const TOKEN: &str = "tls-test-admin-token-5d41402abc4b2a76";
 
@@ -79,15 +77,7 @@ async fn mutual_tls_serves_recommend_health_reflection_and_the_gated_reload() {
     );
     // The plain-text health port (for probes that cannot do TLS) answers health only.
     let health_addr = server.health_addr.expect("health on ADDR");
-    assert_eq!(
-        plain_health(health_addr, SERVICE).await.unwrap(),
-        ServingStatus::Serving
-    );
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{health_addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = assert_plain_health_serving(health_addr, SERVICE).await;
     let status = StudentServiceClient::new(channel)
         .info(StudentInfoRequest {})
         .await
@@ -104,30 +94,8 @@ async fn mutual_tls_serves_recommend_health_reflection_and_the_gated_reload() {
     assert_eq!(answer.model_version, fx.manifest.version);
 
     // Reflection over mutual TLS.
-    let list = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut reflection = v1::server_reflection_client::ServerReflectionClient::new(
-        tls_channel(server.addr, &good).await.unwrap(),
-    );
-    let answer = reflection
-        .server_reflection_info(tokio_stream::iter(vec![list]))
-        .await
-        .unwrap()
-        .into_inner()
-        .message()
-        .await
-        .unwrap()
-        .expect("a reflection answer");
-    match answer.message_response {
-        Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) => {
-            assert!(list.service.iter().any(|s| s.name == SERVICE), "{list:?}");
-        }
-        other => panic!("unexpected reflection answer {other:?}"),
-    }
+    let names = list_services(tls_channel(server.addr, &good).await.unwrap()).await;
+    assert!(names.iter().any(|s| s == SERVICE), "{names:?}");
 
     // Reload over mutual TLS still needs the bearer token.
     let v2 = fx.publish(2);
@@ -213,21 +181,11 @@ fn unusable_tls_files_stop_the_start_naming_the_flag_and_the_file() {
     let missing = pki.dir.join("missing.pem");
     let cases: Vec<(Vec<String>, String)> = vec![
         (
-            vec![
-                "--tls-cert".into(),
-                path(&missing),
-                "--tls-key".into(),
-                path(&pki.server_key),
-            ],
+            cert_and_key(&missing, &pki.server_key),
             format!("--tls-cert {}: cannot read the file", missing.display()),
         ),
         (
-            vec![
-                "--tls-cert".into(),
-                path(&pki.server_cert),
-                "--tls-key".into(),
-                path(&pki.server_cert),
-            ],
+            cert_and_key(&pki.server_cert, &pki.server_cert),
             format!(
                 "--tls-key {}: expected a PEM file with a PRIVATE KEY block",
                 pki.server_cert.display()
@@ -241,9 +199,7 @@ fn unusable_tls_files_stop_the_start_naming_the_flag_and_the_file() {
     for (extra, expected) in cases {
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let (status, stderr) = run_to_refusal(&args(&fx.model, &extra));
-        assert!(!status.success(), "{extra:?} started");
-        assert!(stderr.contains(&expected), "{extra:?}:\n{stderr}");
-        assert!(!stderr.contains("PRIVATE KEY-----"), "{stderr}");
+        assert_tls_refusal(&extra, status, &stderr, &[expected]);
     }
 }
 
@@ -272,12 +228,7 @@ async fn rd_loadgen_loads_a_mutual_tls_server() {
             .output()
             .expect("run rd-loadgen")
     };
-    let out = loadgen(&[
-        "--tls-cert".into(),
-        path(&pki.client_cert),
-        "--tls-key".into(),
-        path(&pki.client_key),
-    ]);
+    let out = loadgen(&cert_and_key(&pki.client_cert, &pki.client_key));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

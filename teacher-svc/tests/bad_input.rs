@@ -14,12 +14,14 @@ use common::{Fixture, Server, args, run_to_refusal};
 use rankdistill_core::artifact::{MANIFEST_FILE, WEIGHTS_FILE, weights_version};
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, Query, QueryList, RankRequest, StreamRankingsRequest};
+use rankdistill_testkit::table::{
+    BadIds, Row, assert_no_failures, error, missing, ok, run_rpc_rows,
+};
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic::transport::Channel;
 
 const MAX_K: i32 = 50;
-const MESSAGE_LIMIT: usize = 4 << 20;
 
 type Client = TeacherServiceClient<Channel>;
 
@@ -45,35 +47,13 @@ fn stream(k: i32) -> StreamRankingsRequest {
     }
 }
 
-/// Checks a successful answer: one list of ranked items per query.
-type Check = Box<dyn Fn(&[Vec<String>])>;
-
-enum Expect {
-    Error(Code, Vec<String>),
-    Ok(Check),
-}
-
-fn error(code: Code, needles: &[&str]) -> Expect {
-    Expect::Error(code, needles.iter().map(|s| s.to_string()).collect())
-}
-
-fn ok(check: impl Fn(&[Vec<String>]) + 'static) -> Expect {
-    Expect::Ok(Box::new(check))
-}
-
 enum Call {
     Rank(RankRequest),
     Stream(StreamRankingsRequest),
     Info,
 }
 
-struct Row {
-    name: &'static str,
-    call: Call,
-    expect: Expect,
-}
-
-async fn run(client: &mut Client, call: Call) -> Result<Vec<Vec<String>>, tonic::Status> {
+async fn run(mut client: Client, call: Call) -> Result<Vec<Vec<String>>, tonic::Status> {
     match call {
         Call::Rank(r) => Ok(vec![
             client
@@ -102,37 +82,17 @@ async fn run(client: &mut Client, call: Call) -> Result<Vec<Vec<String>>, tonic:
     }
 }
 
-fn shorten(s: &str) -> String {
-    let mut end = s.len().min(300);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{} ({} bytes)", &s[..end], s.len())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_refuses_bad_input_with_a_precise_status() {
     let fx = Fixture::new();
     let mut a = args(&fx.data, &fx.checkpoint);
     a.extend(["--max-k".into(), MAX_K.to_string().into()]);
     let server = Server::start_serving(&a).await;
-    let mut client = server
-        .client()
-        .await
-        .max_encoding_message_size(64 << 20)
-        .max_decoding_message_size(64 << 20);
+    let mut client = server.client_with_limit(64 << 20).await;
 
     let user = fx.user(3);
-    let n_items = fx.dataset.num_items() as u32;
-    let all_items: Vec<String> = (0..n_items).map(|i| fx.item(i)).collect();
-    let item = all_items[0].clone();
-    let long_id = "u".repeat(1 << 20);
-    let long_recent: Vec<String> = (0..200_000).map(|i| fx.item(i % n_items)).collect();
-    let mut long_recent_bad_start = long_recent.clone();
-    long_recent_bad_start[0] = "ghost-item".into();
-    let too_big: Vec<String> = (0..(5 * MESSAGE_LIMIT / 4 / 3))
-        .map(|i| fx.item(i as u32 % n_items))
-        .collect();
+    let ids = BadIds::new(fx.dataset.split.items.clone());
+    let (all_items, item) = (ids.all_items.clone(), ids.all_items[0].clone());
     let excluded = all_items[..5].to_vec();
     let excluded_check = excluded.clone();
     let total = rankdistill_core::instances::Instances::build(
@@ -190,7 +150,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
         Row {
             name: "user id of 1 MiB: quoted by its start and length",
-            call: Call::Rank(rank(&long_id, &[], 10)),
+            call: Call::Rank(rank(&ids.long_id, &[], 10)),
             expect: error(
                 Code::NotFound,
                 &["unknown user id 'uuuuuuuu", "(1048576 bytes)"],
@@ -199,7 +159,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         Row {
             name: "excluded id of 1 MiB",
             call: Call::Rank(RankRequest {
-                exclude_items: vec![long_id.clone()],
+                exclude_items: vec![ids.long_id.clone()],
                 ..rank(&user, &[], 10)
             }),
             expect: error(
@@ -249,12 +209,12 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
         Row {
             name: "over-long recent items (200,000 ids): the last L count",
-            call: Call::Rank(rank(&user, &long_recent, 10)),
+            call: Call::Rank(rank(&user, &ids.long_recent, 10)),
             expect: ok(|r| assert_eq!(r[0].len(), 10)),
         },
         Row {
             name: "over-long recent items with an unknown id far back",
-            call: Call::Rank(rank(&user, &long_recent_bad_start, 10)),
+            call: Call::Rank(rank(&user, &ids.long_recent_bad_start, 10)),
             expect: error(Code::InvalidArgument, &["unknown item id 'ghost-item'"]),
         },
         Row {
@@ -288,7 +248,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
         Row {
             name: "message above the 4 MiB decode limit",
-            call: Call::Rank(rank(&user, &too_big, 10)),
+            call: Call::Rank(rank(&user, &ids.too_big, 10)),
             expect: error(
                 Code::OutOfRange,
                 &["message length too large", "the limit is: 4194304 bytes"],
@@ -419,7 +379,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         Row {
             name: "fingerprint of 1 MiB",
             call: Call::Stream(StreamRankingsRequest {
-                expected_data_fingerprint: long_id.clone(),
+                expected_data_fingerprint: ids.long_id.clone(),
                 ..stream(5)
             }),
             expect: error(Code::FailedPrecondition, &["(1048576 bytes)"]),
@@ -474,7 +434,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
         Row {
             name: "explicit list above the 4 MiB decode limit",
-            call: Call::Stream(explicit(vec![q(&user, &too_big)])),
+            call: Call::Stream(explicit(vec![q(&user, &ids.too_big)])),
             expect: error(Code::OutOfRange, &["the limit is: 4194304 bytes"]),
         },
         // --- Info (no input) ---
@@ -485,50 +445,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         },
     ];
 
-    let n = rows.len();
-    let mut failures = Vec::new();
-    for row in rows {
-        match (row.expect, run(&mut client, row.call).await) {
-            (Expect::Error(code, needles), Err(status)) => {
-                let missing: Vec<&String> = needles
-                    .iter()
-                    .filter(|n| !status.message().contains(n.as_str()))
-                    .collect();
-                if status.code() != code || !missing.is_empty() {
-                    failures.push(format!(
-                        "{}: expected {code:?} mentioning {missing:?}, got {:?}: {}",
-                        row.name,
-                        status.code(),
-                        shorten(status.message())
-                    ));
-                }
-            }
-            (Expect::Error(code, _), Ok(answer)) => failures.push(format!(
-                "{}: expected {code:?}, got {} rankings",
-                row.name,
-                answer.len()
-            )),
-            (Expect::Ok(check), Ok(answer)) => {
-                if let Err(e) =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&answer)))
-                {
-                    failures.push(format!("{}: wrong answer: {e:?}", row.name));
-                }
-            }
-            (Expect::Ok(_), Err(status)) => failures.push(format!(
-                "{}: expected success, got {:?}: {}",
-                row.name,
-                status.code(),
-                shorten(status.message())
-            )),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {n} rows failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    run_rpc_rows(rows, |call| run(client.clone(), call)).await;
     let answer = client.rank(rank(&user, &[], 3)).await.unwrap().into_inner();
     assert_eq!(answer.items.len(), 3);
 }
@@ -554,35 +471,24 @@ fn edit_tensors(
     weights: &mut Vec<u8>,
     edit: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32>)>),
 ) {
-    let file = safetensors::SafeTensors::deserialize(weights).unwrap();
-    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = file
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            (name, view.shape().to_vec(), values)
-        })
-        .collect();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> =
+        rankdistill_testkit::weights::deserialize(weights)
+            .into_iter()
+            .map(|(name, _, shape, bytes)| {
+                let values = bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                (name, shape, values)
+            })
+            .collect();
     edit(&mut tensors);
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .into_iter()
-        .map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
-                    .unwrap(),
-            )
-        })
-        .collect();
-    *weights = safetensors::serialize(views, None).unwrap();
+    *weights = rankdistill_testkit::weights::serialize_f32(
+        tensors
+            .into_iter()
+            .map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+            .collect(),
+    );
     manifest["version"] = json!(weights_version(weights));
 }
 
@@ -686,17 +592,12 @@ fn broken_checkpoints_are_refused_at_start_up_with_the_reason() {
         broken_copy(&fx, &dir, edit);
         let (status, stderr) = run_to_refusal(&args(&fx.data, &dir));
         assert!(!stderr.contains("panicked"), "{name}: panicked:\n{stderr}");
-        let missing: Vec<&&str> = needles.iter().filter(|n| !stderr.contains(**n)).collect();
+        let missing = missing(&stderr, needles);
         if status.success() || !missing.is_empty() {
             failures.push(format!(
                 "{name}: exit {status:?}, missing {missing:?} in:\n{stderr}"
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {n} rows failed:\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
+    assert_no_failures(&failures, n, "\n\n");
 }

@@ -11,14 +11,8 @@ use std::collections::HashSet;
 use common::{Fixture, Server, args};
 use proptest::prelude::*;
 use rankdistill_proto::v1::{Query, QueryList, RankRequest, StreamRankingsRequest};
+use rankdistill_testkit::fuzz::{config, query};
 use tonic::Code;
-
-fn cases(ci: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(ci)
-}
 
 fn raw_id(fx: &Fixture) -> impl Strategy<Value = String> + use<> {
     prop_oneof![
@@ -41,16 +35,13 @@ fn k() -> impl Strategy<Value = i32> {
 
 fn rank(fx: &Fixture) -> impl Strategy<Value = RankRequest> + use<> {
     (
-        proptest::option::of((raw_id(fx), ids(fx, 8))),
+        query(raw_id(fx), ids(fx, 8)),
         k(),
         ids(fx, 8),
         any::<bool>(),
     )
         .prop_map(|(query, k, exclude_items, exclude_seen)| RankRequest {
-            query: query.map(|(user_id, recent_items)| Query {
-                user_id,
-                recent_items,
-            }),
+            query,
             k,
             exclude_items,
             exclude_seen,
@@ -126,14 +117,7 @@ fn the_server_answers_any_request_precisely() {
     a.extend(["--max-k".into(), "50".into()]);
     let server = runtime.block_on(Server::start_serving(&a));
     let client = runtime.block_on(server.client());
-    let config = ProptestConfig {
-        cases: cases(96),
-        failure_persistence: Some(Box::new(
-            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
-        )),
-        ..ProptestConfig::default()
-    };
-    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let mut runner = proptest::test_runner::TestRunner::new(config(96));
     runner
         .run(&(rank(&fx), stream(&fx)), |(r, s)| {
             let mut c = client.clone();

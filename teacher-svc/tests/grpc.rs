@@ -12,6 +12,7 @@ use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{
     InfoRequest, Query, QueryList, QueryRanking, RankRequest, RankingBatch, StreamRankingsRequest,
 };
+use rankdistill_testkit::reflection::list_services_v1alpha;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -611,7 +612,7 @@ async fn stream_batches_must_fit_the_message_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_answers_v1_and_v1alpha() {
-    use tonic_reflection::pb::{v1, v1alpha};
+    use tonic_reflection::pb::v1;
     let fx = Fixture::new();
     let server = Server::start_serving(&args(&fx.data, &fx.checkpoint)).await;
 
@@ -656,30 +657,8 @@ async fn reflection_answers_v1_and_v1alpha() {
         other => panic!("unexpected reflection answer {other:?}"),
     }
 
-    let mut alpha = v1alpha::server_reflection_client::ServerReflectionClient::new(
-        server.channel().await.unwrap(),
-    );
-    let request = v1alpha::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(
-            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
-        ),
-    };
-    let answer = alpha
-        .server_reflection_info(tokio_stream::iter(vec![request]))
-        .await
-        .unwrap()
-        .into_inner()
-        .message()
-        .await
-        .unwrap()
-        .unwrap();
-    match answer.message_response {
-        Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) => {
-            assert!(list.service.iter().any(|s| s.name == SERVICE));
-        }
-        other => panic!("unexpected reflection answer {other:?}"),
-    }
+    let names = list_services_v1alpha(server.channel().await.unwrap()).await;
+    assert!(names.iter().any(|s| s == SERVICE));
 }
 
 #[test]

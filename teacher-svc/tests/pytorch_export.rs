@@ -7,11 +7,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::{Fixture, Server, args};
 use rankdistill_proto::v1::{InfoRequest, Query, RankRequest, StreamRankingsRequest};
+use rankdistill_testkit::python::{python_env, repo_root};
 use serde_json::Value;
 
 /// Scores of teacher-svc and PyTorch agree within this.
@@ -20,37 +21,6 @@ const SCORE_TOLERANCE: f32 = 1e-4;
 const TIE_TOLERANCE: f32 = 1e-5;
 /// Training queries PyTorch ranks and the stream is compared on.
 const TRAINING_QUERIES: usize = 64;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// The python of a venv from `scripts/python-env.sh FLAVOUR` (installed on first use); the
-/// test fails with the script's own error when the set-up fails.
-fn python_env(flavour: &str) -> PathBuf {
-    let script = repo_root().join("scripts/python-env.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(flavour)
-        .output()
-        .expect("run scripts/python-env.sh");
-    assert!(
-        out.status.success(),
-        "{} {flavour} failed:\n{}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let python = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    assert!(
-        python.is_file(),
-        "python-env.sh printed {}",
-        python.display()
-    );
-    python
-}
 
 /// Runs `export_teacher.py` for `kind`; returns the TorchScript file and PyTorch's rankings.
 fn export(fx: &Fixture, kind: &str) -> (PathBuf, Value) {

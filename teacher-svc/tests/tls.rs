@@ -3,22 +3,20 @@
 //! ephemeral loopback ports, called through the generated clients.
 
 mod common;
-#[path = "../../student-svc/tests/common/pki.rs"]
-mod pki;
-#[path = "../../student-svc/tests/common/tls_health.rs"]
-mod tls_health;
 
 use std::ffi::OsString;
 
 use common::{Fixture, SERVICE, Server, args, run_to_refusal};
-use pki::{Pki, path, tls_channel};
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, Query, RankRequest, StreamRankingsRequest};
-use rankdistill_serving::tls::ClientTlsFiles;
-use tls_health::{plain_health, tls_health, wait_serving_tls};
+use rankdistill_testkit::health::{ServingStatus, assert_plain_health_serving};
+use rankdistill_testkit::path_arg as path;
+use rankdistill_testkit::pki::{Pki, cert_and_key};
+use rankdistill_testkit::reflection::list_services;
+use rankdistill_testkit::tls::{
+    ClientTlsFiles, assert_tls_refusal, tls_channel, tls_health, wait_serving_tls,
+};
 use tonic::Code;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_reflection::pb::v1;
 
 fn with(fx: &Fixture, extra: &[String]) -> Vec<OsString> {
     let mut out = args(&fx.data, &fx.checkpoint);
@@ -71,30 +69,8 @@ async fn tls_serves_rpcs_health_and_reflection_and_refuses_plain_text() {
     assert_eq!(answer.model_version, fx.manifest.version);
 
     // Reflection over TLS.
-    let list = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut reflection = v1::server_reflection_client::ServerReflectionClient::new(
-        tls_channel(server.addr, &files).await.unwrap(),
-    );
-    let answer = reflection
-        .server_reflection_info(tokio_stream::iter(vec![list]))
-        .await
-        .unwrap()
-        .into_inner()
-        .message()
-        .await
-        .unwrap()
-        .expect("a reflection answer");
-    match answer.message_response {
-        Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) => {
-            assert!(list.service.iter().any(|s| s.name == SERVICE), "{list:?}");
-        }
-        other => panic!("unexpected reflection answer {other:?}"),
-    }
+    let names = list_services(tls_channel(server.addr, &files).await.unwrap()).await;
+    assert!(names.iter().any(|s| s == SERVICE), "{names:?}");
 
     // A plain-text client gets nothing; the server keeps serving TLS clients.
     let plain = server.health("").await;
@@ -131,15 +107,7 @@ async fn mutual_tls_needs_a_client_certificate_from_the_configured_ca() {
 
     // The plain-text health port (for probes that cannot do TLS) answers health only.
     let health_addr = server.health_addr.expect("health on ADDR");
-    assert_eq!(
-        plain_health(health_addr, SERVICE).await.unwrap(),
-        ServingStatus::Serving
-    );
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{health_addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = assert_plain_health_serving(health_addr, SERVICE).await;
     let status = TeacherServiceClient::new(channel)
         .info(InfoRequest {})
         .await
@@ -230,11 +198,7 @@ async fn messages_above_the_limit_are_refused_both_ways() {
         status.message().contains("ask for batch_size 8 or less"),
         "{status:?}"
     );
-    let mut small = server
-        .client()
-        .await
-        .max_decoding_message_size(1024)
-        .max_encoding_message_size(1024);
+    let mut small = server.client_with_limit(1024).await;
     let mut stream = small
         .stream_rankings(StreamRankingsRequest {
             k: 10,
@@ -276,24 +240,14 @@ fn unusable_tls_files_stop_the_start_naming_the_flag_and_the_file() {
     std::fs::write(&not_pem, "not a certificate\n").unwrap();
     let cases: Vec<(Vec<String>, Vec<String>)> = vec![
         (
-            vec![
-                "--tls-cert".into(),
-                path(&pki.server_cert),
-                "--tls-key".into(),
-                path(&missing),
-            ],
+            cert_and_key(&pki.server_cert, &missing),
             vec![
                 format!("--tls-key {}", missing.display()),
                 "cannot read the file".into(),
             ],
         ),
         (
-            vec![
-                "--tls-cert".into(),
-                path(&not_pem),
-                "--tls-key".into(),
-                path(&pki.server_key),
-            ],
+            cert_and_key(&not_pem, &pki.server_key),
             vec![
                 format!("--tls-cert {}", not_pem.display()),
                 "CERTIFICATE".into(),
@@ -301,12 +255,7 @@ fn unusable_tls_files_stop_the_start_naming_the_flag_and_the_file() {
         ),
         (
             // A key that does not belong to the certificate.
-            vec![
-                "--tls-cert".into(),
-                path(&pki.server_cert),
-                "--tls-key".into(),
-                path(&pki.client_key),
-            ],
+            cert_and_key(&pki.server_cert, &pki.client_key),
             vec![
                 format!("--tls-cert {}", pki.server_cert.display()),
                 "refused by rustls".into(),
@@ -330,16 +279,6 @@ fn unusable_tls_files_stop_the_start_naming_the_flag_and_the_file() {
     ];
     for (extra, expected) in cases {
         let (status, stderr) = run_to_refusal(&with(&fx, &extra));
-        assert!(!status.success(), "{extra:?} started");
-        for needle in expected {
-            assert!(
-                stderr.contains(&needle),
-                "{extra:?}: stderr lacks {needle:?}:\n{stderr}"
-            );
-        }
-        assert!(
-            !stderr.contains("PRIVATE KEY-----"),
-            "key material in the error:\n{stderr}"
-        );
+        assert_tls_refusal(&extra, status, &stderr, &expected);
     }
 }

@@ -4,29 +4,24 @@
 //! status and the words of stderr that say what to fix; nothing may panic, and a refused
 //! `prepare` writes nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
+
+use std::path::PathBuf;
 
 use rankdistill_core::artifact::{MANIFEST_FILE, WEIGHTS_FILE, weights_version};
+use rankdistill_testkit::dataset::copy_dir;
+use rankdistill_testkit::table::{assert_no_failures, missing};
 use serde_json::{Value, json};
+use support::{p, texts, trainer_command};
 
-/// Runs the binary; returns (exit code, stdout, stderr).
+/// Runs the binary without backtraces; returns (exit code, stdout, stderr).
 fn trainer(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(args)
-        .env("RUST_LOG", "warn")
+    let out = trainer_command(args)
         .env("RUST_BACKTRACE", "0")
         .output()
         .expect("run trainer");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn p(path: &Path) -> String {
-    path.to_str().expect("utf-8 temp path").to_string()
+    let (stdout, stderr) = texts(&out);
+    (out.status.code(), stdout, stderr)
 }
 
 /// A prepared dataset and a small trained checkpoint, plus broken copies.
@@ -140,14 +135,6 @@ impl Fixture {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}
-
 /// One row: the command line, the exit code it must end with, and what stderr must say.
 struct Row {
     name: &'static str,
@@ -175,11 +162,7 @@ fn run_rows(rows: Vec<Row>) {
     let check = |r: &Row| -> Option<String> {
         let args: Vec<&str> = r.args.iter().map(String::as_str).collect();
         let (code, _, stderr) = trainer(&args);
-        let missing: Vec<&String> = r
-            .needles
-            .iter()
-            .filter(|s| !stderr.contains(s.as_str()))
-            .collect();
+        let missing = missing(&stderr, &r.needles);
         let created = r.absent.as_ref().filter(|a| a.exists());
         (code != Some(r.code)
             || !missing.is_empty()
@@ -202,12 +185,7 @@ fn run_rows(rows: Vec<Row>) {
             .flat_map(|w| w.join().expect("row worker"))
             .collect()
     });
-    assert!(
-        failures.is_empty(),
-        "{} of {n} rows failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_no_failures(&failures, n, "\n");
 }
 
 #[test]

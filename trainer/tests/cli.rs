@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-mod common;
-use common::trainer;
+mod support;
+use support::trainer;
 
 /// MovieLens-100K from the shared data folder (never copied into the repo).
 fn ml100k() -> Option<PathBuf> {

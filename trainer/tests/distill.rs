@@ -1,104 +1,44 @@
 //! `trainer distill` against a real teacher-svc process on an ephemeral port, with the
 //! teacher killed and restarted mid-stream: the result must equal an uninterrupted run.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-mod common;
-use common::trainer;
+mod support;
+use support::{Server, TEACHER, prepared, trainer, trainer_command, workspace_bin};
 
-/// The teacher-svc binary, built beside this test by `cargo test --workspace`.
-fn teacher_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("teacher-svc");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p rankdistill-teacher` (the workspace test run does)",
-        bin.display()
-    );
-    bin
+/// teacher-svc on `data` and `model` at `addr`: an ephemeral port, or the port of a teacher
+/// that was killed, to restart it where the client expects it.
+fn start_teacher(data: &Path, model: &Path, addr: &str) -> Server {
+    Server::start(
+        &workspace_bin("teacher-svc"),
+        TEACHER,
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--addr",
+            addr,
+            "--device",
+            "cpu",
+        ],
+    )
 }
 
-struct Teacher {
-    child: Child,
-    addr: String,
-    metrics: String,
-}
-
-impl Teacher {
-    fn start(data: &Path, model: &Path, addr: &str) -> Teacher {
-        let mut child = Command::new(teacher_bin())
-            .args([
-                "--data",
-                data.to_str().unwrap(),
-                "--model",
-                model.to_str().unwrap(),
-            ])
-            .args([
-                "--addr",
-                addr,
-                "--metrics-addr",
-                "127.0.0.1:0",
-                "--device",
-                "cpu",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start teacher-svc");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let (mut addr, mut metrics) = (None, None);
-        while addr.is_none() || metrics.is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "teacher-svc did not report its addresses"
-            );
-            let line = lines
-                .next()
-                .expect("teacher-svc exited")
-                .expect("read line");
-            if let Some(a) = line.strip_prefix("listening on ") {
-                addr = Some(a.trim().to_string());
-            } else if let Some(a) = line.strip_prefix("metrics on ") {
-                metrics = Some(a.trim().to_string());
-            }
-        }
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Teacher {
-            child,
-            addr: addr.unwrap_or_default(),
-            metrics: metrics.unwrap_or_default(),
-        }
-    }
-
-    /// Rankings this teacher has streamed so far, read from its Prometheus endpoint.
-    fn streamed(&self) -> u64 {
-        use std::io::{Read, Write};
-        let Ok(mut conn) = std::net::TcpStream::connect(&self.metrics) else {
-            return 0;
-        };
-        let _ = write!(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
-        let mut body = String::new();
-        let _ = conn.read_to_string(&mut body);
-        body.lines()
-            .filter(|l| l.starts_with("teacher_streamed_rankings_total"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
-    }
-}
-
-impl Drop for Teacher {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Rankings this teacher has streamed so far, read from its Prometheus endpoint.
+fn streamed(teacher: &Server) -> u64 {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(&teacher.metrics) else {
+        return 0;
+    };
+    let _ = write!(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut body = String::new();
+    let _ = conn.read_to_string(&mut body);
+    body.lines()
+        .filter(|l| l.starts_with("teacher_streamed_rankings_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 fn result_lines(stdout: &str) -> Vec<String> {
@@ -115,26 +55,8 @@ fn result_lines(stdout: &str) -> Vec<String> {
 fn distill_survives_a_teacher_restart_and_matches_an_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     let p = |x: &Path| x.to_str().unwrap().to_string();
-    let (udata, data, teacher_ck) = (
-        dir.path().join("u.data"),
-        dir.path().join("data"),
-        dir.path().join("teacher"),
-    );
-    assert!(
-        trainer(&[
-            "gen-synthetic",
-            "--out",
-            &p(&udata),
-            "--users",
-            "300",
-            "--items",
-            "200",
-            "--seed",
-            "8"
-        ])
-        .0
-    );
-    assert!(trainer(&["prepare", "--input", &p(&udata), "--out", &p(&data)]).0);
+    let teacher_ck = dir.path().join("teacher");
+    let data = prepared(dir.path(), "data", "300", "200", "8");
     let (ok, _, err) = trainer(&[
         "train",
         "--data",
@@ -178,17 +100,11 @@ fn distill_survives_a_teacher_restart_and_matches_an_uninterrupted_run() {
         .map(|s| s.to_string())
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
-        Command::new(env!("CARGO_BIN_EXE_trainer"))
-            .args(&args)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start distill")
+        trainer_command(&args).spawn().expect("start distill")
     };
 
     // Interrupted run: a slow pull, the teacher killed part-way and restarted on its port.
-    let mut teacher = Teacher::start(&data, &teacher_ck, "127.0.0.1:0");
+    let mut teacher = start_teacher(&data, &teacher_ck, "127.0.0.1:0");
     let addr = teacher.addr.clone();
     let cache_a = dir.path().join("cache-a");
     let run_a = distill(
@@ -199,14 +115,13 @@ fn distill_survives_a_teacher_restart_and_matches_an_uninterrupted_run() {
     );
     // Kill the teacher once the pull is really under way (not before it started).
     let deadline = Instant::now() + Duration::from_secs(60);
-    while teacher.streamed() < 1000 {
+    while streamed(&teacher) < 1000 {
         assert!(Instant::now() < deadline, "the pull never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = teacher.child.kill();
-    let _ = teacher.child.wait();
+    teacher.kill();
     std::thread::sleep(Duration::from_millis(700));
-    teacher = Teacher::start(&data, &teacher_ck, &addr);
+    teacher = start_teacher(&data, &teacher_ck, &addr);
     let out_a = run_a.wait_with_output().unwrap();
     let stdout_a = String::from_utf8_lossy(&out_a.stdout).into_owned();
     assert!(
@@ -291,31 +206,7 @@ fn distill_refuses_a_teacher_on_other_data() {
     let dir = tempfile::tempdir().unwrap();
     let p = |x: &Path| x.to_str().unwrap().to_string();
     for (seed, name) in [("1", "a"), ("2", "b")] {
-        let udata = dir.path().join(format!("{name}.data"));
-        assert!(
-            trainer(&[
-                "gen-synthetic",
-                "--out",
-                &p(&udata),
-                "--users",
-                "100",
-                "--items",
-                "80",
-                "--seed",
-                seed
-            ])
-            .0
-        );
-        assert!(
-            trainer(&[
-                "prepare",
-                "--input",
-                &p(&udata),
-                "--out",
-                &p(&dir.path().join(name))
-            ])
-            .0
-        );
+        prepared(dir.path(), name, "100", "80", seed);
     }
     let ck = dir.path().join("teacher-a");
     assert!(
@@ -332,7 +223,7 @@ fn distill_refuses_a_teacher_on_other_data() {
         ])
         .0
     );
-    let teacher = Teacher::start(&dir.path().join("a"), &ck, "127.0.0.1:0");
+    let teacher = start_teacher(&dir.path().join("a"), &ck, "127.0.0.1:0");
     let (ok, _, stderr) = trainer(&[
         "distill",
         "--data",

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rankdistill_core::prepared::PreparedDataset;
+use rankdistill_testkit::path_arg as p;
 
 /// Runs the binary, with a file-size limit of `limit_kib` KiB when given; returns (exit
 /// code, stderr).
@@ -45,10 +46,6 @@ fn trainer(limit_kib: Option<u64>, args: &[&str]) -> (Option<i32>, String) {
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn p(path: &Path) -> String {
-    path.to_str().expect("utf-8 temp path").to_string()
 }
 
 /// Every file under `dir`, with its bytes, sorted by path.

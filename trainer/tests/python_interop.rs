@@ -9,14 +9,12 @@
 //!   every item in numpy (Caser and MF forward re-implemented); the scores must equal
 //!   student-svc's, in process for every item and over gRPC (Recommend), within 1e-4.
 
-mod common;
+mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::trainer;
 use rankdistill_core::artifact;
 use rankdistill_core::instances::last_window;
 use rankdistill_core::prepared::PreparedDataset;
@@ -25,42 +23,13 @@ use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::{Query, RecommendRequest};
 use rankdistill_student::kernel::Kernel;
 use rankdistill_student::model::{QueryInput, StudentModel};
+use rankdistill_testkit::python::{python_env, repo_root};
 use serde_json::Value;
+use support::{STUDENT, Server, TEACHER, p, prepared, trainer, workspace_bin};
 
 /// numpy's scores and student-svc's agree within this.
 const TOLERANCE: f32 = 1e-4;
 const K: usize = 10;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// The python of a venv from `scripts/python-env.sh FLAVOUR` (installed on first use); the
-/// test fails with the script's own error when the set-up fails.
-fn python_env(flavour: &str) -> PathBuf {
-    let script = repo_root().join("scripts/python-env.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg(flavour)
-        .output()
-        .expect("run scripts/python-env.sh");
-    assert!(
-        out.status.success(),
-        "{} {flavour} failed:\n{}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let python = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    assert!(
-        python.is_file(),
-        "python-env.sh printed {}",
-        python.display()
-    );
-    python
-}
 
 /// Runs an example script of `examples/python` with the small venv.
 fn example(script: &str, args: &[&str]) -> Output {
@@ -80,84 +49,11 @@ fn show(out: &Output) -> String {
     )
 }
 
-/// A binary of the workspace, built beside this test by `cargo test --workspace`.
-fn workspace_bin(name: &str, package: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join(name);
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p {package}` (the workspace test run does)",
-        bin.display()
-    );
-    bin
-}
-
-/// A service process on an ephemeral loopback port; killed on drop.
-struct Service {
-    child: Child,
-    addr: String,
-}
-
-impl Service {
-    fn start(bin: PathBuf, args: &[&str]) -> Service {
-        let mut child = Command::new(&bin)
-            .args(args)
-            .args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(a) = line.strip_prefix("listening on ") {
-                        break a.trim().to_string();
-                    }
-                }
-                _ => {
-                    let status = child.wait().expect("wait");
-                    panic!("{} exited ({status}) before listening", bin.display());
-                }
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Service { child, addr }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn p(x: &Path) -> String {
-    x.to_str().expect("utf-8 path").to_string()
-}
-
-/// A synthetic interaction file prepared into `dir/name`.
-fn prepared(dir: &Path, name: &str, users: &str, items: &str, seed: &str) -> PathBuf {
-    let (udata, data) = (dir.join(format!("{name}.data")), dir.join(name));
-    let (ok, _, err) = trainer(&[
-        "gen-synthetic",
-        "--out",
-        &p(&udata),
-        "--users",
-        users,
-        "--items",
-        items,
-        "--seed",
-        seed,
-    ]);
-    assert!(ok, "gen-synthetic: {err}");
-    let (ok, _, err) = trainer(&["prepare", "--input", &p(&udata), "--out", &p(&data)]);
-    assert!(ok, "prepare: {err}");
-    data
+/// `bin` (serving `service`) on ephemeral loopback ports; killed on drop.
+fn start_service(bin: &str, service: &'static str, args: &[&str]) -> Server {
+    let mut args = args.to_vec();
+    args.extend(["--addr", "127.0.0.1:0"]);
+    Server::start(&workspace_bin(bin), service, &args)
 }
 
 /// `trainer train` of a small model.
@@ -189,8 +85,9 @@ fn the_python_client_example_checks_teacher_svc_and_student_svc() {
     let (teacher_ck, student_ck) = (dir.path().join("teacher"), dir.path().join("student"));
     train(&data, &teacher_ck, "caser", &["--seq-len", "4"]);
     train(&data, &student_ck, "mf", &[]);
-    let teacher = Service::start(
-        workspace_bin("teacher-svc", "rankdistill-teacher"),
+    let teacher = start_service(
+        "teacher-svc",
+        TEACHER,
         &[
             "--data",
             &p(&data),
@@ -202,8 +99,9 @@ fn the_python_client_example_checks_teacher_svc_and_student_svc() {
             "1",
         ],
     );
-    let student = Service::start(
-        workspace_bin("student-svc", "rankdistill-student"),
+    let student = start_service(
+        "student-svc",
+        STUDENT,
         &["--data", &p(&data), "--model", &p(&student_ck)],
     );
     let (stubs, summary) = (dir.path().join("stubs"), dir.path().join("summary.json"));
@@ -436,8 +334,9 @@ fn numpy_parity(kind: &str, extra: &[&str]) {
     }
 
     // Through a real student-svc process.
-    let service = Service::start(
-        workspace_bin("student-svc", "rankdistill-student"),
+    let service = start_service(
+        "student-svc",
+        STUDENT,
         &["--model", &p(&model_dir), "--data", &p(&data_dir)],
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -137,8 +137,8 @@ fn report_folder_has_charts_markdown_and_html() {
 
     // Both services under load, a fixed number of requests each.
     let student = Server::student(&dir.join("data"), &dir.join("student-rd"));
-    teacher.wait_serving("rankdistill.v1.TeacherService");
-    student.wait_serving("rankdistill.v1.StudentService");
+    teacher.wait_serving();
+    student.wait_serving();
     let loadgen = |target: &str, addr: &str| {
         let file = dir.join(format!("latency-{target}.json"));
         let out = std::process::Command::new(workspace_bin("rd-loadgen"))

@@ -4,9 +4,7 @@
 //! 1e-4, in process (`rankdistill_student::model`) and through a real `student-svc` process
 //! over gRPC, whose top-10 lists must match except where ties fall within the tolerance.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rankdistill_core::artifact;
@@ -20,34 +18,11 @@ use rankdistill_student::model::{QueryInput, StudentModel};
 use rankdistill_teacher::model::ids_tensor;
 use tch::Device;
 
+mod support;
+use support::{Server, prepared, trainer_ok};
+
 const TOLERANCE: f32 = 1e-4;
 const K: usize = 10;
-
-fn trainer(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run trainer");
-    assert!(
-        out.status.success(),
-        "trainer {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The student-svc binary, built beside this test by `cargo test --workspace`.
-fn student_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("student-svc");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p rankdistill-student` (the workspace test run does)",
-        bin.display()
-    );
-    bin
-}
 
 /// Scores of every item for each test user, from LibTorch.
 fn tch_scores(model_dir: &Path, data: &PreparedDataset, users: &[u32], l: usize) -> Vec<Vec<f32>> {
@@ -93,30 +68,8 @@ async fn check_process(
     users: &[u32],
     tch: &[Vec<f32>],
 ) {
-    let mut child = Command::new(student_bin())
-        .args([
-            "--model",
-            model_dir.to_str().unwrap(),
-            "--data",
-            data_dir.to_str().unwrap(),
-        ])
-        .args(["--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn student-svc");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("student-svc exited")
-            .expect("read line");
-        if let Some(a) = line.strip_prefix("listening on ") {
-            break a.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let server = Server::student(data_dir, model_dir);
+    let addr = &server.addr;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut client = loop {
         if let Ok(c) = StudentServiceClient::connect(format!("http://{addr}")).await {
@@ -159,30 +112,14 @@ async fn check_process(
             .collect();
         assert_same_top_k(&got, reference, &format!("gRPC user {u}"));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
 }
 
 fn parity(kind: &str, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let p = |x: &Path| x.to_str().unwrap().to_string();
-    let (udata, data_dir, model_dir) = (
-        dir.path().join("u.data"),
-        dir.path().join("data"),
-        dir.path().join(kind),
-    );
-    trainer(&[
-        "gen-synthetic",
-        "--out",
-        &p(&udata),
-        "--users",
-        "120",
-        "--items",
-        "90",
-        "--seed",
-        "5",
-    ]);
-    trainer(&["prepare", "--input", &p(&udata), "--out", &p(&data_dir)]);
+    let model_dir = dir.path().join(kind);
+    let data_dir = prepared(dir.path(), "data", "120", "90", "5");
     let mut args = vec![
         "train",
         "--data",
@@ -202,7 +139,7 @@ fn parity(kind: &str, extra: &[&str]) {
     .map(String::from)
     .collect::<Vec<_>>();
     args.extend(extra.iter().map(|s| s.to_string()));
-    trainer(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    trainer_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
     let data = PreparedDataset::load(&data_dir).expect("dataset");
     let users: Vec<u32> = (0..data.num_users() as u32)

@@ -4,14 +4,12 @@
 //! address; a missing client certificate, a plain-text client and a certificate for another
 //! name are refused with an error that says so.
 
-#[path = "../../student-svc/tests/common/pki.rs"]
-mod pki;
 mod support;
 
 use std::path::Path;
 
-use pki::Pki;
-use support::{Server, dataset_and_teacher, p, texts, trainer_command, workspace_bin};
+use rankdistill_testkit::pki::Pki;
+use support::{Server, TEACHER, dataset_and_teacher, p, texts, trainer_command, workspace_bin};
 
 fn distill(data: &Path, teacher: &str, cache: &Path, out: &Path, tls: &[&str]) -> (bool, String) {
     let mut args = vec![
@@ -59,7 +57,7 @@ fn teacher(dir: &Path, tls: &[String]) -> Server {
         "cpu",
     ];
     args.extend(tls.iter().map(String::as_str));
-    Server::start(&workspace_bin("teacher-svc"), &args)
+    Server::start(&workspace_bin("teacher-svc"), TEACHER, &args)
 }
 
 #[test]

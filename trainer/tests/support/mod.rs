@@ -2,32 +2,16 @@
 //! processes on ephemeral loopback ports, and the trainer binary with a chosen environment.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-/// A binary of the workspace built beside the test executable (`cargo test --workspace`
-/// builds every binary).
-pub fn workspace_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join(name);
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build --workspace --bins` (the workspace test run does)",
-        bin.display()
-    );
-    bin
-}
-
-/// The path as a string argument.
-pub fn p(path: &Path) -> String {
-    path.to_str().expect("utf-8 path").to_string()
-}
+use rankdistill_testkit::{ServerProcess, ServerSpec};
+pub use rankdistill_testkit::{path_arg as p, texts, workspace_bin};
 
 /// The trainer binary with `args`, quiet logs and no inherited shard environment.
-pub fn trainer_command(args: &[&str]) -> Command {
+pub fn trainer_command<A: AsRef<OsStr>>(args: &[A]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_trainer"));
     command
         .args(args)
@@ -41,6 +25,13 @@ pub fn trainer_command(args: &[&str]) -> Command {
     command
 }
 
+/// Runs the trainer to the end; returns (success, stdout, stderr).
+pub fn trainer(args: &[&str]) -> (bool, String, String) {
+    let out = trainer_command(args).output().expect("run trainer");
+    let (stdout, stderr) = texts(&out);
+    (out.status.success(), stdout, stderr)
+}
+
 /// Runs the trainer to the end; panics with its stderr when it fails.
 pub fn trainer_ok(args: &[&str]) -> String {
     let out = trainer_command(args).output().expect("run trainer");
@@ -52,18 +43,10 @@ pub fn trainer_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Stdout and stderr of a finished process.
-pub fn texts(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// A synthetic dataset prepared in `dir/data`, and a Caser teacher of `dim` trained on it for
-/// `epochs` in `dir/teacher` (extra flags appended to `train`).
-pub fn dataset_and_teacher(dir: &Path, users: &str, items: &str, seed: &str, train: &[&str]) {
-    let udata = dir.join("u.data");
+/// A synthetic interaction file `dir/NAME.data` of `users` and `items` prepared into
+/// `dir/NAME`; returns that folder.
+pub fn prepared(dir: &Path, name: &str, users: &str, items: &str, seed: &str) -> PathBuf {
+    let (udata, data) = (dir.join(format!("{name}.data")), dir.join(name));
     trainer_ok(&[
         "gen-synthetic",
         "--out",
@@ -75,13 +58,14 @@ pub fn dataset_and_teacher(dir: &Path, users: &str, items: &str, seed: &str, tra
         "--seed",
         seed,
     ]);
-    trainer_ok(&[
-        "prepare",
-        "--input",
-        &p(&udata),
-        "--out",
-        &p(&dir.join("data")),
-    ]);
+    trainer_ok(&["prepare", "--input", &p(&udata), "--out", &p(&data)]);
+    data
+}
+
+/// A synthetic dataset prepared in `dir/data`, and a Caser teacher of `dim` trained on it for
+/// `epochs` in `dir/teacher` (extra flags appended to `train`).
+pub fn dataset_and_teacher(dir: &Path, users: &str, items: &str, seed: &str, train: &[&str]) {
+    prepared(dir, "data", users, items, seed);
     let mut args = vec![
         "train".to_string(),
         "--data".into(),
@@ -94,10 +78,10 @@ pub fn dataset_and_teacher(dir: &Path, users: &str, items: &str, seed: &str, tra
     trainer_ok(&args);
 }
 
-/// A server process that printed `listening on ADDR` (and `metrics on ADDR`); killed on drop.
+/// A server process that printed `listening on ADDR` (and `metrics on ADDR`), with both
+/// addresses as arguments; the rest of the process through `Deref`; killed on drop.
 pub struct Server {
-    /// The process.
-    pub child: Child,
+    process: ServerProcess,
     /// Its gRPC address.
     pub addr: String,
     /// Its metrics address.
@@ -105,42 +89,19 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `bin` with `args` and waits for both addresses.
-    pub fn start(bin: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(bin)
-            .args(args)
-            .args(["--metrics-addr", "127.0.0.1:0"])
+    /// Starts `bin` (serving `service`) with `args`, an ephemeral metrics port and quiet logs,
+    /// and waits for both addresses.
+    pub fn start(bin: &Path, service: &'static str, args: &[&str]) -> Server {
+        let process = ServerSpec::new(bin, service)
+            .trailing_args(&["--metrics-addr", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let (mut addr, mut metrics) = (None, None);
-        while addr.is_none() || metrics.is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "{} did not report its addresses",
-                bin.display()
-            );
-            let line = lines
-                .next()
-                .unwrap_or_else(|| panic!("{} exited", bin.display()))
-                .expect("read line");
-            if let Some(a) = line.strip_prefix("listening on ") {
-                addr = Some(a.trim().to_string());
-            } else if let Some(a) = line.strip_prefix("metrics on ") {
-                metrics = Some(a.trim().to_string());
-            }
-        }
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+            .quiet()
+            .startup_timeout(Duration::from_secs(120))
+            .start(args);
         Server {
-            child,
-            addr: addr.unwrap_or_default(),
-            metrics: metrics.unwrap_or_default(),
+            addr: process.addr.to_string(),
+            metrics: process.metrics_addr.to_string(),
+            process,
         }
     }
 
@@ -148,6 +109,7 @@ impl Server {
     pub fn teacher(data: &Path, model: &Path) -> Server {
         Server::start(
             &workspace_bin("teacher-svc"),
+            TEACHER,
             &[
                 "--data",
                 &p(data),
@@ -165,6 +127,7 @@ impl Server {
     pub fn student(data: &Path, model: &Path) -> Server {
         Server::start(
             &workspace_bin("student-svc"),
+            STUDENT,
             &[
                 "--data",
                 &p(data),
@@ -176,43 +139,27 @@ impl Server {
         )
     }
 
-    /// Waits until the gRPC health service answers SERVING for `service`.
-    pub fn wait_serving(&self, service: &str) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        runtime.block_on(async {
-            loop {
-                assert!(Instant::now() < deadline, "{service} never became SERVING");
-                let url = format!("http://{}", self.addr);
-                if let Ok(channel) = tonic::transport::Endpoint::from_shared(url)
-                    .expect("url")
-                    .connect()
-                    .await
-                {
-                    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-                    let request = tonic_health::pb::HealthCheckRequest {
-                        service: service.to_string(),
-                    };
-                    if let Ok(r) = health.check(request).await
-                        && r.into_inner().status
-                            == tonic_health::pb::health_check_response::ServingStatus::Serving
-                                as i32
-                    {
-                        return;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        });
+    /// Waits until the gRPC health service answers SERVING (for the server and its service).
+    pub fn wait_serving(&self) {
+        self.process.wait_serving_blocking();
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = ServerProcess;
+
+    fn deref(&self) -> &ServerProcess {
+        &self.process
     }
 }
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut ServerProcess {
+        &mut self.process
+    }
+}
+
+/// The gRPC service name of teacher-svc.
+pub const TEACHER: &str = "rankdistill.v1.TeacherService";
+/// The gRPC service name of student-svc.
+pub const STUDENT: &str = "rankdistill.v1.StudentService";

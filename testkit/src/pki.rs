@@ -1,19 +1,16 @@
 //! A test PKI generated with rcgen, written as PEM files in a temp folder: a CA, a server
 //! certificate for `localhost` and 127.0.0.1, a server certificate for `teacher.internal`
-//! only, a client certificate, and a client certificate from an unrelated CA. Shared by the
-//! TLS tests of teacher-svc, student-svc and trainer (included with `#[path]`), plus the
-//! TLS-aware gRPC channel they connect with (health polling over it: `tls_health.rs`).
-#![allow(dead_code)] // each test file uses a different subset
+//! only, a client certificate, and a client certificate from an unrelated CA. Used by the
+//! TLS tests of teacher-svc, student-svc and trainer; the channel over it is in `tls`.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use rankdistill_serving::tls::ClientTlsFiles;
+use crate::binary::path_arg;
+use crate::tls::ClientTlsFiles;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
-use tonic::transport::{Channel, Endpoint};
 
 /// PEM files of the test PKI.
 pub struct Pki {
@@ -72,6 +69,12 @@ fn leaf(
     (cert.pem(), key.serialize_pem())
 }
 
+impl Default for Pki {
+    fn default() -> Pki {
+        Pki::new()
+    }
+}
+
 impl Pki {
     /// Generates everything.
     pub fn new() -> Pki {
@@ -119,14 +122,9 @@ impl Pki {
 
     /// Server flags for TLS, plus `--tls-client-ca` when `mutual`.
     pub fn server_args(&self, mutual: bool) -> Vec<String> {
-        let mut args = vec![
-            "--tls-cert".to_string(),
-            path(&self.server_cert),
-            "--tls-key".to_string(),
-            path(&self.server_key),
-        ];
+        let mut args = cert_and_key(&self.server_cert, &self.server_key);
         if mutual {
-            args.extend(["--tls-client-ca".to_string(), path(&self.ca)]);
+            args.extend(["--tls-client-ca".to_string(), path_arg(&self.ca)]);
         }
         args
     }
@@ -152,27 +150,12 @@ impl Pki {
     }
 }
 
-/// A path as a string argument.
-pub fn path(p: &Path) -> String {
-    p.to_str().expect("utf-8 path").to_string()
-}
-
-/// A channel to `https://addr` with `files`. Connection and handshake errors come back as
-/// `UNAVAILABLE` (with mutual TLS over TLS 1.3 a refused client certificate may only show on
-/// the first call instead).
-pub async fn tls_channel(
-    addr: std::net::SocketAddr,
-    files: &ClientTlsFiles,
-) -> Result<Channel, tonic::Status> {
-    let tls = files
-        .load()
-        .map_err(|e| tonic::Status::internal(e.to_string()))?;
-    Endpoint::from_shared(format!("https://{addr}"))
-        .map_err(|e| tonic::Status::internal(e.to_string()))?
-        .tls_config(tls)
-        .map_err(|e| tonic::Status::internal(e.to_string()))?
-        .connect_timeout(Duration::from_secs(10))
-        .connect()
-        .await
-        .map_err(|e| tonic::Status::unavailable(rankdistill_serving::error_chain::error_chain(&e)))
+/// The flags `--tls-cert CERT --tls-key KEY` (a server's identity, or a client's).
+pub fn cert_and_key(cert: &Path, key: &Path) -> Vec<String> {
+    vec![
+        "--tls-cert".to_string(),
+        path_arg(cert),
+        "--tls-key".to_string(),
+        path_arg(key),
+    ]
 }
