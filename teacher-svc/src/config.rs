@@ -5,36 +5,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, ValueEnum};
+use rankdistill_models::DeviceChoice;
 use rankdistill_proto::transport::{
     DEFAULT_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES, ServerTlsFiles,
 };
-
-/// Where the model runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DeviceChoice {
-    /// The CPU.
-    Cpu,
-    /// The first CUDA GPU; refuses to start without one.
-    Cuda,
-    /// CUDA when available, else the CPU.
-    Auto,
-}
-
-impl DeviceChoice {
-    /// Resolves the choice to a LibTorch device.
-    pub fn resolve(self) -> Result<tch::Device, String> {
-        match self {
-            DeviceChoice::Cpu => Ok(tch::Device::Cpu),
-            DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
-            DeviceChoice::Cuda => Err(
-                "--device cuda was requested but LibTorch sees no CUDA device; use --device cpu or auto"
-                    .into(),
-            ),
-            DeviceChoice::Auto => Ok(tch::Device::cuda_if_available()),
-        }
-    }
-}
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,7 +42,8 @@ pub struct Config {
     pub metrics_addr: SocketAddr,
 
     /// Device the model runs on.
-    #[arg(long, env = "TEACHER_DEVICE", value_enum, default_value_t = DeviceChoice::Auto)]
+    #[arg(long, env = "TEACHER_DEVICE", default_value_t = DeviceChoice::Auto,
+          value_parser = PossibleValuesParser::new(DeviceChoice::NAMES).try_map(|name| name.parse::<DeviceChoice>()))]
     pub device: DeviceChoice,
 
     /// Input length L. TorchScript models: the L their `forward` expects (default 5).
