@@ -217,7 +217,7 @@ pub struct TeacherArgs {
 pub struct ModelArgs {
     /// Model kind: caser or mf.
     #[arg(long = "model", env = "RD_MODEL_KIND", default_value = "caser")]
-    pub kind: rankdistill_teacher::model::ModelKind,
+    pub kind: rankdistill_models::model::ModelKind,
     /// Embedding dimension d (default: 100 for `train`, 50 for `distill`).
     #[arg(long, env = "RD_DIM")]
     pub dim: Option<i64>,
@@ -235,10 +235,10 @@ pub struct ModelArgs {
     pub dropout: f64,
     /// Caser conv activation: identity, relu, tanh, sigmoid.
     #[arg(long, env = "RD_CONV_ACTIVATION", default_value = "identity")]
-    pub conv_activation: rankdistill_teacher::model::Activation,
+    pub conv_activation: rankdistill_models::model::Activation,
     /// Caser fc activation: identity, relu, tanh, sigmoid.
     #[arg(long, env = "RD_FC_ACTIVATION", default_value = "sigmoid")]
-    pub fc_activation: rankdistill_teacher::model::Activation,
+    pub fc_activation: rankdistill_models::model::Activation,
 }
 
 /// Optimisation flags shared by `train` and `distill`.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use rankdistill_core::instances::{Instances, WindowConfig};
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_teacher::checkpoint::{self, CheckpointManifest};
+use rankdistill_models::checkpoint::{self, CheckpointManifest};
 use tch::Tensor;
 
 use crate::cli::{DistillArgs, PullArgs, TeacherArgs};

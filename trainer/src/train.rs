@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use rankdistill_core::instances::{Instances, WindowConfig};
 use rankdistill_core::metrics::{DEFAULT_KS, Metrics};
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_teacher::model::{Model, ModelConfig};
+use rankdistill_models::model::{Model, ModelConfig};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
@@ -109,8 +109,8 @@ impl Trained {
         data_path: &std::path::Path,
         eval_split: &str,
         mut training: serde_json::Value,
-    ) -> anyhow::Result<(rankdistill_teacher::checkpoint::CheckpointManifest, Metrics)> {
-        use rankdistill_teacher::checkpoint::{CheckpointManifest, DataRef};
+    ) -> anyhow::Result<(rankdistill_models::checkpoint::CheckpointManifest, Metrics)> {
+        use rankdistill_models::checkpoint::{CheckpointManifest, DataRef};
         let (epoch, metrics) = self
             .evaluations
             .last()
@@ -464,7 +464,7 @@ pub fn optim_config(args: &crate::cli::OptimArgs) -> OptimConfig {
 pub fn run_json(
     command: &str,
     out: &std::path::Path,
-    written: &rankdistill_teacher::checkpoint::CheckpointManifest,
+    written: &rankdistill_models::checkpoint::CheckpointManifest,
     trained: &Trained,
     metrics: &Metrics,
 ) -> serde_json::Value {
@@ -487,7 +487,7 @@ pub fn run_json(
 pub fn run_summary(
     command: &str,
     out: &std::path::Path,
-    written: &rankdistill_teacher::checkpoint::CheckpointManifest,
+    written: &rankdistill_models::checkpoint::CheckpointManifest,
     trained: &Trained,
     metrics: &Metrics,
 ) -> String {
@@ -513,8 +513,8 @@ pub fn run_summary(
 pub fn run_train(
     args: &crate::cli::TrainArgs,
     out: &crate::output::Output,
-) -> anyhow::Result<rankdistill_teacher::checkpoint::CheckpointManifest> {
-    use rankdistill_teacher::checkpoint;
+) -> anyhow::Result<rankdistill_models::checkpoint::CheckpointManifest> {
+    use rankdistill_models::checkpoint;
     let data = PreparedDataset::load(&args.data)
         .map_err(|e| anyhow::anyhow!("cannot load the prepared dataset: {e}"))?;
     let held_out: HeldOut = args.optim.eval_split.parse()?;
