@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use rankdistill_core::dataset::Format;
+use rankdistill_models::DeviceChoice;
 
 /// The rankdistill trainer.
 #[derive(Debug, Parser)]
@@ -121,31 +123,6 @@ pub struct EvaluateArgs {
     /// Seed of the random model.
     #[arg(long, env = "RD_SEED", default_value_t = 42)]
     pub seed: u64,
-}
-
-/// Where a LibTorch model runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DeviceArg {
-    /// The CPU.
-    Cpu,
-    /// The first CUDA GPU (fails when there is none).
-    Cuda,
-    /// CUDA when available, else the CPU.
-    Auto,
-}
-
-impl DeviceArg {
-    /// The tch device.
-    pub fn device(self) -> anyhow::Result<tch::Device> {
-        match self {
-            DeviceArg::Cpu => Ok(tch::Device::Cpu),
-            DeviceArg::Cuda if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
-            DeviceArg::Cuda => {
-                anyhow::bail!("--device cuda: no CUDA device is available (LibTorch sees none)")
-            }
-            DeviceArg::Auto => Ok(tch::Device::cuda_if_available()),
-        }
-    }
 }
 
 /// Training windows, shared by `train`, `distill` and `pull` (the teacher builds the same
@@ -269,8 +246,9 @@ pub struct OptimArgs {
     #[arg(long = "eval-split", env = "RD_EVAL_SPLIT", default_value = "test")]
     pub eval_split: String,
     /// Device: cpu, cuda or auto.
-    #[arg(long, env = "RD_DEVICE", value_enum, default_value_t = DeviceArg::Cpu)]
-    pub device: DeviceArg,
+    #[arg(long, env = "RD_DEVICE", default_value_t = DeviceChoice::Cpu,
+          value_parser = PossibleValuesParser::new(DeviceChoice::NAMES).try_map(|name| name.parse::<DeviceChoice>()))]
+    pub device: DeviceChoice,
 }
 
 /// Flags of `train`.

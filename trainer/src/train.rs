@@ -518,7 +518,7 @@ pub fn run_train(
     let data = PreparedDataset::load(&args.data)
         .map_err(|e| anyhow::anyhow!("cannot load the prepared dataset: {e}"))?;
     let held_out: HeldOut = args.optim.eval_split.parse()?;
-    let device = args.optim.device.device()?;
+    let device = args.optim.device.resolve()?;
     let config = model_config(&args.model, &data, 100);
     let window = args.model.window.config();
     let optim = optim_config(&args.optim);
