@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use tch::{CModule, Device, Kind, Tensor};
 
-use crate::checkpoint::{self, LoadedModel};
 use crate::error::StartupError;
+use rankdistill_models::checkpoint::{self, LoadedModel};
+use rankdistill_models::device_name;
 
 /// L of a TorchScript model when neither the flag nor a sidecar gives it.
 pub const DEFAULT_SEQUENCE_LENGTH: usize = 5;
@@ -105,15 +106,6 @@ pub enum Backend {
         /// Its device.
         device: Device,
     },
-}
-
-/// The name the service reports for a device.
-pub fn device_name(device: Device) -> String {
-    match device {
-        Device::Cpu => "cpu".into(),
-        Device::Cuda(i) => format!("cuda:{i}"),
-        other => format!("{other:?}").to_lowercase(),
-    }
 }
 
 impl Backend {

@@ -2,7 +2,7 @@
 //! history, and the training queries (windows of L inputs and T targets) per T.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use rankdistill_core::instances::{Instances, PAD, WindowConfig, last_window};
 use rankdistill_core::prepared::PreparedDataset;
@@ -13,6 +13,9 @@ use crate::error::ServiceError;
 pub const MAX_TARGET_LENGTH: usize = 256;
 /// Distinct T values whose training queries are kept in memory.
 const CACHED_TARGET_LENGTHS: usize = 4;
+
+/// The training queries for one T, built once by the first caller that needs them.
+type TrainingQueriesSlot = Arc<OnceLock<Arc<Instances>>>;
 
 /// One query resolved to dense indices, ready for the model.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +39,7 @@ pub struct Catalog {
     item_index: HashMap<String, u32>,
     train: Vec<Vec<u32>>,
     seen: Vec<Vec<u32>>,
-    training_queries: Mutex<Vec<(usize, Arc<Instances>)>>,
+    training_queries: Mutex<Vec<(usize, TrainingQueriesSlot)>>,
 }
 
 fn index_of(ids: &[String]) -> HashMap<String, u32> {
@@ -174,27 +177,37 @@ impl Catalog {
     }
 
     /// The training queries for T targets, in `Instances::build` order. Builds them on first
-    /// use (CPU work: call from a blocking thread).
+    /// use (CPU work: call from a blocking thread). The cache's lock is held only to find or
+    /// add T's slot, never during the build: callers of other T's go on, callers of the same
+    /// T wait for that one build.
     pub fn training_queries(&self, target_length: usize) -> Arc<Instances> {
-        let mut cache = self
-            .training_queries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((_, instances)) = cache.iter().find(|(t, _)| *t == target_length) {
-            return instances.clone();
-        }
-        let instances = Arc::new(Instances::build(
-            &self.train,
-            WindowConfig {
-                sequence_length: self.sequence_length,
-                target_length,
-            },
-        ));
-        if cache.len() >= CACHED_TARGET_LENGTHS {
-            cache.remove(0);
-        }
-        cache.push((target_length, instances.clone()));
-        instances
+        let slot = {
+            let mut cache = self
+                .training_queries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match cache.iter().find(|(t, _)| *t == target_length) {
+                Some((_, slot)) => slot.clone(),
+                None => {
+                    if cache.len() >= CACHED_TARGET_LENGTHS {
+                        cache.remove(0);
+                    }
+                    let slot = TrainingQueriesSlot::default();
+                    cache.push((target_length, slot.clone()));
+                    slot
+                }
+            }
+        };
+        slot.get_or_init(|| {
+            Arc::new(Instances::build(
+                &self.train,
+                WindowConfig {
+                    sequence_length: self.sequence_length,
+                    target_length,
+                },
+            ))
+        })
+        .clone()
     }
 
     /// The model query of training instance `index`: its own targets are always excluded,
@@ -304,5 +317,24 @@ mod tests {
         let q = c.training_query(&inst, 2, true);
         assert_eq!(q.exclude, vec![0, 2]);
         assert!(Arc::ptr_eq(&inst, &c.training_queries(1)));
+    }
+
+    #[test]
+    fn training_queries_are_built_once_per_target_length_and_cached_for_four() {
+        let c = Arc::new(catalog());
+        let built: Vec<Arc<Instances>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| c.training_queries(2)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(built.iter().all(|inst| Arc::ptr_eq(inst, &built[0])));
+        for t in 3..=6 {
+            assert_eq!(c.training_queries(t).len(), c.training_queries(t).len());
+        }
+        // T = 2 was the oldest of five: evicted, rebuilt equal but not the same.
+        let rebuilt = c.training_queries(2);
+        assert!(!Arc::ptr_eq(&rebuilt, &built[0]));
+        assert_eq!(rebuilt.len(), built[0].len());
     }
 }

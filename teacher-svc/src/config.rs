@@ -3,34 +3,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::Parser;
+use rankdistill_models::DeviceChoice;
 use rankdistill_serving::args::{ServerFlags, ServiceProfile};
-
-/// Where the model runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DeviceChoice {
-    /// The CPU.
-    Cpu,
-    /// The first CUDA GPU; refuses to start without one.
-    Cuda,
-    /// CUDA when available, else the CPU.
-    Auto,
-}
-
-impl DeviceChoice {
-    /// Resolves the choice to a LibTorch device.
-    pub fn resolve(self) -> Result<tch::Device, String> {
-        match self {
-            DeviceChoice::Cpu => Ok(tch::Device::Cpu),
-            DeviceChoice::Cuda if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
-            DeviceChoice::Cuda => Err(
-                "--device cuda was requested but LibTorch sees no CUDA device; use --device cpu or auto"
-                    .into(),
-            ),
-            DeviceChoice::Auto => Ok(tch::Device::cuda_if_available()),
-        }
-    }
-}
 
 /// The shared server flags as teacher-svc names them: `TEACHER_*` variables, ports 50051
 /// (gRPC) and 9464 (metrics).
@@ -56,7 +32,8 @@ pub struct Config {
     pub model: PathBuf,
 
     /// Device the model runs on.
-    #[arg(long, env = "TEACHER_DEVICE", value_enum, default_value_t = DeviceChoice::Auto)]
+    #[arg(long, env = "TEACHER_DEVICE", default_value_t = DeviceChoice::Auto,
+          value_parser = PossibleValuesParser::new(DeviceChoice::NAMES).try_map(|name| name.parse::<DeviceChoice>()))]
     pub device: DeviceChoice,
 
     /// Input length L. TorchScript models: the L their `forward` expects (default 5).

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use rankdistill_models::{ids_tensor, mask_excluded, top_k_rows};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use crate::backend::{ModelDescription, Scorer};
 use crate::catalog::ScoringQuery;
 use crate::error::{ServiceError, StartupError};
-use crate::model::{ids_tensor, mask_excluded, top_k_rows};
 use crate::telemetry::Metrics;
 
 /// A top-k ranking: (dense item, score), best first.

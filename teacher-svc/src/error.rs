@@ -112,7 +112,7 @@ pub enum StartupError {
     Dataset(rankdistill_core::prepared::PreparedError),
     /// The native checkpoint cannot be loaded.
     #[error("cannot load the checkpoint: {0}")]
-    Checkpoint(crate::checkpoint::CheckpointError),
+    Checkpoint(rankdistill_models::checkpoint::CheckpointError),
     /// The TorchScript module cannot be loaded or does not have the documented signature.
     #[error("TorchScript model {path}: {reason}")]
     TorchScript {
@@ -140,7 +140,7 @@ pub enum StartupError {
     Mismatch(String),
     /// The device is not usable.
     #[error("{0}")]
-    Device(String),
+    Device(rankdistill_models::DeviceError),
     /// The warm-up forward pass failed.
     #[error("warm-up forward pass failed: {0}")]
     Warmup(String),
@@ -168,8 +168,8 @@ impl From<rankdistill_core::prepared::PreparedError> for StartupError {
     }
 }
 
-impl From<crate::checkpoint::CheckpointError> for StartupError {
-    fn from(e: crate::checkpoint::CheckpointError) -> Self {
+impl From<rankdistill_models::checkpoint::CheckpointError> for StartupError {
+    fn from(e: rankdistill_models::checkpoint::CheckpointError) -> Self {
         StartupError::Checkpoint(e)
     }
 }

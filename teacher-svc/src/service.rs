@@ -1,9 +1,9 @@
-//! The `rankdistill.v1.TeacherService` handlers: validate the request, resolve raw ids to a
-//! domain query, hand it to the engine, convert the answer back to proto. Errors are
-//! [`ServiceError`]s until the one conversion to `tonic::Status`. The serving layer gives
-//! every call its span, metrics and deadline (`grpc-timeout`: past it `Rank` ends with
-//! DEADLINE_EXCEEDED and the model skips the work); the handlers here only convert and call.
-//! A `StreamRankings` stream reads its deadline to end with DEADLINE_EXCEEDED and its resume
+//! The `rankdistill.v1.TeacherService` handlers: convert the request to a domain request
+//! (`crate::request`), resolve raw ids to a model query, hand it to the engine, convert the
+//! answer back to proto. Errors are [`ServiceError`]s until the one conversion to
+//! `tonic::Status`. The serving layer gives every call its span, metrics and deadline
+//! (`grpc-timeout`: past it `Rank` ends with DEADLINE_EXCEEDED and the model skips the work);
+//! a `StreamRankings` stream reads its deadline to end with DEADLINE_EXCEEDED and its resume
 //! cursor.
 
 use std::collections::VecDeque;
@@ -23,10 +23,13 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 use tracing::{Instrument, Span, debug};
 
-use crate::catalog::{Catalog, MAX_TARGET_LENGTH, ScoringQuery};
+use crate::catalog::{Catalog, ScoringQuery};
 use crate::engine::{Engine, PendingRanking, Ranking};
 use crate::error::ServiceError;
+use crate::request::{QueryIds, QuerySpec, RankQuery, StreamPlan};
 use crate::telemetry::Metrics;
+
+pub use crate::limits::{ServiceLimits, ranking_batch_bound};
 
 /// Stream chunks submitted to the model ahead of the one being sent: one computing while the
 /// previous is on the wire keeps the model thread busy.
@@ -39,31 +42,6 @@ pub struct Ready {
     pub engine: Engine,
     /// The dataset lookups.
     pub catalog: Arc<Catalog>,
-}
-
-/// Request limits from the configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct ServiceLimits {
-    /// Largest k.
-    pub max_k: u32,
-    /// Stream batch size when the request says 0.
-    pub default_stream_batch: u32,
-    /// Largest stream batch size.
-    pub max_stream_batch: u32,
-    /// Messages buffered per stream.
-    pub stream_buffer: usize,
-    /// Concurrent streams.
-    pub max_streams: usize,
-    /// Largest encoded message (`--max-message-bytes`).
-    pub max_message_bytes: usize,
-}
-
-/// An upper bound on the encoded size of a `RankingBatch` of `batch` rankings of `k` items:
-/// per ranking a tag and length (4 bytes), the query index (11), two packed fields with
-/// their tags and lengths (10), varint items (at most 5 bytes each) and f32 scores (4 each);
-/// plus the batch's own cursor and total (22).
-pub fn ranking_batch_bound(batch: usize, k: usize) -> usize {
-    batch.saturating_mul(25 + 9 * k).saturating_add(22)
 }
 
 /// The TeacherService implementation.
@@ -98,32 +76,19 @@ impl TeacherApi {
         self.state.get().cloned().ok_or(ServiceError::NotReady)
     }
 
-    fn check_k(&self, k: i32) -> Result<usize, ServiceError> {
-        if k <= 0 || k as u32 > self.limits.max_k {
-            return Err(ServiceError::InvalidK {
-                k: k as i64,
-                max: self.limits.max_k,
-            });
-        }
-        Ok(k as usize)
-    }
-
     async fn rank_inner(&self, request: RankRequest) -> Result<RankResponse, ServiceError> {
         let ready = self.ready()?;
-        let k = self.check_k(request.k)?;
-        let query = request
-            .query
-            .ok_or_else(|| ServiceError::InvalidArgument("query is required".into()))?;
+        let rank = RankQuery::try_from((request, &self.limits))?;
         let catalog = &ready.catalog;
         let scoring = catalog.resolve(
-            &query.user_id,
-            &query.recent_items,
-            &request.exclude_items,
-            request.exclude_seen,
+            &rank.query.user_id,
+            &rank.query.recent_items,
+            &rank.exclude_items,
+            rank.exclude_seen,
         )?;
         let ranking = ready
             .engine
-            .try_submit(vec![scoring], k)?
+            .try_submit(vec![scoring], rank.k)?
             .wait()
             .await?
             .into_iter()
@@ -164,89 +129,14 @@ impl TeacherApi {
         deadline: Option<Instant>,
     ) -> Result<ReceiverStream<Result<RankingBatch, Status>>, ServiceError> {
         let ready = self.ready()?;
-        let k = self.check_k(request.k)?;
-        let shard_count = request.shard_count.max(1);
-        if request.shard_index >= shard_count {
-            return Err(ServiceError::InvalidShard {
-                index: request.shard_index,
-                count: shard_count,
-            });
-        }
-        let catalog = ready.catalog.clone();
-        if !request.expected_data_fingerprint.is_empty()
-            && request.expected_data_fingerprint != catalog.fingerprint()
-        {
-            return Err(ServiceError::FingerprintMismatch {
-                expected: request.expected_data_fingerprint,
-                actual: catalog.fingerprint().to_string(),
-            });
-        }
-        let batch_size = match request.batch_size {
-            0 => self.limits.default_stream_batch,
-            b if b > self.limits.max_stream_batch => {
-                return Err(ServiceError::InvalidArgument(format!(
-                    "batch_size {b} is above the server's limit {}",
-                    self.limits.max_stream_batch
-                )));
-            }
-            b => b,
-        } as usize;
-        if ranking_batch_bound(batch_size, k) > self.limits.max_message_bytes {
-            let fits = (self.limits.max_message_bytes.saturating_sub(22) / (25 + 9 * k)).max(1);
-            return Err(ServiceError::InvalidArgument(format!(
-                "batch_size {batch_size} with k {k} can encode to {} bytes, above the message limit of {} bytes (--max-message-bytes): ask for batch_size {fits} or less",
-                ranking_batch_bound(batch_size, k),
-                self.limits.max_message_bytes
-            )));
-        }
-        let source = match request.explicit {
-            Some(list) => {
-                // Resolving a long list is CPU work: keep it off the async workers.
-                let resolver = catalog.clone();
-                let exclude_seen = request.exclude_seen;
-                let queries = tokio::task::spawn_blocking(move || {
-                    list.queries
-                        .iter()
-                        .enumerate()
-                        .map(|(index, query)| {
-                            resolver
-                                .resolve(&query.user_id, &query.recent_items, &[], exclude_seen)
-                                .map_err(|e| ServiceError::InQuery {
-                                    index,
-                                    source: Box::new(e),
-                                })
-                        })
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .await
-                .map_err(|e| ServiceError::Model(format!("resolving the queries failed: {e}")))??;
-                QuerySource::Explicit(queries)
-            }
-            None => {
-                let target_length = request.target_length.max(1) as usize;
-                if target_length > MAX_TARGET_LENGTH {
-                    return Err(ServiceError::InvalidArgument(format!(
-                        "target_length {target_length} is above {MAX_TARGET_LENGTH}"
-                    )));
-                }
-                let builder = catalog.clone();
-                let instances =
-                    tokio::task::spawn_blocking(move || builder.training_queries(target_length))
-                        .await
-                        .map_err(|e| {
-                            ServiceError::Model(format!("building training queries failed: {e}"))
-                        })?;
-                QuerySource::Training {
-                    instances,
-                    exclude_seen: request.exclude_seen,
-                }
-            }
-        };
+        let plan = StreamPlan::try_from((request, &self.limits))?;
+        plan.check_fingerprint(ready.catalog.fingerprint())?;
+        let source = QuerySource::prepare(plan.queries, plan.exclude_seen, &ready.catalog).await?;
         let total = source.len() as u64;
-        if request.cursor > total {
+        if plan.cursor > total {
             return Err(ServiceError::InvalidArgument(format!(
                 "cursor {} is past the end of the query space ({total} queries); resume from a next_cursor this stream returned, or 0 to start over",
-                request.cursor
+                plan.cursor
             )));
         }
         let permit = self.streams.clone().try_acquire_owned().map_err(|_| {
@@ -258,12 +148,12 @@ impl TeacherApi {
         let (tx, rx) = mpsc::channel(self.limits.stream_buffer.max(1));
         let producer = StreamProducer {
             ready,
-            source,
-            k,
-            batch_size,
-            shard_index: request.shard_index as u64,
-            shard_count: shard_count as u64,
-            cursor: request.cursor,
+            source: Arc::new(source),
+            k: plan.k,
+            batch_size: plan.batch_size,
+            shard_index: plan.shard_index,
+            shard_count: plan.shard_count,
+            cursor: plan.cursor,
             deadline,
             tx,
             draining: self.draining.clone(),
@@ -296,6 +186,48 @@ enum QuerySource {
 }
 
 impl QuerySource {
+    /// Resolves a plan's queries against the dataset. Resolving a long list and building the
+    /// training queries are CPU work: both run on a blocking thread, off the async workers.
+    async fn prepare(
+        spec: QuerySpec,
+        exclude_seen: bool,
+        catalog: &Arc<Catalog>,
+    ) -> Result<QuerySource, ServiceError> {
+        let catalog = catalog.clone();
+        match spec {
+            QuerySpec::Explicit(list) => {
+                let queries = tokio::task::spawn_blocking(move || {
+                    list.iter()
+                        .enumerate()
+                        .map(|(index, query): (usize, &QueryIds)| {
+                            catalog
+                                .resolve(&query.user_id, &query.recent_items, &[], exclude_seen)
+                                .map_err(|e| ServiceError::InQuery {
+                                    index,
+                                    source: Box::new(e),
+                                })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .await
+                .map_err(|e| ServiceError::Model(format!("resolving the queries failed: {e}")))??;
+                Ok(QuerySource::Explicit(queries))
+            }
+            QuerySpec::Training { target_length } => {
+                let instances =
+                    tokio::task::spawn_blocking(move || catalog.training_queries(target_length))
+                        .await
+                        .map_err(|e| {
+                            ServiceError::Model(format!("building training queries failed: {e}"))
+                        })?;
+                Ok(QuerySource::Training {
+                    instances,
+                    exclude_seen,
+                })
+            }
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             QuerySource::Training { instances, .. } => instances.len(),
@@ -312,13 +244,30 @@ impl QuerySource {
             QuerySource::Explicit(queries) => queries[index].clone(),
         }
     }
+
+    /// The model queries of a chunk of query indices, built on a blocking thread: a chunk
+    /// holds up to `--max-stream-batch-size` queries, too much CPU work for an async worker.
+    async fn chunk_queries(
+        source: Arc<QuerySource>,
+        catalog: Arc<Catalog>,
+        chunk: Vec<u64>,
+    ) -> Result<Vec<ScoringQuery>, ServiceError> {
+        tokio::task::spawn_blocking(move || {
+            chunk
+                .iter()
+                .map(|&i| source.query(&catalog, i as usize))
+                .collect()
+        })
+        .await
+        .map_err(|e| ServiceError::Model(format!("building the stream's queries failed: {e}")))
+    }
 }
 
 /// Computes one stream's batches and sends them, keeping the model busy while the previous
 /// batch is on the wire, and stopping when the client leaves or the server drains.
 struct StreamProducer {
     ready: Arc<Ready>,
-    source: QuerySource,
+    source: Arc<QuerySource>,
     k: usize,
     batch_size: usize,
     shard_index: u64,
@@ -380,12 +329,14 @@ impl StreamProducer {
                 if chunk.is_empty() {
                     break;
                 }
-                let queries = chunk
-                    .iter()
-                    .map(|&i| self.source.query(&catalog, i as usize))
-                    .collect();
+                let queries =
+                    QuerySource::chunk_queries(self.source.clone(), catalog.clone(), chunk.clone());
+                let submit = async {
+                    let queries = queries.await?;
+                    self.ready.engine.submit(queries, self.k).await
+                };
                 let submitted = tokio::select! {
-                    submitted = self.ready.engine.submit(queries, self.k) => submitted,
+                    submitted = submit => submitted,
                     _ = self.tx.closed() => return Code::Cancelled,
                     _ = self.deadline_passed() => return self.fail(self.expired(resume_cursor)).await,
                 };
@@ -488,29 +439,5 @@ mod tests {
         let mut all: Vec<u64> = (0..4).flat_map(|i| shard_indices(10, 0, i, 4)).collect();
         all.sort_unstable();
         assert_eq!(all, (0..10).collect::<Vec<_>>());
-    }
-
-    /// The bound covers the largest encoding: the largest query indices, item indices and
-    /// cursors.
-    #[test]
-    fn the_batch_bound_covers_the_worst_encoding() {
-        use prost::Message;
-        for (batch, k) in [(1usize, 1usize), (7, 10), (256, 50), (3, 1000)] {
-            let worst = RankingBatch {
-                rankings: (0..batch)
-                    .map(|_| QueryRanking {
-                        query_index: u64::MAX,
-                        items: vec![u32::MAX; k],
-                        scores: vec![f32::MAX; k],
-                    })
-                    .collect(),
-                next_cursor: u64::MAX,
-                total_queries: u64::MAX,
-            };
-            assert!(
-                worst.encoded_len() <= ranking_batch_bound(batch, k),
-                "{batch} x {k}"
-            );
-        }
     }
 }

@@ -4,12 +4,13 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use rankdistill_core::dataset::Format;
 use rankdistill_serving::limits::{
     DEFAULT_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES,
 };
-use rankdistill_teacher::model::{Activation, ModelKind};
+use rankdistill_models::{Activation, DeviceChoice, ModelKind};
 
 use crate::report::input::{Group, LatencyInput};
 
@@ -155,17 +156,6 @@ pub enum LossFormArg {
     Convex,
 }
 
-/// Where a LibTorch model runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DeviceArg {
-    /// The CPU.
-    Cpu,
-    /// The first CUDA GPU (fails when there is none).
-    Cuda,
-    /// CUDA when available, else the CPU.
-    Auto,
-}
-
 /// Training windows, shared by `train`, `distill` and `pull` (the teacher builds the same
 /// queries).
 #[derive(Debug, Clone, Copy, Args)]
@@ -301,8 +291,9 @@ pub struct OptimArgs {
     #[arg(long = "eval-split", env = "RD_EVAL_SPLIT", default_value = "test")]
     pub eval_split: String,
     /// Device: cpu, cuda or auto.
-    #[arg(long, env = "RD_DEVICE", value_enum, default_value_t = DeviceArg::Cpu)]
-    pub device: DeviceArg,
+    #[arg(long, env = "RD_DEVICE", default_value_t = DeviceChoice::Cpu,
+          value_parser = PossibleValuesParser::new(DeviceChoice::NAMES).try_map(|name| name.parse::<DeviceChoice>()))]
+    pub device: DeviceChoice,
 }
 
 /// Flags of `train`.

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_teacher::checkpoint::{self, CheckpointManifest};
+use rankdistill_models::checkpoint::{self, CheckpointManifest};
 use tch::Tensor;
 
 use crate::evaluate::HeldOut;

@@ -7,8 +7,8 @@ use rankdistill_core::popularity::{fill_scores, popularity};
 use rankdistill_core::prepared::PreparedDataset;
 
 use rankdistill_core::instances::last_window;
-use rankdistill_teacher::checkpoint;
-use rankdistill_teacher::model::{Model, ids_tensor};
+use rankdistill_models::checkpoint;
+use rankdistill_models::{Model, ids_tensor};
 use tch::Device;
 
 use crate::output::Output;

@@ -118,7 +118,7 @@ impl Fixture {
     fn nan_checkpoint(&self, dir_name: &str, variable: &str) -> String {
         let dir = self.root.join(dir_name);
         copy_dir(&self.checkpoint, &dir);
-        let loaded = rankdistill_teacher::checkpoint::load(&dir, tch::Device::Cpu).unwrap();
+        let loaded = rankdistill_models::checkpoint::load(&dir, tch::Device::Cpu).unwrap();
         let mut tensor = loaded.vs.variables()[variable].shallow_clone();
         tch::no_grad(|| {
             let _ = tensor.fill_(f64::NAN);

@@ -11,11 +11,11 @@ use rankdistill_core::artifact;
 use rankdistill_core::instances::last_window;
 use rankdistill_core::prepared::PreparedDataset;
 use rankdistill_core::topk::top_k;
+use rankdistill_models::ids_tensor;
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::{Query, RecommendRequest};
 use rankdistill_student::kernel::Kernel;
 use rankdistill_student::model::{QueryInput, StudentModel};
-use rankdistill_teacher::model::ids_tensor;
 use tch::Device;
 
 mod support;
@@ -26,7 +26,7 @@ const K: usize = 10;
 
 /// Scores of every item for each test user, from LibTorch.
 fn tch_scores(model_dir: &Path, data: &PreparedDataset, users: &[u32], l: usize) -> Vec<Vec<f32>> {
-    let loaded = rankdistill_teacher::checkpoint::load(model_dir, Device::Cpu).expect("load");
+    let loaded = rankdistill_models::checkpoint::load(model_dir, Device::Cpu).expect("load");
     let inputs: Vec<u32> = users
         .iter()
         .flat_map(|&u| last_window(&data.split.train[u as usize], l))

@@ -13,20 +13,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use clap::ValueEnum;
 use rankdistill_core::dataset::read_interactions;
 use rankdistill_core::prepared::PreparedDataset;
 use rankdistill_core::split::{SplitConfig, split};
 use rankdistill_core::synthetic::SyntheticConfig;
+use rankdistill_models::checkpoint::{self, CheckpointManifest, DataRef};
+use rankdistill_models::{DeviceChoice, Model, ModelConfig};
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, StreamRankingsRequest};
 use rankdistill_serving::listeners::Listeners;
 use rankdistill_teacher::backend::{Backend, DataShape, LoadSpec, Scorer};
 use rankdistill_teacher::catalog::{Catalog, ScoringQuery};
-use rankdistill_teacher::checkpoint::{self, CheckpointManifest, DataRef};
-use rankdistill_teacher::config::{Config, DeviceChoice};
+use rankdistill_teacher::config::Config;
 use rankdistill_teacher::engine::rank_batch;
-use rankdistill_teacher::model::{Model, ModelConfig};
 use rankdistill_teacher::server;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -82,7 +81,9 @@ fn prepare(name: &'static str, udata: &Path, work: &Path) -> anyhow::Result<Case
 
 fn device_choice() -> anyhow::Result<DeviceChoice> {
     let raw = std::env::var("RD_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
-    DeviceChoice::from_str(&raw, true).map_err(|e| anyhow::anyhow!("RD_BENCH_DEVICE: {e}"))
+    raw.to_ascii_lowercase()
+        .parse::<DeviceChoice>()
+        .map_err(|e| anyhow::anyhow!("RD_BENCH_DEVICE: {e}"))
 }
 
 /// A server started in-process on an ephemeral port, with a connected client.

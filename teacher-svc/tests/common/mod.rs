@@ -9,8 +9,8 @@ use std::process::ExitStatus;
 
 use rankdistill_core::prepared::PreparedDataset;
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
-use rankdistill_teacher::checkpoint::{self, CheckpointManifest, DataRef};
-use rankdistill_teacher::model::{Model, ModelConfig};
+use rankdistill_models::checkpoint::{self, CheckpointManifest, DataRef};
+use rankdistill_models::model::{Model, ModelConfig};
 use rankdistill_testkit::Service;
 use tch::{Device, nn};
 

@@ -1,15 +1,17 @@
 //! `trainer distill`: flags to settings.
 
 use crate::cli::DistillArgs;
-use crate::commands::flag_groups::{FlagsError, training_settings};
+use rankdistill_models::DeviceError;
+
+use crate::commands::flag_groups::training_settings;
 use crate::distill::{DistillSettings, run_distill};
 use crate::output::Output;
 use crate::rd_loss::RdConfig;
 use crate::teachers::TeacherSource;
 
 impl TryFrom<&DistillArgs> for DistillSettings {
-    type Error = FlagsError;
-    fn try_from(args: &DistillArgs) -> Result<Self, FlagsError> {
+    type Error = DeviceError;
+    fn try_from(args: &DistillArgs) -> Result<Self, DeviceError> {
         Ok(DistillSettings {
             data: args.data.clone(),
             out: args.out.clone(),

@@ -2,36 +2,17 @@
 //! optimisation, device, teachers and their TLS, Ranking Distillation.
 
 use rankdistill_core::instances::WindowConfig;
+use rankdistill_models::DeviceError;
 use rankdistill_serving::tls::ClientTlsFiles;
 
 use crate::cli::{
-    DeviceArg, LossFormArg, ModelArgs, OptimArgs, RdArgs, TeacherArgs, TeacherTlsArgs,
+    LossFormArg, ModelArgs, OptimArgs, RdArgs, TeacherArgs, TeacherTlsArgs,
     WeightingArg, WindowArgs,
 };
 use crate::rd_loss::{LossForm, RdConfig, Weighting};
 use crate::teachers::TeacherSource;
 use crate::tls::TlsSettings;
 use crate::train::config::{ModelSettings, OptimConfig, TrainingSettings};
-
-/// Why the flags do not describe a run that can start.
-#[derive(Debug, thiserror::Error)]
-pub enum FlagsError {
-    /// `--device cuda` on a machine where LibTorch sees no GPU.
-    #[error("--device cuda: no CUDA device is available (LibTorch sees none)")]
-    NoCuda,
-}
-
-impl TryFrom<DeviceArg> for tch::Device {
-    type Error = FlagsError;
-    fn try_from(arg: DeviceArg) -> Result<Self, FlagsError> {
-        match arg {
-            DeviceArg::Cpu => Ok(tch::Device::Cpu),
-            DeviceArg::Cuda if tch::Cuda::is_available() => Ok(tch::Device::Cuda(0)),
-            DeviceArg::Cuda => Err(FlagsError::NoCuda),
-            DeviceArg::Auto => Ok(tch::Device::cuda_if_available()),
-        }
-    }
-}
 
 impl From<&WindowArgs> for WindowConfig {
     fn from(args: &WindowArgs) -> Self {
@@ -75,12 +56,12 @@ impl From<&OptimArgs> for OptimConfig {
 pub fn training_settings(
     model: &ModelArgs,
     optim: &OptimArgs,
-) -> Result<TrainingSettings, FlagsError> {
+) -> Result<TrainingSettings, DeviceError> {
     Ok(TrainingSettings {
         model: ModelSettings::from(model),
         optim: OptimConfig::from(optim),
         eval_split: optim.eval_split.clone(),
-        device: tch::Device::try_from(optim.device)?,
+        device: optim.device.resolve()?,
     })
 }
 

@@ -1,14 +1,16 @@
 //! `trainer train`: flags to settings.
 
 use crate::cli::TrainArgs;
-use crate::commands::flag_groups::{FlagsError, training_settings};
+use rankdistill_models::DeviceError;
+
+use crate::commands::flag_groups::training_settings;
 use crate::output::Output;
 use crate::train::config::TrainSettings;
 use crate::train::run::run_train;
 
 impl TryFrom<&TrainArgs> for TrainSettings {
-    type Error = FlagsError;
-    fn try_from(args: &TrainArgs) -> Result<Self, FlagsError> {
+    type Error = DeviceError;
+    fn try_from(args: &TrainArgs) -> Result<Self, DeviceError> {
         Ok(TrainSettings {
             data: args.data.clone(),
             out: args.out.clone(),

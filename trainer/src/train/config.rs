@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use rankdistill_core::instances::WindowConfig;
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_teacher::model::{Activation, ModelConfig, ModelKind};
+use rankdistill_models::model::{Activation, ModelConfig, ModelKind};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 

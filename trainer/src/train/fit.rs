@@ -11,7 +11,7 @@ use rankdistill_core::history::EpochRecord;
 use rankdistill_core::instances::WindowConfig;
 use rankdistill_core::metrics::DEFAULT_KS;
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_teacher::model::{Model, ModelConfig};
+use rankdistill_models::model::{Model, ModelConfig};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 

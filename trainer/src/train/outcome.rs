@@ -4,8 +4,8 @@
 use rankdistill_core::history::{EpochRecord, TrainingRecord};
 use rankdistill_core::metrics::Metrics;
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_teacher::checkpoint::CheckpointManifest;
-use rankdistill_teacher::model::{Model, ModelConfig};
+use rankdistill_models::checkpoint::CheckpointManifest;
+use rankdistill_models::model::{Model, ModelConfig};
 use tch::nn;
 
 /// A trained model with its variables and history.
@@ -36,7 +36,7 @@ impl Trained {
         eval_split: &str,
         settings: serde_json::Map<String, serde_json::Value>,
     ) -> anyhow::Result<(CheckpointManifest, Metrics)> {
-        use rankdistill_teacher::checkpoint::DataRef;
+        use rankdistill_models::checkpoint::DataRef;
         let (epoch, metrics) = self
             .evaluations
             .last()

@@ -1,7 +1,7 @@
 //! `trainer train`: trains a teacher, evaluates it and writes the checkpoint atomically.
 
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_teacher::checkpoint::{self, CheckpointManifest};
+use rankdistill_models::checkpoint::{self, CheckpointManifest};
 
 use crate::evaluate::HeldOut;
 use crate::output::Output;

@@ -130,7 +130,8 @@ pub fn load(dir: &Path, device: Device) -> Result<LoadedModel, CheckpointError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{ModelConfig, ModelKind, ids_tensor};
+    use crate::model::{ModelConfig, ModelKind};
+    use crate::tensor::ids_tensor;
 
     fn manifest(config: ModelConfig) -> CheckpointManifest {
         CheckpointManifest::new(

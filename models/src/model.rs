@@ -1,0 +1,133 @@
+//! The native ranking model: Caser or MF behind one type. Both score a query (a user plus the
+//! last L items) against items; serving scores all items and takes the top k on the model's
+//! device.
+
+use tch::{Tensor, nn};
+
+pub use rankdistill_core::artifact::{Activation, ModelConfig, ModelKind};
+
+use crate::caser::Caser;
+use crate::mf::Mf;
+
+/// A native model: Caser or MF. Items passed in and returned are dense indices (0-based real
+/// items); internally row `i + 1` holds item `i` and row 0 is padding, which is never scored.
+#[derive(Debug)]
+pub enum Model {
+    /// Caser (boxed: far larger than MF).
+    Caser(Box<Caser>),
+    /// MF.
+    Mf(Mf),
+}
+
+impl Model {
+    /// Builds a model's variables under `path`.
+    pub fn new(path: &nn::Path, config: &ModelConfig) -> Model {
+        match config.kind {
+            ModelKind::Caser => Model::Caser(Box::new(Caser::new(path, config))),
+            ModelKind::Mf => Model::Mf(Mf::new(path, config)),
+        }
+    }
+
+    /// The query vector and the output item table (weights with a trailing bias column
+    /// appended to the query side), so score = [x; 1] . [W; b].
+    fn query_and_table(
+        &self,
+        users: &Tensor,
+        inputs: &Tensor,
+        train: bool,
+    ) -> (Tensor, &Tensor, &Tensor) {
+        match self {
+            Model::Caser(m) => {
+                let (table, bias) = m.output_table();
+                (m.query(users, inputs, train), table, bias)
+            }
+            Model::Mf(m) => {
+                let (table, bias) = m.output_table();
+                (m.query(users), table, bias)
+            }
+        }
+    }
+
+    /// Scores chosen items: users [B] (int64), inputs [B, L] (input ids), items [B, M] (dense
+    /// item indices) -> [B, M].
+    pub fn score_items(
+        &self,
+        users: &Tensor,
+        inputs: &Tensor,
+        items: &Tensor,
+        train: bool,
+    ) -> Tensor {
+        let (x, table, bias) = self.query_and_table(users, inputs, train);
+        let rows = items + 1;
+        let w = table
+            .index_select(0, &rows.view([-1]))
+            .view([rows.size()[0], rows.size()[1], -1]);
+        let b = bias
+            .index_select(0, &rows.view([-1]))
+            .view(rows.size().as_slice());
+        w.matmul(&x.unsqueeze(2)).squeeze_dim(2) + b
+    }
+
+    /// Scores every real item: users [B], inputs [B, L] -> [B, num_items].
+    pub fn score_all(&self, users: &Tensor, inputs: &Tensor, train: bool) -> Tensor {
+        let (x, table, bias) = self.query_and_table(users, inputs, train);
+        let w = table.narrow(0, 1, table.size()[0] - 1);
+        let b = bias.narrow(0, 1, bias.size()[0] - 1).view([1, -1]);
+        x.matmul(&w.tr()) + b
+    }
+}
+
+/// Number of trainable parameters in a var store.
+pub fn num_parameters(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::ids_tensor;
+    use tch::Device;
+
+    fn tiny(kind: ModelKind) -> (nn::VarStore, Model, ModelConfig) {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut config = ModelConfig::caser(8, 4, 10);
+        config.kind = kind;
+        config.sequence_length = 3;
+        let model = Model::new(&vs.root(), &config);
+        (vs, model, config)
+    }
+
+    #[test]
+    fn score_items_agrees_with_score_all() {
+        for kind in [ModelKind::Caser, ModelKind::Mf] {
+            let (_vs, model, _) = tiny(kind);
+            let users = ids_tensor(&[0, 3], &[2], Device::Cpu);
+            let inputs = ids_tensor(&[0, 1, 2, 4, 5, 6], &[2, 3], Device::Cpu);
+            let all = model.score_all(&users, &inputs, false);
+            assert_eq!(all.size(), vec![2, 10]);
+            let items = ids_tensor(&[9, 0, 3, 2, 2, 7], &[2, 3], Device::Cpu);
+            let some = model.score_items(&users, &inputs, &items, false);
+            let gathered = all.gather(1, &items, false);
+            assert!(some.allclose(&gathered, 1e-5, 1e-6, false), "{kind}");
+        }
+    }
+
+    #[test]
+    fn caser_parameter_count_matches_the_architecture() {
+        let (vs, _, c) = tiny(ModelKind::Caser);
+        let (d, l, rows) = (c.dim, c.sequence_length, c.num_items + 1);
+        let conv_h: i64 = (1..=l).map(|h| c.nh * h * d + c.nh).sum();
+        let expected = c.num_users * d
+            + rows * d
+            + (c.nv * l + c.nv)
+            + conv_h
+            + ((c.nv * d + c.nh * l) * d + d)
+            + rows * 2 * d
+            + rows;
+        assert_eq!(num_parameters(&vs), expected);
+    }
+}
