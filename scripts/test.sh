@@ -7,6 +7,9 @@ source scripts/env.sh
 # (tens of GB in the shared target folder over a day of work).
 export CARGO_INCREMENTAL=0
 cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+# No import cycle between the modules of any crate.
+python3 scripts/module-cycles.py
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
   cargo test --workspace --doc
