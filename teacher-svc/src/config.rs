@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Parser;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use rankdistill_models::DeviceChoice;
 use rankdistill_serving::args::{ServerFlags, ServiceProfile};
 

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use rankdistill_core::dataset::Format;
+use rankdistill_models::{Activation, DeviceChoice, ModelKind};
 use rankdistill_serving::limits::{
     DEFAULT_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES,
 };
-use rankdistill_models::{Activation, DeviceChoice, ModelKind};
 
 use crate::report::input::{Group, LatencyInput};
 

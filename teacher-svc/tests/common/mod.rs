@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_models::checkpoint::{self, CheckpointManifest, DataRef};
 use rankdistill_models::model::{Model, ModelConfig};
+use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_testkit::Service;
 use tch::{Device, nn};
 

@@ -6,8 +6,8 @@ use rankdistill_models::DeviceError;
 use rankdistill_serving::tls::ClientTlsFiles;
 
 use crate::cli::{
-    LossFormArg, ModelArgs, OptimArgs, RdArgs, TeacherArgs, TeacherTlsArgs,
-    WeightingArg, WindowArgs,
+    LossFormArg, ModelArgs, OptimArgs, RdArgs, TeacherArgs, TeacherTlsArgs, WeightingArg,
+    WindowArgs,
 };
 use crate::rd_loss::{LossForm, RdConfig, Weighting};
 use crate::teachers::TeacherSource;
