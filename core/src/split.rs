@@ -44,6 +44,22 @@ pub struct Split {
     pub stats: SplitStats,
 }
 
+impl Split {
+    /// Per user, the training items sorted and without repeats: the items a user has already
+    /// seen, as the services look them up (binary search) to exclude them.
+    pub fn seen_sets(&self) -> Vec<Vec<u32>> {
+        self.train
+            .iter()
+            .map(|items| {
+                let mut items = items.clone();
+                items.sort_unstable();
+                items.dedup();
+                items
+            })
+            .collect()
+    }
+}
+
 /// Row counts of a split.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SplitStats {
@@ -173,6 +189,19 @@ mod tests {
             item: item.into(),
             timestamp: ts,
         }
+    }
+
+    #[test]
+    fn seen_sets_are_sorted_and_without_repeats() {
+        let split = Split {
+            users: vec!["a".into(), "b".into()],
+            items: (0..4).map(|i| i.to_string()).collect(),
+            train: vec![vec![3, 1, 3, 0], vec![]],
+            valid: vec![vec![], vec![]],
+            test: vec![vec![2], vec![]],
+            stats: SplitStats::default(),
+        };
+        assert_eq!(split.seen_sets(), vec![vec![0, 1, 3], vec![]]);
     }
 
     #[test]

@@ -28,6 +28,23 @@ pub trait ServiceProfile: Clone + fmt::Debug + Send + Sync + 'static {
     const DEFAULT_METRICS_ADDR: &'static str;
 }
 
+/// Declares a unit struct that implements [`ServiceProfile`], with its doc comment:
+/// `service_profile! { /// doc  Name, env = "PREFIX_", addr = "host:port", metrics = "host:port" }`.
+#[macro_export]
+macro_rules! service_profile {
+    ($(#[$meta:meta])* $name:ident, env = $prefix:literal, addr = $addr:literal, metrics = $metrics:literal) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        pub struct $name;
+
+        impl $crate::args::ServiceProfile for $name {
+            const ENV_PREFIX: &'static str = $prefix;
+            const DEFAULT_ADDR: &'static str = $addr;
+            const DEFAULT_METRICS_ADDR: &'static str = $metrics;
+        }
+    };
+}
+
 /// The shared flags' values, for the parts of `serving` that use them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerArgs {

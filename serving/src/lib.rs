@@ -11,6 +11,7 @@ pub mod deadline;
 pub mod error;
 pub mod error_chain;
 pub mod health;
+pub mod k_limit;
 pub mod limits;
 pub mod listeners;
 pub mod logging;

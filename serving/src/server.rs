@@ -61,14 +61,16 @@ impl ServerTelemetry {
         })
     }
 
-    /// Registers the service's own metrics.
-    pub fn register_all(
-        &self,
-        collectors: Vec<Box<dyn prometheus::core::Collector>>,
-    ) -> prometheus::Result<()> {
-        collectors
-            .into_iter()
-            .try_for_each(|collector| self.registry.register(collector))
+    /// Registers one of the service's own metrics, given as its definition, and returns it.
+    /// Definitions are static: an invalid or duplicate one is a programming error (a panic
+    /// that the services' unit tests catch), never a request-path failure.
+    pub fn registered<C>(&self, definition: prometheus::Result<C>) -> C
+    where
+        C: prometheus::core::Collector + Clone + 'static,
+    {
+        let collector = crate::metrics::must(definition);
+        crate::metrics::must(self.registry.register(Box::new(collector.clone())));
+        collector
     }
 
     /// Every metric in Prometheus text format.

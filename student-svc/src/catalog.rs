@@ -44,16 +44,7 @@ impl History {
             reason: e.to_string(),
         })?;
         let split = dataset.split;
-        let seen = split
-            .train
-            .iter()
-            .map(|items| {
-                let mut items = items.clone();
-                items.sort_unstable();
-                items.dedup();
-                items
-            })
-            .collect();
+        let seen = split.seen_sets();
         let popularity = rankdistill_core::popularity::popularity(&split.train, split.items.len());
         Ok(History {
             fingerprint: dataset.manifest.fingerprint,

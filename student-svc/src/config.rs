@@ -5,20 +5,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use rankdistill_serving::args::{ServerFlags, ServiceProfile};
+use rankdistill_serving::args::ServerFlags;
 
 use crate::admin::{AdminAccess, Secret};
 use crate::kernel::Kernel;
 
-/// The shared server flags as student-svc names them: `STUDENT_*` variables, ports 50061
-/// (gRPC) and 9465 (metrics).
-#[derive(Debug, Clone)]
-pub struct StudentProfile;
-
-impl ServiceProfile for StudentProfile {
-    const ENV_PREFIX: &'static str = "STUDENT_";
-    const DEFAULT_ADDR: &'static str = "127.0.0.1:50061";
-    const DEFAULT_METRICS_ADDR: &'static str = "127.0.0.1:9465";
+rankdistill_serving::service_profile! {
+    /// The shared server flags as student-svc names them: `STUDENT_*` variables, ports 50061
+    /// (gRPC) and 9465 (metrics).
+    StudentProfile, env = "STUDENT_", addr = "127.0.0.1:50061", metrics = "127.0.0.1:9465"
 }
 
 pub use crate::catalog::UnknownUser;

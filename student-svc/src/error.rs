@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use rankdistill_serving::k_limit::InvalidK;
 use tonic::{Code, Status};
 
 /// Why a request failed. Each variant maps to one gRPC status code.
@@ -12,13 +13,8 @@ pub enum ServiceError {
     #[error("{0}")]
     InvalidArgument(String),
     /// A k below 1 or above the server's --max-k.
-    #[error("k must be between 1 and {max} (the server's --max-k), got {k}")]
-    InvalidK {
-        /// The k the request asked for.
-        k: i64,
-        /// The largest k the server answers (`--max-k`).
-        max: u32,
-    },
+    #[error(transparent)]
+    InvalidK(#[from] InvalidK),
     /// An item id the model does not know.
     #[error("{field}: unknown item id '{}'", rankdistill_serving::quote::quote(.id))]
     UnknownItem {
@@ -70,7 +66,7 @@ impl ServiceError {
     pub fn code(&self) -> Code {
         match self {
             ServiceError::InvalidArgument(_)
-            | ServiceError::InvalidK { .. }
+            | ServiceError::InvalidK(_)
             | ServiceError::UnknownItem { .. } => Code::InvalidArgument,
             ServiceError::UnknownUser(_) => Code::NotFound,
             ServiceError::InBatch { source, .. } => source.code(),
@@ -150,7 +146,7 @@ mod tests {
         assert_eq!(ServiceError::UnknownUser("u".into()).code(), Code::NotFound);
         let nested = ServiceError::InBatch {
             index: 2,
-            source: Box::new(ServiceError::InvalidK { k: 0, max: 10 }),
+            source: Box::new(ServiceError::InvalidK(InvalidK { k: 0, max: 10 })),
         };
         assert_eq!(nested.code(), Code::InvalidArgument);
         assert!(nested.to_string().starts_with("requests[2]: k must be"));

@@ -45,17 +45,17 @@ impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Metrics {
         let buckets = must(exponential_buckets(0.000_025, 2.0, 20));
+        let server = must(ServerTelemetry::new(
+            "student",
+            buckets.clone(),
+            "1 when a model is loaded and warmed up and the server is not draining.",
+        ));
         let histogram = |name: &str, help: &str| {
-            must(Histogram::with_opts(
+            server.registered(Histogram::with_opts(
                 HistogramOpts::new(name, help).buckets(buckets.clone()),
             ))
         };
-        let metrics = Metrics {
-            server: must(ServerTelemetry::new(
-                "student",
-                buckets.clone(),
-                "1 when a model is loaded and warmed up and the server is not draining.",
-            )),
+        Metrics {
             queue_wait: histogram(
                 "student_queue_wait_seconds",
                 "Time a job waited for a scoring thread.",
@@ -64,59 +64,43 @@ impl Metrics {
                 "student_scoring_duration_seconds",
                 "One scoring job: query vectors, SIMD scan, top-k.",
             ),
-            batch_size: must(Histogram::with_opts(
+            batch_size: server.registered(Histogram::with_opts(
                 HistogramOpts::new(
                     "student_batch_size",
                     "Queries scored per pass over the item table.",
                 )
                 .buckets(must(exponential_buckets(1.0, 2.0, 10))),
             )),
-            inflight: must(IntGauge::new(
+            inflight: server.registered(IntGauge::new(
                 "student_inflight_jobs",
                 "Scoring jobs admitted and not finished.",
             )),
-            abandoned: must(IntCounter::new(
+            abandoned: server.registered(IntCounter::new(
                 "student_abandoned_total",
                 "Queries and jobs dropped unscored: the caller's deadline passed or it went away.",
             )),
-            model_info: must(IntGaugeVec::new(
+            model_info: server.registered(IntGaugeVec::new(
                 Opts::new("student_model_info", "The served model (value 1)."),
                 &["kind", "version", "data_fingerprint", "kernel"],
             )),
-            model_items: must(IntGauge::new(
+            model_items: server.registered(IntGauge::new(
                 "student_model_items",
                 "Items the served model ranks.",
             )),
-            model_loaded_at: must(Gauge::new(
+            model_loaded_at: server.registered(Gauge::new(
                 "student_model_loaded_timestamp_seconds",
                 "When the served version was loaded (Unix seconds).",
             )),
-            reloads: must(IntCounter::new(
+            reloads: server.registered(IntCounter::new(
                 "student_reloads_total",
                 "Reloads that swapped in a new model version.",
             )),
-            reload_failures: must(IntCounter::new(
+            reload_failures: server.registered(IntCounter::new(
                 "student_reload_failures_total",
                 "Refused reloads (corrupt or inconsistent artifact); the old model kept serving.",
             )),
-        };
-        must(metrics.server.register_all(metrics.collectors()));
-        metrics
-    }
-
-    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
-        vec![
-            Box::new(self.queue_wait.clone()),
-            Box::new(self.scoring_duration.clone()),
-            Box::new(self.batch_size.clone()),
-            Box::new(self.inflight.clone()),
-            Box::new(self.abandoned.clone()),
-            Box::new(self.model_info.clone()),
-            Box::new(self.model_items.clone()),
-            Box::new(self.model_loaded_at.clone()),
-            Box::new(self.reloads.clone()),
-            Box::new(self.reload_failures.clone()),
-        ]
+            server,
+        }
     }
 
     /// Publishes the served model's identity (replacing the previous one).

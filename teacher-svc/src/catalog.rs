@@ -53,16 +53,7 @@ impl Catalog {
     /// Builds the lookups for a model reading `sequence_length` items.
     pub fn new(dataset: PreparedDataset, sequence_length: usize) -> Catalog {
         let split = dataset.split;
-        let seen = split
-            .train
-            .iter()
-            .map(|items| {
-                let mut items = items.clone();
-                items.sort_unstable();
-                items.dedup();
-                items
-            })
-            .collect();
+        let seen = split.seen_sets();
         Catalog {
             fingerprint: dataset.manifest.fingerprint,
             sequence_length,

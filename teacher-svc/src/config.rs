@@ -6,17 +6,12 @@ use std::path::PathBuf;
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use rankdistill_models::DeviceChoice;
-use rankdistill_serving::args::{ServerFlags, ServiceProfile};
+use rankdistill_serving::args::ServerFlags;
 
-/// The shared server flags as teacher-svc names them: `TEACHER_*` variables, ports 50051
-/// (gRPC) and 9464 (metrics).
-#[derive(Debug, Clone)]
-pub struct TeacherProfile;
-
-impl ServiceProfile for TeacherProfile {
-    const ENV_PREFIX: &'static str = "TEACHER_";
-    const DEFAULT_ADDR: &'static str = "127.0.0.1:50051";
-    const DEFAULT_METRICS_ADDR: &'static str = "127.0.0.1:9464";
+rankdistill_serving::service_profile! {
+    /// The shared server flags as teacher-svc names them: `TEACHER_*` variables, ports 50051
+    /// (gRPC) and 9464 (metrics).
+    TeacherProfile, env = "TEACHER_", addr = "127.0.0.1:50051", metrics = "127.0.0.1:9464"
 }
 
 /// teacher-svc: serves a LibTorch teacher over gRPC and streams its top-K rankings.

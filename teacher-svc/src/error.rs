@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use rankdistill_serving::k_limit::InvalidK;
 use tonic::{Code, Status};
 
 /// Why a request failed. Each variant maps to one gRPC status code (see the `From` impl).
@@ -11,14 +12,9 @@ pub enum ServiceError {
     /// A required field is missing or a value is malformed.
     #[error("{0}")]
     InvalidArgument(String),
-    /// k outside 1..=max_k.
-    #[error("k must be between 1 and {max} (the server's --max-k), got {k}")]
-    InvalidK {
-        /// Requested k.
-        k: i64,
-        /// The server's cap.
-        max: u32,
-    },
+    /// A k below 1 or above the server's --max-k.
+    #[error(transparent)]
+    InvalidK(#[from] InvalidK),
     /// A shard index that does not exist.
     #[error("shard_index {index} must be below shard_count {count}")]
     InvalidShard {
@@ -82,7 +78,7 @@ impl ServiceError {
     pub fn code(&self) -> Code {
         match self {
             ServiceError::InvalidArgument(_)
-            | ServiceError::InvalidK { .. }
+            | ServiceError::InvalidK(_)
             | ServiceError::InvalidShard { .. }
             | ServiceError::UnknownItem { .. } => Code::InvalidArgument,
             ServiceError::UnknownUser(_) => Code::NotFound,
@@ -182,7 +178,7 @@ mod tests {
     fn statuses_are_precise() {
         let cases = [
             (
-                ServiceError::InvalidK { k: 0, max: 10 },
+                ServiceError::InvalidK(InvalidK { k: 0, max: 10 }),
                 Code::InvalidArgument,
             ),
             (ServiceError::UnknownUser("u9".into()), Code::NotFound),

@@ -23,13 +23,7 @@ pub struct ServiceLimits {
 impl ServiceLimits {
     /// A requested k as a length, refused unless it is within 1..=`max_k`.
     pub fn check_k(&self, k: i32) -> Result<usize, ServiceError> {
-        if k <= 0 || k as u32 > self.max_k {
-            return Err(ServiceError::InvalidK {
-                k: k as i64,
-                max: self.max_k,
-            });
-        }
-        Ok(k as usize)
+        Ok(rankdistill_serving::k_limit::check_k(k, self.max_k)?)
     }
 }
 

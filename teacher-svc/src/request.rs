@@ -169,6 +169,7 @@ impl StreamPlan {
 mod tests {
     use super::*;
     use rankdistill_proto::v1::QueryList;
+    use rankdistill_serving::k_limit::InvalidK;
 
     const LIMITS: ServiceLimits = ServiceLimits {
         max_k: 100,
@@ -206,10 +207,10 @@ mod tests {
             };
             assert_eq!(
                 RankQuery::try_from((bad, &LIMITS)).unwrap_err(),
-                ServiceError::InvalidK {
+                ServiceError::InvalidK(InvalidK {
                     k: k as i64,
                     max: 100
-                }
+                })
             );
         }
         let no_query = RankRequest {
@@ -270,7 +271,7 @@ mod tests {
             |request: StreamRankingsRequest| StreamPlan::try_from((request, &LIMITS)).unwrap_err();
         assert_eq!(
             refused(StreamRankingsRequest { k: 0, ..ok.clone() }),
-            ServiceError::InvalidK { k: 0, max: 100 }
+            ServiceError::InvalidK(InvalidK { k: 0, max: 100 })
         );
         assert_eq!(
             refused(StreamRankingsRequest {

@@ -40,41 +40,41 @@ impl Metrics {
             latency_buckets.clone(),
             "1 when the model is loaded and warmed up.",
         ));
-        let queue_wait = must(Histogram::with_opts(
+        let queue_wait = server.registered(Histogram::with_opts(
             HistogramOpts::new(
                 "teacher_queue_wait_seconds",
                 "Time a job waited in the model queue before its forward pass.",
             )
             .buckets(latency_buckets.clone()),
         ));
-        let batch_size = must(Histogram::with_opts(
+        let batch_size = server.registered(Histogram::with_opts(
             HistogramOpts::new("teacher_batch_size", "Queries per forward pass.")
                 .buckets(must(exponential_buckets(1.0, 2.0, 14))),
         ));
-        let forward_duration = must(Histogram::with_opts(
+        let forward_duration = server.registered(Histogram::with_opts(
             HistogramOpts::new(
                 "teacher_forward_duration_seconds",
                 "One forward pass with masking and top-k.",
             )
             .buckets(latency_buckets),
         ));
-        let streamed_rankings = must(IntCounter::new(
+        let streamed_rankings = server.registered(IntCounter::new(
             "teacher_streamed_rankings_total",
             "Rankings sent by StreamRankings.",
         ));
-        let active_streams = must(IntGauge::new(
+        let active_streams = server.registered(IntGauge::new(
             "teacher_active_streams",
             "Open StreamRankings calls.",
         ));
-        let model_info = must(IntGaugeVec::new(
+        let model_info = server.registered(IntGaugeVec::new(
             Opts::new("teacher_model_info", "The served model (value 1)."),
             &["kind", "version", "data_fingerprint", "device"],
         ));
-        let model_items = must(IntGauge::new(
+        let model_items = server.registered(IntGauge::new(
             "teacher_model_items",
             "Items the served model ranks.",
         ));
-        let metrics = Metrics {
+        Metrics {
             server,
             queue_wait,
             batch_size,
@@ -83,21 +83,7 @@ impl Metrics {
             active_streams,
             model_info,
             model_items,
-        };
-        must(metrics.server.register_all(metrics.collectors()));
-        metrics
-    }
-
-    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
-        vec![
-            Box::new(self.queue_wait.clone()),
-            Box::new(self.batch_size.clone()),
-            Box::new(self.forward_duration.clone()),
-            Box::new(self.streamed_rankings.clone()),
-            Box::new(self.active_streams.clone()),
-            Box::new(self.model_info.clone()),
-            Box::new(self.model_items.clone()),
-        ]
+        }
     }
 
     /// Publishes the served model's identity.
