@@ -6,6 +6,7 @@ pub mod artifact;
 pub mod atomic;
 pub mod dataset;
 pub mod history;
+pub mod id_map;
 pub mod instances;
 pub mod metrics;
 pub mod popularity;

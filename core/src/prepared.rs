@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::replace_dir_atomic;
-use crate::dataset::Format;
-use crate::split::{Split, SplitConfig, SplitStats};
+use crate::dataset::{Format, ReadError, read_interactions};
+use crate::split::{Split, SplitConfig, SplitStats, split};
 
 /// Version of the on-disk layout of a prepared dataset.
 pub const PREPARED_FORMAT_VERSION: u32 = 1;
@@ -110,6 +110,18 @@ impl PreparedDataset {
             stats: split.stats,
         };
         PreparedDataset { manifest, split }
+    }
+
+    /// Reads an interaction file (its format detected), splits it with `config` and wraps the
+    /// split: what `trainer prepare` does, without writing anything.
+    pub fn read(path: &Path, config: SplitConfig) -> Result<Self, ReadError> {
+        let (format, rows) = read_interactions(path, None)?;
+        Ok(PreparedDataset::new(
+            split(&rows, config),
+            path.display().to_string(),
+            format,
+            config,
+        ))
     }
 
     /// Number of users.

@@ -2,11 +2,11 @@
 //! (with `--data`) each user's training items and the items' training popularity. Resolves a
 //! request into a dense query, its exclusions, or the popularity fallback.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use rankdistill_core::artifact::ArtifactManifest;
+use rankdistill_core::id_map::IdMap;
 use rankdistill_core::instances::{PAD, last_window};
 use rankdistill_core::prepared::PreparedDataset;
 
@@ -84,20 +84,12 @@ pub struct Resolved {
 /// Id maps and histories of one served model version.
 #[derive(Debug)]
 pub struct Catalog {
-    user_index: HashMap<String, u32>,
-    item_ids: Vec<String>,
-    item_index: HashMap<String, u32>,
+    users: IdMap,
+    items: IdMap,
     history: Option<Arc<History>>,
     popularity: Vec<f32>,
     sequence_length: usize,
     unknown_user: UnknownUser,
-}
-
-fn index_of(ids: &[String]) -> HashMap<String, u32> {
-    ids.iter()
-        .enumerate()
-        .map(|(i, id)| (id.clone(), i as u32))
-        .collect()
 }
 
 /// The artifact's id map, else the dataset's, else dense indices as decimal strings.
@@ -137,9 +129,8 @@ impl Catalog {
             _ => item_bias.to_vec(),
         };
         Catalog {
-            user_index: index_of(&users),
-            item_index: index_of(&item_ids),
-            item_ids,
+            users: IdMap::new(users),
+            items: IdMap::new(item_ids),
             history,
             popularity,
             sequence_length: manifest.model.sequence_length.max(0) as usize,
@@ -149,26 +140,19 @@ impl Catalog {
 
     /// Raw id of a dense item.
     pub fn item_id(&self, dense: u32) -> &str {
-        self.item_ids
-            .get(dense as usize)
-            .map(String::as_str)
-            .unwrap_or("")
+        self.items.raw(dense)
     }
 
     /// Dense index of a raw item id.
     pub fn item(&self, raw: &str, field: &str) -> Result<u32, ServiceError> {
-        self.item_index
-            .get(raw)
-            .copied()
-            .ok_or_else(|| ServiceError::UnknownItem {
-                field: field.to_string(),
-                id: raw.to_string(),
-            })
+        self.items
+            .dense(raw)
+            .ok_or_else(|| ServiceError::unknown_item(field, raw))
     }
 
     /// Dense index of a raw user id, if known.
     pub fn user(&self, raw: &str) -> Option<u32> {
-        self.user_index.get(raw).copied()
+        self.users.dense(raw)
     }
 
     /// Popularity scores (training counts with --data, else item bias).

@@ -9,7 +9,7 @@ use tonic::{Code, Status};
 /// Why a request failed. Each variant maps to one gRPC status code.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ServiceError {
-    /// A required field is missing or a value is malformed.
+    /// A malformed request (no query, a batch too large, a bad field).
     #[error("{0}")]
     InvalidArgument(String),
     /// A k below 1 or above the server's --max-k.
@@ -62,6 +62,14 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
+    /// An unknown item id `raw`, found in the request field `field`.
+    pub fn unknown_item(field: &str, raw: &str) -> ServiceError {
+        ServiceError::UnknownItem {
+            field: field.to_string(),
+            id: raw.to_string(),
+        }
+    }
+
     /// The gRPC status code of this error.
     pub fn code(&self) -> Code {
         match self {

@@ -138,11 +138,7 @@ fn check(request: &RecommendRequest, answer: &rankdistill_proto::v1::RecommendRe
 #[test]
 fn the_server_answers_any_request_precisely() {
     let fx = Fixture::new();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = rankdistill_testkit::runtime::runtime();
     let data = fx.data.to_string_lossy().into_owned();
     let server = runtime.block_on(Server::start_serving(&args(
         &fx.model,

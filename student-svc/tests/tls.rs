@@ -15,8 +15,9 @@ use rankdistill_testkit::path_arg as path;
 use rankdistill_testkit::pki::{Pki, cert_and_key};
 use rankdistill_testkit::reflection::list_services;
 use rankdistill_testkit::tls::{
-    ClientTlsFiles, assert_tls_refusal, tls_channel, tls_health, wait_serving_tls,
+    ClientTlsFiles, assert_too_large, tls_channel, tls_health, wait_serving_tls,
 };
+use rankdistill_testkit::tls_refusal::assert_unusable_tls_flags_refused;
 use tonic::Code;
 
 const TOKEN: &str = "tls-test-admin-token-5d41402abc4b2a76";
@@ -146,11 +147,7 @@ async fn messages_above_the_limit_are_refused_both_ways() {
     let mut big = request(fx.user(0), 5);
     big.exclude_items = (0..400).map(|i| fx.item(i % items)).collect();
     let status = c.recommend(big).await.unwrap_err();
-    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
-    assert!(
-        status.message().contains("message length too large"),
-        "{status:?}"
-    );
+    assert_too_large(&status);
     // Response above the limit: refused while encoding (4 answers of 50 items).
     let status = c
         .recommend_batch(RecommendBatchRequest {
@@ -158,11 +155,7 @@ async fn messages_above_the_limit_are_refused_both_ways() {
         })
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
-    assert!(
-        status.message().contains("message length too large"),
-        "{status:?}"
-    );
+    assert_too_large(&status);
     assert_eq!(
         c.recommend(request(fx.user(1), 5))
             .await
@@ -177,30 +170,10 @@ async fn messages_above_the_limit_are_refused_both_ways() {
 #[test]
 fn unusable_tls_files_stop_the_start_naming_the_flag_and_the_file() {
     let fx = Fixture::new();
-    let pki = Pki::new();
-    let missing = pki.dir.join("missing.pem");
-    let cases: Vec<(Vec<String>, String)> = vec![
-        (
-            cert_and_key(&missing, &pki.server_key),
-            format!("--tls-cert {}: cannot read the file", missing.display()),
-        ),
-        (
-            cert_and_key(&pki.server_cert, &pki.server_cert),
-            format!(
-                "--tls-key {}: expected a PEM file with a PRIVATE KEY block",
-                pki.server_cert.display()
-            ),
-        ),
-        (
-            vec!["--tls-client-ca".into(), path(&pki.ca)],
-            "--tls-cert".into(),
-        ),
-    ];
-    for (extra, expected) in cases {
+    assert_unusable_tls_flags_refused(&Pki::new(), |extra| {
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-        let (status, stderr) = run_to_refusal(&args(&fx.model, &extra));
-        assert_tls_refusal(&extra, status, &stderr, &[expected]);
-    }
+        run_to_refusal(&args(&fx.model, &extra))
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,9 @@
 //! The served dataset, as request handlers need it: raw-id lookups, each user's training
 //! history, and the training queries (windows of L inputs and T targets) per T.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use rankdistill_core::id_map::IdMap;
 use rankdistill_core::instances::{Instances, PAD, WindowConfig, last_window};
 use rankdistill_core::prepared::PreparedDataset;
 
@@ -33,20 +33,11 @@ pub struct ScoringQuery {
 pub struct Catalog {
     fingerprint: String,
     sequence_length: usize,
-    user_ids: Vec<String>,
-    user_index: HashMap<String, u32>,
-    item_ids: Vec<String>,
-    item_index: HashMap<String, u32>,
+    users: IdMap,
+    items: IdMap,
     train: Vec<Vec<u32>>,
     seen: Vec<Vec<u32>>,
     training_queries: Mutex<Vec<(usize, TrainingQueriesSlot)>>,
-}
-
-fn index_of(ids: &[String]) -> HashMap<String, u32> {
-    ids.iter()
-        .enumerate()
-        .map(|(i, id)| (id.clone(), i as u32))
-        .collect()
 }
 
 impl Catalog {
@@ -57,10 +48,8 @@ impl Catalog {
         Catalog {
             fingerprint: dataset.manifest.fingerprint,
             sequence_length,
-            user_index: index_of(&split.users),
-            item_index: index_of(&split.items),
-            user_ids: split.users,
-            item_ids: split.items,
+            users: IdMap::new(split.users),
+            items: IdMap::new(split.items),
             train: split.train,
             seen,
             training_queries: Mutex::new(Vec::new()),
@@ -74,12 +63,12 @@ impl Catalog {
 
     /// Number of users.
     pub fn num_users(&self) -> usize {
-        self.user_ids.len()
+        self.users.len()
     }
 
     /// Number of items.
     pub fn num_items(&self) -> usize {
-        self.item_ids.len()
+        self.items.len()
     }
 
     /// Input length L.
@@ -94,29 +83,21 @@ impl Catalog {
                 "query.user_id is required".into(),
             ));
         }
-        self.user_index
-            .get(raw)
-            .copied()
+        self.users
+            .dense(raw)
             .ok_or_else(|| ServiceError::UnknownUser(raw.to_string()))
     }
 
     /// Dense index of a raw item id; `field` names the request field in the error.
     pub fn item(&self, raw: &str, field: &str) -> Result<u32, ServiceError> {
-        self.item_index
-            .get(raw)
-            .copied()
-            .ok_or_else(|| ServiceError::UnknownItem {
-                field: field.to_string(),
-                id: raw.to_string(),
-            })
+        self.items
+            .dense(raw)
+            .ok_or_else(|| ServiceError::unknown_item(field, raw))
     }
 
     /// Raw id of a dense item.
     pub fn item_id(&self, dense: u32) -> &str {
-        self.item_ids
-            .get(dense as usize)
-            .map(String::as_str)
-            .unwrap_or("")
+        self.items.raw(dense)
     }
 
     /// The user's distinct training items, sorted.

@@ -108,11 +108,7 @@ fn refused_precisely(s: &tonic::Status) -> bool {
 #[test]
 fn the_server_answers_any_request_precisely() {
     let fx = Fixture::new();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = rankdistill_testkit::runtime::runtime();
     let mut a = args(&fx.data, &fx.checkpoint);
     a.extend(["--max-k".into(), "50".into()]);
     let server = runtime.block_on(Server::start_serving(&a));

@@ -10,12 +10,12 @@ use common::{Fixture, SERVICE, Server, args, run_to_refusal};
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, Query, RankRequest, StreamRankingsRequest};
 use rankdistill_testkit::health::{ServingStatus, assert_plain_health_serving};
-use rankdistill_testkit::path_arg as path;
-use rankdistill_testkit::pki::{Pki, cert_and_key};
+use rankdistill_testkit::pki::Pki;
 use rankdistill_testkit::reflection::list_services;
 use rankdistill_testkit::tls::{
-    ClientTlsFiles, assert_tls_refusal, tls_channel, tls_health, wait_serving_tls,
+    ClientTlsFiles, assert_too_large, tls_channel, tls_health, wait_serving_tls,
 };
+use rankdistill_testkit::tls_refusal::assert_unusable_tls_flags_refused;
 use tonic::Code;
 
 fn with(fx: &Fixture, extra: &[String]) -> Vec<OsString> {
@@ -176,11 +176,7 @@ async fn messages_above_the_limit_are_refused_both_ways() {
     let items = fx.dataset.num_items() as u32;
     let big: Vec<String> = (0..400).map(|i| fx.item(i % items)).collect();
     let status = client.rank(rank(big)).await.unwrap_err();
-    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
-    assert!(
-        status.message().contains("message length too large"),
-        "{status:?}"
-    );
+    assert_too_large(&status);
     // A stream whose messages could exceed 1024 bytes (64 queries x 10 items) is refused up
     // front, naming the batch size that fits; that batch size streams within the limit (the
     // client's decoder holds it to 1024 bytes too).
@@ -234,51 +230,5 @@ async fn messages_above_the_limit_are_refused_both_ways() {
 #[test]
 fn unusable_tls_files_stop_the_start_naming_the_flag_and_the_file() {
     let fx = Fixture::new();
-    let pki = Pki::new();
-    let missing = pki.dir.join("missing.pem");
-    let not_pem = pki.dir.join("notes.txt");
-    std::fs::write(&not_pem, "not a certificate\n").unwrap();
-    let cases: Vec<(Vec<String>, Vec<String>)> = vec![
-        (
-            cert_and_key(&pki.server_cert, &missing),
-            vec![
-                format!("--tls-key {}", missing.display()),
-                "cannot read the file".into(),
-            ],
-        ),
-        (
-            cert_and_key(&not_pem, &pki.server_key),
-            vec![
-                format!("--tls-cert {}", not_pem.display()),
-                "CERTIFICATE".into(),
-            ],
-        ),
-        (
-            // A key that does not belong to the certificate.
-            cert_and_key(&pki.server_cert, &pki.client_key),
-            vec![
-                format!("--tls-cert {}", pki.server_cert.display()),
-                "refused by rustls".into(),
-            ],
-        ),
-        (
-            [
-                pki.server_args(false),
-                vec!["--tls-client-ca".into(), path(&pki.server_key)],
-            ]
-            .concat(),
-            vec![
-                format!("--tls-client-ca {}", pki.server_key.display()),
-                "CERTIFICATE".into(),
-            ],
-        ),
-        (
-            vec!["--tls-cert".into(), path(&pki.server_cert)],
-            vec!["--tls-key".into()],
-        ),
-    ];
-    for (extra, expected) in cases {
-        let (status, stderr) = run_to_refusal(&with(&fx, &extra));
-        assert_tls_refusal(&extra, status, &stderr, &expected);
-    }
+    assert_unusable_tls_flags_refused(&Pki::new(), |extra| run_to_refusal(&with(&fx, extra)));
 }

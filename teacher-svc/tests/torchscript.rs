@@ -135,19 +135,13 @@ async fn a_traced_torchscript_teacher_is_served() {
             target_length: 1,
         },
     );
-    let batch = client
-        .stream_rankings(StreamRankingsRequest {
-            k: k as i32,
-            batch_size: 16,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .message()
-        .await
-        .unwrap()
-        .unwrap();
+    let request = StreamRankingsRequest {
+        k: k as i32,
+        batch_size: 16,
+        ..Default::default()
+    };
+    let mut stream = client.stream_rankings(request).await.unwrap().into_inner();
+    let batch = stream.message().await.unwrap().expect("a first batch");
     assert_eq!(batch.total_queries, instances.len() as u64);
     for r in &batch.rankings {
         let i = r.query_index as usize;

@@ -3,9 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use rankdistill_core::dataset::read_interactions;
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_core::split::{SplitConfig, split};
+use rankdistill_core::split::SplitConfig;
 use rankdistill_core::synthetic::SyntheticConfig;
 
 /// Writes `root/u.data` (50 users over `items` items, some users short enough for padded
@@ -24,14 +23,7 @@ pub fn prepared_synthetic(root: &Path, items: usize) -> (PathBuf, PreparedDatase
     }
     .write_udata(&udata)
     .expect("synthetic data");
-    let (format, rows) = read_interactions(&udata, None).expect("read");
-    let split_config = SplitConfig::default();
-    let dataset = PreparedDataset::new(
-        split(&rows, split_config),
-        udata.display().to_string(),
-        format,
-        split_config,
-    );
+    let dataset = PreparedDataset::read(&udata, SplitConfig::default()).expect("read");
     let data = root.join("prepared");
     dataset.save(&data).expect("save dataset");
     (data, dataset)

@@ -17,9 +17,11 @@ pub mod metrics;
 pub mod pki;
 pub mod python;
 pub mod reflection;
+pub mod runtime;
 pub mod server;
 pub mod table;
 pub mod tls;
+pub mod tls_refusal;
 pub mod weights;
 
 pub use binary::{path_arg, texts, workspace_bin};

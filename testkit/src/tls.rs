@@ -76,3 +76,12 @@ pub fn assert_tls_refusal<S: AsRef<str>>(
         "key material in the error:\n{stderr}"
     );
 }
+
+/// Asserts that a call was refused for a message above the size limit, received or sent.
+pub fn assert_too_large(status: &tonic::Status) {
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert!(
+        status.message().contains("message length too large"),
+        "{status:?}"
+    );
+}

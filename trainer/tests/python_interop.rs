@@ -339,11 +339,7 @@ fn numpy_parity(kind: &str, extra: &[&str]) {
         STUDENT,
         &["--model", &p(&model_dir), "--data", &p(&data_dir)],
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = rankdistill_testkit::runtime::runtime();
     let worst_grpc = runtime.block_on(recommend_matches(&service.addr, &data, &users, kind));
     eprintln!(
         "{kind}: numpy vs student-svc, 40 users: max |score diff| {worst_all:e} over all {} items, {worst_grpc:e} over Recommend's top {K}",

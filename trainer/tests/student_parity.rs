@@ -190,11 +190,7 @@ fn parity(kind: &str, extra: &[&str]) {
     }
 
     // Through a real student-svc process.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = rankdistill_testkit::runtime::runtime();
     runtime.block_on(check_process(&model_dir, &data_dir, &data, &users, &tch));
 }
 

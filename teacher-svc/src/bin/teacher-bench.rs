@@ -13,9 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use rankdistill_core::dataset::read_interactions;
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_core::split::{SplitConfig, split};
+use rankdistill_core::split::SplitConfig;
 use rankdistill_core::synthetic::SyntheticConfig;
 use rankdistill_models::checkpoint::{self, CheckpointManifest, DataRef};
 use rankdistill_models::{DeviceChoice, Model, ModelConfig};
@@ -43,15 +42,8 @@ struct Case {
 }
 
 fn prepare(name: &'static str, udata: &Path, work: &Path) -> anyhow::Result<Case> {
-    let (format, rows) =
-        read_interactions(udata, None).with_context(|| format!("reading {}", udata.display()))?;
-    let config = SplitConfig::default();
-    let dataset = PreparedDataset::new(
-        split(&rows, config),
-        udata.display().to_string(),
-        format,
-        config,
-    );
+    let dataset = PreparedDataset::read(udata, SplitConfig::default())
+        .with_context(|| format!("reading {}", udata.display()))?;
     let data = work.join(format!("{name}-prepared"));
     dataset.save(&data)?;
     tch::manual_seed(0);

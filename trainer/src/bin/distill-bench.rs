@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rankdistill_core::dataset::read_interactions;
 use rankdistill_core::instances::{Instances, WindowConfig};
 use rankdistill_core::prepared::PreparedDataset;
 use rankdistill_core::split::{SplitConfig, split};
@@ -264,14 +263,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut results = Vec::new();
     if ml.exists() {
-        let (format, rows) = read_interactions(&ml, None).expect("read ML-100K");
-        let config = SplitConfig::default();
-        let data = PreparedDataset::new(
-            split(&rows, config),
-            ml.display().to_string(),
-            format,
-            config,
-        );
+        let data = PreparedDataset::read(&ml, SplitConfig::default()).expect("read ML-100K");
         results.push(bench("ml-100k", data, dir.path()));
     } else {
         eprintln!("{} not found: skipping ML-100K", ml.display());

@@ -107,36 +107,27 @@ impl Server {
 
     /// teacher-svc on `data` and `model`, on an ephemeral port, on the CPU.
     pub fn teacher(data: &Path, model: &Path) -> Server {
-        Server::start(
-            &workspace_bin("teacher-svc"),
-            TEACHER,
-            &[
-                "--data",
-                &p(data),
-                "--model",
-                &p(model),
-                "--addr",
-                "127.0.0.1:0",
-                "--device",
-                "cpu",
-            ],
-        )
+        Server::serving("teacher-svc", TEACHER, data, model, &["--device", "cpu"])
     }
 
     /// student-svc serving the artifact `model` with the users of `data`.
     pub fn student(data: &Path, model: &Path) -> Server {
-        Server::start(
-            &workspace_bin("student-svc"),
-            STUDENT,
-            &[
-                "--data",
-                &p(data),
-                "--model",
-                &p(model),
-                "--addr",
-                "127.0.0.1:0",
-            ],
-        )
+        Server::serving("student-svc", STUDENT, data, model, &[])
+    }
+
+    /// A service binary on `data` and `model`, on an ephemeral port, plus `extra` flags.
+    fn serving(
+        binary: &str,
+        service: &'static str,
+        data: &Path,
+        model: &Path,
+        extra: &[&str],
+    ) -> Server {
+        let (data, model) = (p(data), p(model));
+        let mut args = vec!["--data", data.as_str(), "--model", model.as_str()];
+        args.extend_from_slice(&["--addr", "127.0.0.1:0"]);
+        args.extend_from_slice(extra);
+        Server::start(&workspace_bin(binary), service, &args)
     }
 
     /// Waits until the gRPC health service answers SERVING (for the server and its service).
