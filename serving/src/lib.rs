@@ -23,3 +23,4 @@ pub mod rpc;
 pub mod server;
 pub mod tls;
 pub mod tls_reload;
+pub mod unknown_item;

@@ -9,6 +9,7 @@ use rankdistill_core::artifact::ArtifactManifest;
 use rankdistill_core::id_map::IdMap;
 use rankdistill_core::instances::{PAD, last_window};
 use rankdistill_core::prepared::PreparedDataset;
+use rankdistill_serving::unknown_item::UnknownItem;
 
 use crate::error::{LoadError, ServiceError};
 use crate::model::QueryInput;
@@ -147,7 +148,7 @@ impl Catalog {
     pub fn item(&self, raw: &str, field: &str) -> Result<u32, ServiceError> {
         self.items
             .dense(raw)
-            .ok_or_else(|| ServiceError::unknown_item(field, raw))
+            .ok_or_else(|| UnknownItem::new(field, raw).into())
     }
 
     /// Dense index of a raw user id, if known.

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use rankdistill_serving::k_limit::InvalidK;
+use rankdistill_serving::unknown_item::UnknownItem;
 use tonic::{Code, Status};
 
 /// Why a request failed. Each variant maps to one gRPC status code.
@@ -16,13 +17,8 @@ pub enum ServiceError {
     #[error(transparent)]
     InvalidK(#[from] InvalidK),
     /// An item id the model does not know.
-    #[error("{field}: unknown item id '{}'", rankdistill_serving::quote::quote(.id))]
-    UnknownItem {
-        /// Which request field held it.
-        field: String,
-        /// The raw id.
-        id: String,
-    },
+    #[error(transparent)]
+    UnknownItem(#[from] UnknownItem),
     /// A user id the model does not know, with nothing else to rank from.
     #[error(
         "unknown user id '{}' and no recent_items: send the user's recent items, or start the server with --unknown-user popularity", rankdistill_serving::quote::quote(.0)
@@ -62,20 +58,12 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
-    /// An unknown item id `raw`, found in the request field `field`.
-    pub fn unknown_item(field: &str, raw: &str) -> ServiceError {
-        ServiceError::UnknownItem {
-            field: field.to_string(),
-            id: raw.to_string(),
-        }
-    }
-
     /// The gRPC status code of this error.
     pub fn code(&self) -> Code {
         match self {
             ServiceError::InvalidArgument(_)
             | ServiceError::InvalidK(_)
-            | ServiceError::UnknownItem { .. } => Code::InvalidArgument,
+            | ServiceError::UnknownItem(_) => Code::InvalidArgument,
             ServiceError::UnknownUser(_) => Code::NotFound,
             ServiceError::InBatch { source, .. } => source.code(),
             ServiceError::Overloaded(_) => Code::ResourceExhausted,

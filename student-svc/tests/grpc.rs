@@ -15,7 +15,7 @@ use rankdistill_proto::v1::{
 };
 use rankdistill_student::kernel::Kernel;
 use rankdistill_student::model::{QueryInput, StudentModel};
-use rankdistill_testkit::reflection::{list_services, list_services_v1alpha};
+use rankdistill_testkit::reflection::{assert_lists, list_services_v1alpha};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -336,8 +336,7 @@ async fn mf_artifacts_serve_and_reflection_lists_the_service() {
     }
 
     // Reflection, v1 and v1alpha.
-    let names = list_services(server.channel().await.unwrap()).await;
-    assert!(names.iter().any(|s| s == SERVICE));
+    assert_lists(server.channel().await.unwrap(), SERVICE).await;
     let names = list_services_v1alpha(server.channel().await.unwrap()).await;
     assert!(names.iter().any(|s| s == SERVICE));
 }

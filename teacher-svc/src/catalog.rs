@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use rankdistill_core::id_map::IdMap;
 use rankdistill_core::instances::{Instances, PAD, WindowConfig, last_window};
 use rankdistill_core::prepared::PreparedDataset;
+use rankdistill_serving::unknown_item::UnknownItem;
 
 use crate::error::ServiceError;
 
@@ -92,7 +93,7 @@ impl Catalog {
     pub fn item(&self, raw: &str, field: &str) -> Result<u32, ServiceError> {
         self.items
             .dense(raw)
-            .ok_or_else(|| ServiceError::unknown_item(field, raw))
+            .ok_or_else(|| UnknownItem::new(field, raw).into())
     }
 
     /// Raw id of a dense item.
@@ -265,10 +266,7 @@ mod tests {
         );
         assert_eq!(
             c.resolve("a", &["99".into()], &[], false).unwrap_err(),
-            ServiceError::UnknownItem {
-                field: "query.recent_items".into(),
-                id: "99".into()
-            }
+            ServiceError::UnknownItem(UnknownItem::new("query.recent_items", "99"))
         );
         assert!(matches!(
             c.resolve("", &[], &[], false).unwrap_err(),

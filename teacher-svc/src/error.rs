@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use rankdistill_serving::k_limit::InvalidK;
+use rankdistill_serving::unknown_item::UnknownItem;
 use tonic::{Code, Status};
 
 /// Why a request failed. Each variant maps to one gRPC status code (see the `From` impl).
@@ -12,9 +13,6 @@ pub enum ServiceError {
     /// A malformed request field (a missing query, a bad shard, cursor or batch size).
     #[error("{0}")]
     InvalidArgument(String),
-    /// A k below 1 or above the server's --max-k.
-    #[error(transparent)]
-    InvalidK(#[from] InvalidK),
     /// A shard index that does not exist.
     #[error("shard_index {index} must be below shard_count {count}")]
     InvalidShard {
@@ -23,14 +21,12 @@ pub enum ServiceError {
         /// Number of shards.
         count: u32,
     },
+    /// A k below 1 or above the server's --max-k.
+    #[error(transparent)]
+    InvalidK(#[from] InvalidK),
     /// An item id the dataset does not know.
-    #[error("{field}: unknown item id '{}'", rankdistill_serving::quote::quote(.id))]
-    UnknownItem {
-        /// Which request field held it.
-        field: String,
-        /// The raw id.
-        id: String,
-    },
+    #[error(transparent)]
+    UnknownItem(#[from] UnknownItem),
     /// A user id the dataset does not know.
     #[error("unknown user id '{}'", rankdistill_serving::quote::quote(.0))]
     UnknownUser(String),
@@ -74,21 +70,13 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
-    /// An unknown item id `raw`, found in the request field `field`.
-    pub fn unknown_item(field: &str, raw: &str) -> ServiceError {
-        ServiceError::UnknownItem {
-            field: field.to_string(),
-            id: raw.to_string(),
-        }
-    }
-
     /// The gRPC status code of this error.
     pub fn code(&self) -> Code {
         match self {
             ServiceError::InvalidArgument(_)
             | ServiceError::InvalidK(_)
             | ServiceError::InvalidShard { .. }
-            | ServiceError::UnknownItem { .. } => Code::InvalidArgument,
+            | ServiceError::UnknownItem(_) => Code::InvalidArgument,
             ServiceError::UnknownUser(_) => Code::NotFound,
             ServiceError::InQuery { source, .. } => source.code(),
             ServiceError::FingerprintMismatch { .. } => Code::FailedPrecondition,
@@ -213,10 +201,10 @@ mod tests {
         for (error, code) in cases {
             assert_eq!(Status::from(error).code(), code);
         }
-        let status = Status::from(ServiceError::UnknownItem {
-            field: "exclude_items".into(),
-            id: "i42".into(),
-        });
+        let status = Status::from(ServiceError::UnknownItem(UnknownItem::new(
+            "exclude_items",
+            "i42",
+        )));
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(status.message().contains("'i42'"), "{}", status.message());
         let status = Status::from(ServiceError::InQuery {

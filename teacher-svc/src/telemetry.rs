@@ -31,13 +31,17 @@ pub struct Metrics {
     pub model_items: IntGauge,
 }
 
+/// Latency buckets of the teacher's histograms: 250 µs, doubling, up to about 33 s.
+fn latency_buckets() -> Vec<f64> {
+    must(exponential_buckets(0.000_25, 2.0, 18))
+}
+
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Metrics {
-        let latency_buckets = must(exponential_buckets(0.000_25, 2.0, 18));
         let server = must(ServerTelemetry::new(
             "teacher",
-            latency_buckets.clone(),
+            latency_buckets(),
             "1 when the model is loaded and warmed up.",
         ));
         let queue_wait = server.registered(Histogram::with_opts(
@@ -45,7 +49,7 @@ impl Metrics {
                 "teacher_queue_wait_seconds",
                 "Time a job waited in the model queue before its forward pass.",
             )
-            .buckets(latency_buckets.clone()),
+            .buckets(latency_buckets()),
         ));
         let batch_size = server.registered(Histogram::with_opts(
             HistogramOpts::new("teacher_batch_size", "Queries per forward pass.")
@@ -56,7 +60,7 @@ impl Metrics {
                 "teacher_forward_duration_seconds",
                 "One forward pass with masking and top-k.",
             )
-            .buckets(latency_buckets),
+            .buckets(latency_buckets()),
         ));
         let streamed_rankings = server.registered(IntCounter::new(
             "teacher_streamed_rankings_total",

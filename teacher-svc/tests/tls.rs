@@ -11,7 +11,7 @@ use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, Query, RankRequest, StreamRankingsRequest};
 use rankdistill_testkit::health::{ServingStatus, assert_plain_health_serving};
 use rankdistill_testkit::pki::Pki;
-use rankdistill_testkit::reflection::list_services;
+use rankdistill_testkit::reflection::assert_lists;
 use rankdistill_testkit::tls::{
     ClientTlsFiles, assert_too_large, tls_channel, tls_health, wait_serving_tls,
 };
@@ -22,6 +22,16 @@ fn with(fx: &Fixture, extra: &[String]) -> Vec<OsString> {
     let mut out = args(&fx.data, &fx.checkpoint);
     out.extend(extra.iter().map(OsString::from));
     out
+}
+
+/// StreamRankings of every training query, `k` items each, `batch_size` rankings a message.
+fn stream_request(k: i32, batch_size: u32) -> StreamRankingsRequest {
+    StreamRankingsRequest {
+        k,
+        batch_size,
+        shard_count: 1,
+        ..StreamRankingsRequest::default()
+    }
 }
 
 async fn tls_client(
@@ -69,8 +79,7 @@ async fn tls_serves_rpcs_health_and_reflection_and_refuses_plain_text() {
     assert_eq!(answer.model_version, fx.manifest.version);
 
     // Reflection over TLS.
-    let names = list_services(tls_channel(server.addr, &files).await.unwrap()).await;
-    assert!(names.iter().any(|s| s == SERVICE), "{names:?}");
+    assert_lists(tls_channel(server.addr, &files).await.unwrap(), SERVICE).await;
 
     // A plain-text client gets nothing; the server keeps serving TLS clients.
     let plain = server.health("").await;
@@ -129,12 +138,7 @@ async fn mutual_tls_needs_a_client_certificate_from_the_configured_ca() {
     // Streams work over mutual TLS too.
     let mut client = tls_client(&server, &good).await.unwrap();
     let mut stream = client
-        .stream_rankings(StreamRankingsRequest {
-            k: 3,
-            batch_size: 8,
-            shard_count: 1,
-            ..StreamRankingsRequest::default()
-        })
+        .stream_rankings(stream_request(3, 8))
         .await
         .unwrap()
         .into_inner();
@@ -162,16 +166,8 @@ async fn messages_above_the_limit_are_refused_both_ways() {
         exclude_seen: false,
     };
     // A small request is served.
-    assert_eq!(
-        client
-            .rank(rank(vec![]))
-            .await
-            .unwrap()
-            .into_inner()
-            .items
-            .len(),
-        5
-    );
+    let answer = client.rank(rank(vec![])).await.unwrap().into_inner();
+    assert_eq!(answer.items.len(), 5);
     // A request above 1024 bytes is refused while decoding.
     let items = fx.dataset.num_items() as u32;
     let big: Vec<String> = (0..400).map(|i| fx.item(i % items)).collect();
@@ -181,12 +177,7 @@ async fn messages_above_the_limit_are_refused_both_ways() {
     // front, naming the batch size that fits; that batch size streams within the limit (the
     // client's decoder holds it to 1024 bytes too).
     let status = client
-        .stream_rankings(StreamRankingsRequest {
-            k: 10,
-            batch_size: 64,
-            shard_count: 1,
-            ..StreamRankingsRequest::default()
-        })
+        .stream_rankings(stream_request(10, 64))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -196,12 +187,7 @@ async fn messages_above_the_limit_are_refused_both_ways() {
     );
     let mut small = server.client_with_limit(1024).await;
     let mut stream = small
-        .stream_rankings(StreamRankingsRequest {
-            k: 10,
-            batch_size: 8,
-            shard_count: 1,
-            ..StreamRankingsRequest::default()
-        })
+        .stream_rankings(stream_request(10, 8))
         .await
         .unwrap()
         .into_inner();
@@ -215,16 +201,8 @@ async fn messages_above_the_limit_are_refused_both_ways() {
     }
     assert!(streamed > 0);
     // The server is unharmed.
-    assert_eq!(
-        client
-            .rank(rank(vec![]))
-            .await
-            .unwrap()
-            .into_inner()
-            .items
-            .len(),
-        5
-    );
+    let answer = client.rank(rank(vec![])).await.unwrap().into_inner();
+    assert_eq!(answer.items.len(), 5);
 }
 
 #[test]

@@ -45,3 +45,9 @@ list_services_over!(
     list_services_v1alpha,
     v1alpha
 );
+
+/// Asserts that the server behind `channel` lists `service` over reflection v1.
+pub async fn assert_lists(channel: Channel, service: &str) {
+    let names = list_services(channel).await;
+    assert!(names.iter().any(|s| s == service), "{names:?}");
+}
