@@ -22,14 +22,51 @@ pub struct DatasetManifest {
     pub format_version: u32,
     /// Content fingerprint (blake3 of ids and sequences), hex.
     pub fingerprint: String,
-    /// Where the interactions came from.
+    /// Where the interactions came from: the input file, or for a pre-split import its files
+    /// as `train=FILE valid=FILE test=FILE` (each file also in [`DatasetManifest::origin`]).
     pub source: String,
-    /// Format of the source file.
+    /// Format of the source file (of every file of a pre-split import).
     pub source_format: Format,
-    /// The split settings.
-    pub split: SplitConfig,
+    /// The re-split settings; `None` for a pre-split import, where the files give the split.
+    pub split: Option<SplitConfig>,
+    /// How the split was made. Manifests written before pre-split imports existed have no
+    /// such key: they are re-splits.
+    #[serde(default)]
+    pub origin: SplitOrigin,
     /// Row counts.
     pub stats: SplitStats,
+}
+
+/// How a prepared dataset's split was made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SplitOrigin {
+    /// One interaction file split by [`split`] with the manifest's settings.
+    #[default]
+    Resplit,
+    /// A pre-split import ([`crate::split::from_presplit`]): the parts come from these files.
+    Presplit {
+        /// The training file.
+        train: String,
+        /// The validation file, if any.
+        valid: Option<String>,
+        /// The test file.
+        test: String,
+    },
+}
+
+impl SplitOrigin {
+    /// The files of a pre-split import as one line: `train=FILE [valid=FILE] test=FILE`;
+    /// `None` for a re-split.
+    pub fn presplit_source(&self) -> Option<String> {
+        match self {
+            SplitOrigin::Resplit => None,
+            SplitOrigin::Presplit { train, valid, test } => Some(match valid {
+                Some(valid) => format!("train={train} valid={valid} test={test}"),
+                None => format!("train={train} test={test}"),
+            }),
+        }
+    }
 }
 
 /// A prepared dataset in memory.
@@ -99,14 +136,45 @@ pub fn fingerprint(split: &Split) -> String {
 }
 
 impl PreparedDataset {
-    /// Wraps a split with its manifest and fingerprint.
+    /// Wraps a split of one file (made with `config`) with its manifest and fingerprint.
     pub fn new(split: Split, source: String, source_format: Format, config: SplitConfig) -> Self {
+        Self::wrap(
+            split,
+            source,
+            source_format,
+            Some(config),
+            SplitOrigin::Resplit,
+        )
+    }
+
+    /// Wraps the split of a pre-split import ([`crate::split::from_presplit`]) of the files
+    /// `train`, `valid` and `test`, all of `source_format`, with its manifest and fingerprint.
+    pub fn new_presplit(
+        split: Split,
+        source_format: Format,
+        train: String,
+        valid: Option<String>,
+        test: String,
+    ) -> Self {
+        let origin = SplitOrigin::Presplit { train, valid, test };
+        let source = origin.presplit_source().unwrap_or_default();
+        Self::wrap(split, source, source_format, None, origin)
+    }
+
+    fn wrap(
+        split: Split,
+        source: String,
+        source_format: Format,
+        config: Option<SplitConfig>,
+        origin: SplitOrigin,
+    ) -> Self {
         let manifest = DatasetManifest {
             format_version: PREPARED_FORMAT_VERSION,
             fingerprint: fingerprint(&split),
             source,
             source_format,
             split: config,
+            origin,
             stats: split.stats,
         };
         PreparedDataset { manifest, split }
@@ -141,8 +209,16 @@ impl PreparedDataset {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
-                    "the split left no training rows ({} users, every interaction went to test or validation); lower --test-fraction / --valid-fraction or use users with more interactions; nothing was written",
-                    self.num_users()
+                    "{}; nothing was written",
+                    match self.manifest.origin {
+                        SplitOrigin::Resplit => format!(
+                            "the split left no training rows ({} users, every interaction went to test or validation); lower --test-fraction / --valid-fraction or use users with more interactions",
+                            self.num_users()
+                        ),
+                        SplitOrigin::Presplit { ref train, .. } => format!(
+                            "the training file {train} has no interactions; give a --train file with rows"
+                        ),
+                    }
                 ),
             ));
         }
@@ -286,8 +362,8 @@ fn read_sequences(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::RawInteraction;
-    use crate::split::split;
+    use crate::dataset::{RawInteraction, parse_interactions};
+    use crate::split::{from_presplit, split};
 
     fn sample() -> PreparedDataset {
         let rows: Vec<RawInteraction> = (0..30)
@@ -356,5 +432,62 @@ mod tests {
         fs::write(p.join("train.txt"), "99\n").unwrap();
         let err = PreparedDataset::load(&p).unwrap_err().to_string();
         assert!(err.contains("out of range"), "{err}");
+    }
+
+    fn presplit(train: &str, test: &str) -> PreparedDataset {
+        let (format, train) = parse_interactions(Path::new("train"), train, None).unwrap();
+        let (_, test) = parse_interactions(Path::new("test"), test, None).unwrap();
+        PreparedDataset::new_presplit(
+            from_presplit(&train, &[], &test),
+            format,
+            "t.txt".into(),
+            None,
+            "s.txt".into(),
+        )
+    }
+
+    #[test]
+    fn a_manifest_written_before_presplit_imports_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p");
+        let data = sample();
+        data.save(&p).unwrap();
+        // The manifest as builds before pre-split imports wrote it: no `origin` key, the
+        // split settings as an object.
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&fs::read(p.join("manifest.json")).unwrap()).unwrap();
+        json.as_object_mut().unwrap().remove("origin").unwrap();
+        assert!(json["split"]["test_fraction"].is_f64());
+        fs::write(p.join("manifest.json"), serde_json::to_vec(&json).unwrap()).unwrap();
+        let back = PreparedDataset::load(&p).unwrap();
+        assert_eq!(back.manifest.origin, SplitOrigin::Resplit);
+        assert_eq!(back, data);
+    }
+
+    #[test]
+    fn a_presplit_import_round_trips_and_records_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p");
+        let data = presplit("1 10 5\n1 11 4\n2 10 3\n", "1 12 5\n2 11 1\n3 10 2\n");
+        assert_eq!(data.manifest.split, None);
+        assert_eq!(data.manifest.source, "train=t.txt test=s.txt");
+        assert_eq!(data.manifest.stats.test_dropped, 2);
+        data.save(&p).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs::read(p.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(json["origin"]["kind"], "presplit");
+        assert_eq!(json["origin"]["train"], "t.txt");
+        assert_eq!(json["origin"]["test"], "s.txt");
+        assert!(json["split"].is_null());
+        assert_eq!(PreparedDataset::load(&p).unwrap(), data);
+    }
+
+    #[test]
+    fn presplit_fingerprint_ignores_crlf_and_bom() {
+        let plain = presplit("1 10\n1 11\n2 10\n", "1 11\n2 11\n");
+        let windows = presplit("\u{feff}1 10\r\n1 11\r\n2 10\r\n", "1 11\r\n2 11");
+        assert_eq!(plain.manifest.fingerprint, windows.manifest.fingerprint);
+        let other = presplit("1 10\n1 11\n2 10\n", "2 11\n1 11\n2 10\n");
+        assert_ne!(plain.manifest.fingerprint, other.manifest.fingerprint);
     }
 }

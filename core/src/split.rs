@@ -1,6 +1,10 @@
 //! The evaluation split of method.md: per user, stable sort by time, the last ceil(20%) to
 //! test, the rest to train; test items never seen in train are dropped. Validation is cut from
 //! the tail of train the same way. Raw ids become dense indices here.
+//!
+//! A pre-split import ([`from_presplit`]) takes the parts as given instead: users and items are
+//! numbered from the training rows only, and held-out rows of a user or item never seen in
+//! train are dropped and counted.
 
 use std::collections::{HashMap, HashSet};
 
@@ -73,9 +77,11 @@ pub struct SplitStats {
     pub valid_rows: usize,
     /// Test rows kept.
     pub test_rows: usize,
-    /// Validation rows dropped because their item never occurs in train.
+    /// Validation rows dropped because their item (or, in a pre-split import, their user)
+    /// never occurs in train.
     pub valid_dropped: usize,
-    /// Test rows dropped because their item never occurs in train.
+    /// Test rows dropped because their item (or, in a pre-split import, their user) never
+    /// occurs in train.
     pub test_dropped: usize,
 }
 
@@ -95,38 +101,43 @@ pub fn tail_len(n: usize, fraction: f64) -> usize {
     (len as usize).min(n)
 }
 
-/// Splits raw interactions as method.md describes.
-pub fn split(rows: &[RawInteraction], config: SplitConfig) -> Split {
-    // Group by user, keeping file order within a user.
-    let mut by_user: HashMap<&str, Vec<usize>> = HashMap::new();
+/// One user's raw items per part, in time order.
+struct UserParts<'a> {
+    train: Vec<&'a str>,
+    valid: Vec<&'a str>,
+    test: Vec<&'a str>,
+}
+
+/// Groups `rows` by user, each user's rows stably sorted by time (ties, and formats without
+/// timestamps, keep file order).
+fn by_user(rows: &[RawInteraction]) -> HashMap<&str, Vec<&str>> {
+    let mut indices: HashMap<&str, Vec<usize>> = HashMap::new();
     for (index, row) in rows.iter().enumerate() {
-        by_user.entry(row.user.as_str()).or_default().push(index);
+        indices.entry(row.user.as_str()).or_default().push(index);
     }
-    let mut users: Vec<&str> = by_user.keys().copied().collect();
+    indices
+        .into_iter()
+        .map(|(user, mut indices)| {
+            indices.sort_by_key(|&i| rows[i].timestamp.unwrap_or(0));
+            (
+                user,
+                indices.iter().map(|&i| rows[i].item.as_str()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Users in raw-id order.
+fn sorted_users<'a>(users: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut users: Vec<&str> = users.collect();
     users.sort_by(|a, b| compare_raw_ids(a, b));
+    users
+}
 
-    struct UserParts<'a> {
-        train: Vec<&'a str>,
-        valid: Vec<&'a str>,
-        test: Vec<&'a str>,
-    }
-    let mut parts = Vec::with_capacity(users.len());
-    for user in &users {
-        let mut indices = by_user.remove(user).unwrap_or_default();
-        // Stable: ties (and formats without timestamps) keep file order.
-        indices.sort_by_key(|&i| rows[i].timestamp.unwrap_or(0));
-        let items: Vec<&str> = indices.iter().map(|&i| rows[i].item.as_str()).collect();
-        let n_test = tail_len(items.len(), config.test_fraction);
-        let (rest, test) = items.split_at(items.len() - n_test);
-        let n_valid = tail_len(rest.len(), config.valid_fraction);
-        let (train, valid) = rest.split_at(rest.len() - n_valid);
-        parts.push(UserParts {
-            train: train.to_vec(),
-            valid: valid.to_vec(),
-            test: test.to_vec(),
-        });
-    }
-
+/// Numbers the items of the training parts in raw-id order and maps every part to dense ids;
+/// held-out items never seen in train are dropped, and `dropped` (valid, test) is added to
+/// the counts.
+fn assemble(users: Vec<&str>, parts: Vec<UserParts<'_>>, dropped: (usize, usize)) -> Split {
     let mut item_set: HashSet<&str> = HashSet::new();
     for part in &parts {
         item_set.extend(part.train.iter().copied());
@@ -142,6 +153,8 @@ pub fn split(rows: &[RawInteraction], config: SplitConfig) -> Split {
     let mut stats = SplitStats {
         users: users.len(),
         train_items: items.len(),
+        valid_dropped: dropped.0,
+        test_dropped: dropped.1,
         ..SplitStats::default()
     };
     let mut train = Vec::with_capacity(parts.len());
@@ -176,6 +189,53 @@ pub fn split(rows: &[RawInteraction], config: SplitConfig) -> Split {
         test,
         stats,
     }
+}
+
+/// Splits raw interactions as method.md describes.
+pub fn split(rows: &[RawInteraction], config: SplitConfig) -> Split {
+    let mut grouped = by_user(rows);
+    let users = sorted_users(grouped.keys().copied());
+    let mut parts = Vec::with_capacity(users.len());
+    for user in &users {
+        let items = grouped.remove(user).unwrap_or_default();
+        let n_test = tail_len(items.len(), config.test_fraction);
+        let (rest, test) = items.split_at(items.len() - n_test);
+        let n_valid = tail_len(rest.len(), config.valid_fraction);
+        let (train, valid) = rest.split_at(rest.len() - n_valid);
+        parts.push(UserParts {
+            train: train.to_vec(),
+            valid: valid.to_vec(),
+            test: test.to_vec(),
+        });
+    }
+    assemble(users, parts, (0, 0))
+}
+
+/// A pre-split import: the parts as the files give them. Users are those of `train` and items
+/// those of the training rows, both in raw-id order as [`split`] numbers them; each part of a
+/// user is stably sorted by time (file order without timestamps). Validation and test rows
+/// whose user or item never occurs in `train` are dropped and counted in the stats. `valid`
+/// may be empty (no validation).
+pub fn from_presplit(
+    train: &[RawInteraction],
+    valid: &[RawInteraction],
+    test: &[RawInteraction],
+) -> Split {
+    let mut train = by_user(train);
+    let mut valid = by_user(valid);
+    let mut test = by_user(test);
+    let users = sorted_users(train.keys().copied());
+    let mut parts = Vec::with_capacity(users.len());
+    for user in &users {
+        parts.push(UserParts {
+            train: train.remove(user).unwrap_or_default(),
+            valid: valid.remove(user).unwrap_or_default(),
+            test: test.remove(user).unwrap_or_default(),
+        });
+    }
+    // What is left belongs to users without training rows.
+    let unseen = |rest: HashMap<&str, Vec<&str>>| rest.values().map(Vec::len).sum::<usize>();
+    assemble(users, parts, (unseen(valid), unseen(test)))
 }
 
 #[cfg(test)]
@@ -255,6 +315,127 @@ mod tests {
         assert_eq!(s.stats.test_dropped, 2);
         assert_eq!(s.train[0], vec![0, 1, 2, 3, 4, 5]);
         assert_eq!(s.stats.valid_dropped, 2);
+    }
+
+    #[test]
+    fn presplit_numbers_users_and_items_from_train_only_and_counts_dropped_rows() {
+        let train = vec![
+            row("2", "b", None),
+            row("10", "a", None),
+            row("2", "c", None),
+        ];
+        // Test: user 99 is unseen (dropped), item z is unseen (dropped).
+        let test = vec![
+            row("2", "a", None),
+            row("99", "a", None),
+            row("10", "z", None),
+            row("10", "b", None),
+        ];
+        let s = from_presplit(&train, &[], &test);
+        // Numeric ids sort numerically; items only from train.
+        assert_eq!(s.users, vec!["2", "10"]);
+        assert_eq!(s.items, vec!["a", "b", "c"]);
+        assert_eq!(s.train, vec![vec![1, 2], vec![0]]);
+        assert_eq!(s.test, vec![vec![0], vec![1]]);
+        assert_eq!(s.valid, vec![Vec::<u32>::new(), vec![]]);
+        assert_eq!(
+            s.stats,
+            SplitStats {
+                users: 2,
+                train_items: 3,
+                train_rows: 3,
+                valid_rows: 0,
+                test_rows: 2,
+                valid_dropped: 0,
+                test_dropped: 2,
+            }
+        );
+    }
+
+    #[test]
+    fn presplit_users_only_in_test_do_not_become_users() {
+        let train = vec![row("1", "a", None)];
+        let test = vec![row("2", "a", None), row("2", "a", None)];
+        let s = from_presplit(&train, &[], &test);
+        assert_eq!(s.users, vec!["1"]);
+        assert_eq!(s.stats.test_dropped, 2);
+        assert_eq!(s.stats.test_rows, 0);
+    }
+
+    #[test]
+    fn presplit_parts_sort_stably_by_time_or_keep_file_order() {
+        let train = vec![
+            row("u", "c", Some(3)),
+            row("u", "a", Some(1)),
+            row("u", "d", Some(1)),
+            row("u", "b", Some(2)),
+        ];
+        let test = vec![row("u", "b", Some(9)), row("u", "a", Some(8))];
+        let s = from_presplit(&train, &[], &test);
+        // a=0 b=1 c=2 d=3; time order a(1) d(1) b(2) c(3), ties in file order.
+        assert_eq!(s.train[0], vec![0, 3, 1, 2]);
+        assert_eq!(s.test[0], vec![0, 1]);
+        // Without timestamps, file order.
+        let untimed = |rows: &[RawInteraction]| -> Vec<RawInteraction> {
+            rows.iter().map(|r| row(&r.user, &r.item, None)).collect()
+        };
+        let s = from_presplit(&untimed(&train), &[], &untimed(&test));
+        assert_eq!(s.train[0], vec![2, 0, 3, 1]);
+        assert_eq!(s.test[0], vec![1, 0]);
+    }
+
+    #[test]
+    fn presplit_validation_is_optional_and_filtered_like_test() {
+        let train = vec![
+            row("1", "a", None),
+            row("1", "b", None),
+            row("2", "a", None),
+        ];
+        let valid = vec![
+            row("1", "b", None),
+            row("1", "x", None),
+            row("3", "a", None),
+            row("2", "a", None),
+        ];
+        let test = vec![row("2", "b", None)];
+        let s = from_presplit(&train, &valid, &test);
+        assert_eq!(s.valid, vec![vec![1], vec![0]]);
+        assert_eq!(s.stats.valid_rows, 2);
+        assert_eq!(s.stats.valid_dropped, 2);
+        assert_eq!(s.test, vec![vec![], vec![1]]);
+        let without = from_presplit(&train, &[], &test);
+        assert_eq!(without.train, s.train);
+        assert_eq!(without.test, s.test);
+        assert!(without.valid.iter().all(Vec::is_empty));
+        assert_eq!(
+            (without.stats.valid_rows, without.stats.valid_dropped),
+            (0, 0)
+        );
+    }
+
+    #[test]
+    fn presplit_of_a_resplit_gives_the_same_split() {
+        // Importing the parts that `split` made gives back the same ids and sequences when
+        // every user keeps a training row.
+        let rows: Vec<_> = (0..40)
+            .map(|i| row(&(i % 4).to_string(), &(i % 9).to_string(), Some(i)))
+            .collect();
+        let s = split(&rows, SplitConfig::default());
+        let part = |seqs: &[Vec<u32>]| -> Vec<RawInteraction> {
+            let mut out = Vec::new();
+            for (u, seq) in seqs.iter().enumerate() {
+                for &i in seq {
+                    out.push(row(&s.users[u], &s.items[i as usize], None));
+                }
+            }
+            out
+        };
+        let again = from_presplit(&part(&s.train), &part(&s.valid), &part(&s.test));
+        assert_eq!(again.users, s.users);
+        assert_eq!(again.items, s.items);
+        assert_eq!(again.train, s.train);
+        assert_eq!(again.test, s.test);
+        assert_eq!(again.stats.test_rows, s.stats.test_rows);
     }
 
     proptest! {
