@@ -50,7 +50,8 @@ pub struct Cli {
 pub enum Command {
     /// Generate a seeded synthetic interaction file (MovieLens u.data layout).
     GenSynthetic(GenSyntheticArgs),
-    /// Split an interaction file into a prepared dataset folder.
+    /// Split an interaction file (or import a pre-split train/test pair) into a prepared
+    /// dataset folder.
     Prepare(PrepareArgs),
     /// Evaluate a model (pop, random, or a checkpoint folder) on a prepared dataset.
     Evaluate(EvaluateArgs),
@@ -99,21 +100,39 @@ pub struct GenSyntheticArgs {
 /// Flags of `prepare`.
 #[derive(Debug, Args)]
 pub struct PrepareArgs {
-    /// Interaction file: MovieLens u.data, RD/Caser `user item rating`, or SASRec `user item`.
-    #[arg(long, env = "RD_INPUT")]
-    pub input: PathBuf,
-    /// File format; detected from the first line when omitted.
+    /// Interaction file to re-split: MovieLens u.data, RD/Caser `user item rating`, or SASRec
+    /// `user item`. Not with --train.
+    #[arg(
+        long,
+        env = "RD_INPUT",
+        conflicts_with = "train",
+        required_unless_present = "train"
+    )]
+    pub input: Option<PathBuf>,
+    /// Training file of a pre-split import (any format of --input; users and items are
+    /// numbered from it). Needs --test.
+    #[arg(long, env = "RD_TRAIN_FILE", requires = "test")]
+    pub train: Option<PathBuf>,
+    /// Test file of a pre-split import; rows whose user or item is not in --train are dropped.
+    #[arg(long, env = "RD_TEST_FILE", requires = "train")]
+    pub test: Option<PathBuf>,
+    /// Validation file of a pre-split import (optional), filtered like --test.
+    #[arg(long, env = "RD_VALID_FILE", requires = "train")]
+    pub valid: Option<PathBuf>,
+    /// File format of every input file; detected from each file's first line when omitted.
     #[arg(long, env = "RD_FORMAT")]
     pub format: Option<Format>,
     /// Output folder of the prepared dataset.
     #[arg(long, env = "RD_DATA", default_value = "runs/data")]
     pub out: PathBuf,
-    /// Fraction of each user's interactions (the most recent) held out for test.
-    #[arg(long, env = "RD_TEST_FRACTION", default_value_t = 0.2, value_parser = fraction("--test-fraction"))]
-    pub test_fraction: f64,
-    /// Fraction of each user's remaining training interactions cut for validation (0: none).
-    #[arg(long, env = "RD_VALID_FRACTION", default_value_t = 0.0, value_parser = fraction("--valid-fraction"))]
-    pub valid_fraction: f64,
+    /// Fraction of each user's interactions (the most recent) held out for test [default:
+    /// 0.2]. Only with --input.
+    #[arg(long, env = "RD_TEST_FRACTION", value_parser = fraction("--test-fraction"))]
+    pub test_fraction: Option<f64>,
+    /// Fraction of each user's remaining training interactions cut for validation [default:
+    /// 0, none]. Only with --input.
+    #[arg(long, env = "RD_VALID_FRACTION", value_parser = fraction("--valid-fraction"))]
+    pub valid_fraction: Option<f64>,
 }
 
 /// Flags of `evaluate`.

@@ -31,9 +31,14 @@ fn main() -> ExitCode {
     };
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprint!("{}", error_report(&e));
-            ExitCode::FAILURE
-        }
+        // A flag combination that clap's rules cannot express, refused by the command: a
+        // usage error like clap's own, status 2.
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(usage) => usage.exit(),
+            Err(e) => {
+                eprint!("{}", error_report(&e));
+                ExitCode::FAILURE
+            }
+        },
     }
 }

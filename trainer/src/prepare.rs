@@ -1,12 +1,13 @@
-//! `trainer prepare` and `trainer gen-synthetic`.
+//! `trainer prepare` (a re-split of one file, or a pre-split import) and
+//! `trainer gen-synthetic`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use rankdistill_core::dataset::{Format, read_interactions};
+use rankdistill_core::dataset::{Format, RawInteraction, read_interactions};
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_core::split::{SplitConfig, SplitStats, split};
+use rankdistill_core::split::{SplitConfig, SplitStats, from_presplit, split};
 use rankdistill_core::synthetic::SyntheticConfig;
 
 use crate::output::{Output, spinner, thousands};
@@ -34,16 +35,37 @@ pub fn summary(stats: &SplitStats) -> String {
 /// Settings of `trainer prepare`.
 #[derive(Debug, Clone)]
 pub struct PrepareSettings {
-    /// Interaction file.
-    pub input: PathBuf,
-    /// File format; detected from the first line when `None`.
+    /// Where the interactions come from and how they are split.
+    pub source: PrepareSource,
+    /// Format of every input file; each file's is detected from its first line when `None`
+    /// (and they must agree).
     pub format: Option<Format>,
     /// Output folder of the prepared dataset.
     pub out: PathBuf,
-    /// Fraction of each user's interactions (the most recent) held out for test.
-    pub test_fraction: f64,
-    /// Fraction of each user's remaining training interactions cut for validation.
-    pub valid_fraction: f64,
+}
+
+/// The input of `trainer prepare`.
+#[derive(Debug, Clone)]
+pub enum PrepareSource {
+    /// One interaction file, split per user by time.
+    Resplit {
+        /// Interaction file.
+        input: PathBuf,
+        /// Fraction of each user's interactions (the most recent) held out for test.
+        test_fraction: f64,
+        /// Fraction of each user's remaining training interactions cut for validation.
+        valid_fraction: f64,
+    },
+    /// A pre-split import: the parts as the files give them; users and items come from
+    /// `train`.
+    Presplit {
+        /// Training file.
+        train: PathBuf,
+        /// Validation file, if any.
+        valid: Option<PathBuf>,
+        /// Test file.
+        test: PathBuf,
+    },
 }
 
 /// Settings of `trainer gen-synthetic`.
@@ -71,29 +93,102 @@ pub struct GenSyntheticSettings {
 
 /// Runs `trainer prepare`.
 pub fn run_prepare(args: &PrepareSettings, out: &Output) -> anyhow::Result<PreparedDataset> {
-    for (name, value) in [
-        ("--test-fraction", args.test_fraction),
-        ("--valid-fraction", args.valid_fraction),
-    ] {
-        if !(0.0..1.0).contains(&value) {
-            bail!("{name} must be in [0, 1), got {value}");
+    if let PrepareSource::Resplit {
+        test_fraction,
+        valid_fraction,
+        ..
+    } = args.source
+    {
+        for (name, value) in [
+            ("--test-fraction", test_fraction),
+            ("--valid-fraction", valid_fraction),
+        ] {
+            if !(0.0..1.0).contains(&value) {
+                bail!("{name} must be in [0, 1), got {value}");
+            }
         }
     }
     let start = Instant::now();
     let progress = spinner("prepare");
-    progress.set_message(format!("reading {}", args.input.display()));
-    let (format, rows) = read_interactions(&args.input, args.format)?;
-    progress.set_message(format!("splitting {} interactions", thousands(rows.len())));
-    let config = SplitConfig {
-        test_fraction: args.test_fraction,
-        valid_fraction: args.valid_fraction,
+    let (data, format, interactions, read) = match &args.source {
+        PrepareSource::Resplit {
+            input,
+            test_fraction,
+            valid_fraction,
+        } => {
+            progress.set_message(format!("reading {}", input.display()));
+            let (format, rows) = read_interactions(input, args.format)?;
+            progress.set_message(format!("splitting {} interactions", thousands(rows.len())));
+            let config = SplitConfig {
+                test_fraction: *test_fraction,
+                valid_fraction: *valid_fraction,
+            };
+            let data = PreparedDataset::new(
+                split(&rows, config),
+                input.display().to_string(),
+                format,
+                config,
+            );
+            let read = format!(
+                "read {} interactions from {} ({format})",
+                thousands(rows.len()),
+                input.display()
+            );
+            (data, format, rows.len(), read)
+        }
+        PrepareSource::Presplit { train, valid, test } => {
+            let mut files = vec![("train", train.as_path()), ("test", test.as_path())];
+            if let Some(valid) = valid {
+                files.push(("valid", valid.as_path()));
+            }
+            let mut parts: Vec<(&str, &Path, Format, Vec<RawInteraction>)> = Vec::new();
+            for (part, path) in files {
+                progress.set_message(format!("reading {}", path.display()));
+                let (format, rows) = read_interactions(path, args.format)?;
+                if let Some((first, first_path, first_format, _)) = parts.first()
+                    && *first_format != format
+                {
+                    bail!(
+                        "the {part} file {} is {format} but the {first} file {} is {first_format}; a pre-split import needs one format for all files (convert one, or give --format)",
+                        path.display(),
+                        first_path.display()
+                    );
+                }
+                parts.push((part, path, format, rows));
+            }
+            let format = parts[0].2;
+            let rows_of = |name: &str| {
+                parts
+                    .iter()
+                    .find(|(part, ..)| *part == name)
+                    .map_or(&[][..], |(.., rows)| rows.as_slice())
+            };
+            let interactions = parts.iter().map(|(.., rows)| rows.len()).sum();
+            progress.set_message(format!(
+                "importing {} interactions",
+                thousands(interactions)
+            ));
+            let data = PreparedDataset::new_presplit(
+                from_presplit(rows_of("train"), rows_of("valid"), rows_of("test")),
+                format,
+                train.display().to_string(),
+                valid.as_ref().map(|v| v.display().to_string()),
+                test.display().to_string(),
+            );
+            let read = parts
+                .iter()
+                .map(|(part, path, _, rows)| {
+                    format!(
+                        "read {} {part} interactions from {} ({format})",
+                        thousands(rows.len()),
+                        path.display()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            (data, format, interactions, read)
+        }
     };
-    let data = PreparedDataset::new(
-        split(&rows, config),
-        args.input.display().to_string(),
-        format,
-        config,
-    );
     progress.set_message(format!("writing {}", args.out.display()));
     data.save(&args.out).with_context(|| {
         format!(
@@ -104,11 +199,7 @@ pub fn run_prepare(args: &PrepareSettings, out: &Output) -> anyhow::Result<Prepa
     progress.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     let stats = &data.manifest.stats;
-    out.say(format!(
-        "read {} interactions from {} ({format})",
-        thousands(rows.len()),
-        args.input.display()
-    ));
+    out.say(read);
     out.say(summary(stats));
     out.say(format!(
         "wrote {} (fingerprint {})",
@@ -117,7 +208,7 @@ pub fn run_prepare(args: &PrepareSettings, out: &Output) -> anyhow::Result<Prepa
     ));
     out.summary(format!(
         "prepare: {} interactions -> {} users, {} train items, {} train / {} test rows in {}; wrote {}",
-        thousands(rows.len()),
+        thousands(interactions),
         thousands(stats.users),
         thousands(stats.train_items),
         thousands(stats.train_rows),
@@ -125,18 +216,36 @@ pub fn run_prepare(args: &PrepareSettings, out: &Output) -> anyhow::Result<Prepa
         crate::output::seconds(seconds),
         args.out.display()
     ));
-    out.json(&serde_json::json!({
+    let mut json = serde_json::json!({
         "command": "prepare",
-        "input": args.input.display().to_string(),
+        "mode": match args.source {
+            PrepareSource::Resplit { .. } => "resplit",
+            PrepareSource::Presplit { .. } => "presplit",
+        },
         "format": format.to_string(),
-        "interactions": rows.len(),
+        "interactions": interactions,
         "out": args.out.display().to_string(),
         "fingerprint": data.manifest.fingerprint,
         "stats": stats,
-        "test_fraction": args.test_fraction,
-        "valid_fraction": args.valid_fraction,
         "seconds": seconds,
-    }))?;
+    });
+    match &args.source {
+        PrepareSource::Resplit {
+            input,
+            test_fraction,
+            valid_fraction,
+        } => {
+            json["input"] = input.display().to_string().into();
+            json["test_fraction"] = (*test_fraction).into();
+            json["valid_fraction"] = (*valid_fraction).into();
+        }
+        PrepareSource::Presplit { train, valid, test } => {
+            json["train"] = train.display().to_string().into();
+            json["valid"] = valid.as_ref().map(|v| v.display().to_string()).into();
+            json["test"] = test.display().to_string().into();
+        }
+    }
+    out.json(&json)?;
     Ok(data)
 }
 
