@@ -4,56 +4,23 @@
 //! and causes only, without a backtrace, even with `RUST_BACKTRACE=1`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// Runs the binary with extra environment; returns (exit code, stdout, stderr).
+mod support;
+
+use support::p;
+
+/// The trainer with `env` added, logging at info (what a user sees by default).
 fn trainer_env(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_trainer"));
-    command
-        .args(args)
-        .env("RUST_LOG", "info")
-        .env("RUST_BACKTRACE", "0");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let out = command.output().expect("run trainer");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    support::trainer_env(args, &[&[("RUST_LOG", "info")], env].concat())
 }
 
 fn trainer(args: &[&str]) -> (Option<i32>, String, String) {
     trainer_env(args, &[])
 }
 
-fn p(path: &Path) -> String {
-    path.to_str().expect("utf-8 temp path").to_string()
-}
-
 /// A small prepared dataset.
 fn prepared(root: &Path) -> PathBuf {
-    let udata = root.join("u.data");
-    let data = root.join("data");
-    for args in [
-        vec![
-            "gen-synthetic",
-            "--out",
-            &p(&udata),
-            "--users",
-            "60",
-            "--items",
-            "40",
-            "--seed",
-            "5",
-        ],
-        vec!["prepare", "--input", &p(&udata), "--out", &p(&data)],
-    ] {
-        let (code, _, stderr) = trainer(&args);
-        assert_eq!(code, Some(0), "{args:?}: {stderr}");
-    }
-    data
+    support::prepared(root, "data", "60", "40", "5")
 }
 
 /// No stack trace of any kind: Rust's (`RUST_BACKTRACE`) or LibTorch's C++ one.
@@ -142,7 +109,7 @@ fn numeric_flags_out_of_range_are_refused_at_parse_time() {
             vec![
                 "prepare".into(),
                 "--input".into(),
-                p(&dir.path().join("u.data")),
+                p(&dir.path().join("data.data")),
                 "--out".into(),
                 o.clone(),
                 "--test-fraction".into(),

@@ -5,21 +5,7 @@ use std::fs;
 use std::path::Path;
 
 mod support;
-use support::{p, trainer_command};
-
-/// Runs the trainer with `env` added; returns (exit status, stdout, stderr).
-fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
-    let mut command = trainer_command(args);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let out = command.output().expect("run trainer");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use support::{p, trainer_env as run};
 
 /// Writes a pre-split pair in `dir`: 20 users with 10 training rows each (items 1..=30) and
 /// 2 test rows each, plus two test rows to drop (item 999 never in train, user 77 never in

@@ -32,6 +32,17 @@ pub fn trainer(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), stdout, stderr)
 }
 
+/// Runs the trainer with `env` added (and no backtraces unless `env` asks); returns its exit
+/// code, stdout and stderr.
+pub fn trainer_env(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut command = trainer_command(args);
+    command.env("RUST_BACKTRACE", "0");
+    command.envs(env.iter().copied());
+    let out = command.output().expect("run trainer");
+    let (stdout, stderr) = texts(&out);
+    (out.status.code(), stdout, stderr)
+}
+
 /// Runs the trainer to the end; panics with its stderr when it fails.
 pub fn trainer_ok(args: &[&str]) -> String {
     let out = trainer_command(args).output().expect("run trainer");
