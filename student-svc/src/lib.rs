@@ -6,6 +6,7 @@
 //! hot-reloads new artifact versions (`served`, `reload`).
 
 pub mod admin;
+pub mod batcher;
 pub mod catalog;
 pub mod config;
 pub mod engine;

@@ -15,9 +15,10 @@ use tonic::server::NamedService;
 use tracing::{info, warn};
 
 use crate::admin::{AdminAccess, AdminGate};
+use crate::batcher::Batcher;
 use crate::catalog::History;
 use crate::config::Config;
-use crate::engine::{Batcher, Scorer};
+use crate::engine::Scorer;
 use crate::error::{LoadError, StartupError};
 use crate::reload::{Loader, Reloader, watch};
 use crate::service::{ServiceLimits, StudentApi};

@@ -16,8 +16,9 @@ use rankdistill_proto::v1::{
 use rankdistill_serving::deadline::Deadline;
 use tonic::{Request, Response, Status};
 
+use crate::batcher::Batcher;
 use crate::catalog::Resolved;
-use crate::engine::{Batcher, Scorer};
+use crate::engine::Scorer;
 use crate::error::ServiceError;
 use crate::reload::Reloader;
 use crate::request::{RecommendBatch, RecommendQuery, in_batch};
