@@ -14,7 +14,7 @@ use crate::teacher_rankings::obtain_rankings;
 use crate::teachers::TeacherSource;
 use crate::train::config::TrainingSettings;
 use crate::train::fit::{Distillation, train_model};
-use crate::train::outcome::{run_json, run_summary};
+use crate::train::outcome::report_written;
 
 /// Settings of `trainer distill`.
 #[derive(Debug, Clone)]
@@ -94,16 +94,9 @@ pub fn run_distill(args: &DistillSettings, out: &Output) -> anyhow::Result<Check
         optim.epochs,
         trained.train_seconds
     ));
-    out.say(metrics.table());
-    out.say(format!(
-        "wrote student {} (version {})",
-        args.out.display(),
-        written.version
-    ));
-    out.summary(run_summary(
-        "distill", &args.out, &written, &trained, &metrics,
-    ));
-    let mut json = run_json("distill", &args.out, &written, &trained, &metrics);
+    let mut json = report_written(
+        out, "distill", "student", &args.out, &written, &trained, &metrics,
+    );
     json["teacher"] = serde_json::to_value(&teacher)?;
     json["pull"] = serde_json::to_value(&pull)?;
     json["rd"] = serde_json::to_value(&rd)?;

@@ -70,6 +70,27 @@ impl Trained {
     }
 }
 
+/// Reports a written run after its first line: the metrics table, "wrote WHAT DIR (version
+/// V)" and the summary line; returns the `--json` document for the caller to extend and write.
+pub fn report_written(
+    out: &crate::output::Output,
+    command: &str,
+    what: &str,
+    dir: &std::path::Path,
+    written: &CheckpointManifest,
+    trained: &Trained,
+    metrics: &Metrics,
+) -> serde_json::Value {
+    out.say(metrics.table());
+    out.say(format!(
+        "wrote {what} {} (version {})",
+        dir.display(),
+        written.version
+    ));
+    out.summary(run_summary(command, dir, written, trained, metrics));
+    run_json(command, dir, written, trained, metrics)
+}
+
 /// The figures of a finished `train` or `distill` run, for `--json`.
 pub fn run_json(
     command: &str,

@@ -7,7 +7,7 @@ use crate::evaluate::HeldOut;
 use crate::output::Output;
 use crate::train::config::TrainSettings;
 use crate::train::fit::train_model;
-use crate::train::outcome::{run_json, run_summary};
+use crate::train::outcome::report_written;
 
 /// Runs `trainer train`: trains, evaluates, writes the checkpoint atomically.
 pub fn run_train(args: &TrainSettings, out: &Output) -> anyhow::Result<CheckpointManifest> {
@@ -35,15 +35,15 @@ pub fn run_train(args: &TrainSettings, out: &Output) -> anyhow::Result<Checkpoin
         optim.epochs,
         trained.train_seconds
     ));
-    out.say(metrics.table());
-    out.say(format!(
-        "wrote checkpoint {} (version {})",
-        args.out.display(),
-        written.version
-    ));
-    out.summary(run_summary(
-        "train", &args.out, &written, &trained, &metrics,
-    ));
-    out.json(&run_json("train", &args.out, &written, &trained, &metrics))?;
+    let json = report_written(
+        out,
+        "train",
+        "checkpoint",
+        &args.out,
+        &written,
+        &trained,
+        &metrics,
+    );
+    out.json(&json)?;
     Ok(written)
 }
