@@ -1,48 +1,198 @@
 #!/usr/bin/env bash
-# The paper's three-way comparison on MovieLens-100K: teacher Caser d=100, student Caser d=50
-# alone, student + RD (hybrid), student + RD (position only), and student + RD (hybrid) with the
-# user's seen items excluded from the teacher's rankings; 3 seeds each, 30 epochs.
-# Outputs the report folder runs/compare/report/ (report.md, report.html, charts) and
-# runs/compare/report.json. Existing finished runs are reused.
+# The paper's comparison, with every setting of the students chosen on validation.
+#
+#   scripts/compare.sh           ML-100K (RD_ML100K or $RD_SHARED_DATA/ml-100k/u.data):
+#     1. two prepared splits of the same file: `data` (last 20% of each user to test) and
+#        `data-valid` (also the last 10% of the rest to validation);
+#     2. on data-valid, never looking at test: a teacher Caser d=100 (seed 1), then `trainer
+#        search` for the student alone (epochs) and for RD (settings and epochs, RD_BUDGET
+#        trials) at d=50; for the sweeps, the epochs of each student size (d = 5..30) and of
+#        each K with the d=50 RD settings;
+#     3. on data, 3 seeds each: teacher Caser d=100 (30 epochs, the reference protocol), the
+#        student d=50 alone and with RD, the sweeps over d and K; students distill from the
+#        seed-1 teacher through teacher-svc;
+#     4. one report: runs/compare/report/ (report.md, report.html, charts, summary.json).
+#   scripts/compare.sh --quick   the regression guard CI runs: the embedded synthetic set (2,000
+#     users, 1,000 items, seed 42), 1 seed, 8 epochs, teacher d=100, students d=25, reference
+#     defaults; fails unless MAP orders teacher > student + RD > student alone.
+#
+# Runs go two at a time with one LibTorch thread each (RD_LANES=2; on 2 cores this does 1.5x
+# the work of one run on two threads). Results are deterministic for a given seed and thread
+# count. Finished runs and search trials are reused; delete the folder to start over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+QUICK=0
+case "${1:-}" in
+  --quick) QUICK=1 ;;
+  "") ;;
+  -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "unknown option '$1' (use --quick or nothing)" >&2; exit 2 ;;
+esac
 source scripts/env.sh
-UDATA="${RD_ML100K:-$RD_SHARED_DATA/ml-100k/u.data}"
-OUT="${RD_COMPARE_DIR:-runs/compare}"
-EPOCHS="${RD_EPOCHS:-30}"
-SEEDS="${RD_SEEDS:-1 2 3}"
+LANES="${RD_LANES:-2}"
+if [ "$LANES" -gt 1 ]; then export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1; fi
 cargo build -p rankdistill-trainer -p rankdistill-teacher --bins
 BIN="$CARGO_TARGET_DIR/debug"  # dev profile: optimised (see Cargo.toml), LibTorch does the heavy work
-mkdir -p "$OUT"
-[ -f "$OUT/data/manifest.json" ] || "$BIN/trainer" prepare --input "$UDATA" --out "$OUT/data"
-run() { # run OUTDIR CMD...: skip finished runs; MAP of every epoch for the learning curves
-  local dir="$1"; shift
-  if [ -f "$dir/manifest.json" ]; then echo "reusing $dir"; else "$@" --out "$dir" --data "$OUT/data" --epochs "$EPOCHS" --eval-every 1; fi
-}
-for s in $SEEDS; do run "$OUT/teacher-s$s" "$BIN/trainer" train --model caser --dim 100 --seed "$s"; done
-for s in $SEEDS; do run "$OUT/student-s$s" "$BIN/trainer" train --model caser --dim 50 --seed "$s"; done
+if [ "$QUICK" = 1 ]; then
+  OUT="${RD_COMPARE_DIR:-runs/compare-quick}" EPOCHS=8 SEEDS=1 STUDENT=25
+else
+  OUT="${RD_COMPARE_DIR:-runs/compare}" EPOCHS="${RD_EPOCHS:-30}" SEEDS="${RD_SEEDS:-1 2 3}" STUDENT=50
+fi
+BUDGET="${RD_BUDGET:-8}"
+DIMS="${RD_SWEEP_DIMS:-5 10 20 30}"
+KS="${RD_SWEEP_KS:-5 20}"
+mkdir -p "$OUT/logs"
+FAILED="$OUT/logs/FAILED"
+rm -f "$FAILED"
 
-"$BIN/teacher-svc" --data "$OUT/data" --model "$OUT/teacher-s1" --addr 127.0.0.1:0 \
-  --metrics-addr 127.0.0.1:0 --device cpu > "$OUT/teacher-svc.log" 2>&1 &
-TEACHER_PID=$!
-trap 'kill $TEACHER_PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q "listening on" "$OUT/teacher-svc.log" && break; sleep 0.2; done
-ADDR=$(awk '/listening on/ {print $3; exit}' "$OUT/teacher-svc.log")
-for s in $SEEDS; do
-  run "$OUT/rd-hybrid-s$s" "$BIN/trainer" distill --teacher "$ADDR" --cache-dir "$OUT/cache" \
-    --model caser --dim 50 --seed "$s" --weighting hybrid
-  run "$OUT/rd-position-s$s" "$BIN/trainer" distill --teacher "$ADDR" --cache-dir "$OUT/cache" \
-    --model caser --dim 50 --seed "$s" --weighting position
-  # method.md: teacher rankings that also leave out the user's other training items.
-  run "$OUT/rd-hybrid-noseen-s$s" "$BIN/trainer" distill --teacher "$ADDR" --cache-dir "$OUT/cache" \
-    --model caser --dim 50 --seed "$s" --weighting hybrid --exclude-seen true
-done
+SVC_PIDS=()
+cleanup() { for pid in "${SVC_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# serve NAME DATA MODEL: start teacher-svc outside the job table; sets ADDR_<NAME>.
+serve() {
+  local name="$1" log="$OUT/logs/teacher-svc-$1.log"
+  "$BIN/teacher-svc" --data "$2" --model "$3" --addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 \
+    --device cpu > "$log" 2>&1 &
+  SVC_PIDS+=("$!")
+  for _ in $(seq 300); do grep -q "listening on" "$log" && break; sleep 0.2; done
+  local addr; addr=$(awk '/listening on/ {print $3; exit}' "$log")
+  [ -n "$addr" ] || { echo "teacher-svc $name did not start; see $log" >&2; exit 1; }
+  printf -v "ADDR_$name" '%s' "$addr"
+}
+
+# A pool of LANES concurrent jobs, started in the order they are queued. A job that needs
+# another's result waits for its file (`await`); it is always queued after it, so it never
+# waits for a job that has not started.
+POOL=()
+queue() { POOL+=("$*"); }
+run_pool() {
+  local running=() job pid
+  for job in "${POOL[@]}"; do
+    while :; do
+      running=($(for pid in "${running[@]}"; do if kill -0 "$pid" 2>/dev/null; then echo "$pid"; fi; done))
+      [ "${#running[@]}" -lt "$LANES" ] && break
+      sleep 1
+    done
+    [ -f "$FAILED" ] && break
+    eval "$job" &
+    running+=("$!")
+  done
+  wait "${running[@]}" 2>/dev/null || true
+  POOL=()
+  if [ -f "$FAILED" ]; then echo "failed:" >&2; cat "$FAILED" >&2; exit 1; fi
+}
+await() { while [ ! -f "$1" ]; do [ -f "$FAILED" ] && exit 1; sleep 2; done; }
+flags_of() { python3 -c 'import json,sys; print(" ".join(json.load(open(sys.argv[1]))["flags"]))' "$1"; }
+
+# step NAME DIR CMD...: run CMD --out DIR (skipped when DIR is finished), logging to logs/NAME.
+step() {
+  local name="$1" dir="$2"; shift 2
+  if [ -f "$dir/manifest.json" ] || [ -f "$dir/choice.json" ]; then echo "reusing $dir"; return 0; fi
+  echo "start $name"
+  if "$@" --out "$dir" > "$OUT/logs/$name.out" 2> "$OUT/logs/$name.log"; then
+    echo "done  $name: $(grep -E '^(MAP|chose)' "$OUT/logs/$name.out" | head -1)"
+  else
+    echo "$name (see $OUT/logs/$name.log)" >> "$FAILED"; tail -3 "$OUT/logs/$name.log" >&2; return 1
+  fi
+}
+train() { step "$1" "$2" "$BIN/trainer" train "${@:3}"; }
+distill() { # distill NAME DIR TEACHER_ADDR CHOICE_FILE EXTRA...: the choice's flags first
+  local name="$1" dir="$2" addr="$3" choice="$4"; shift 4
+  await "$choice"
+  # shellcheck disable=SC2046
+  step "$name" "$dir" "$BIN/trainer" distill --teacher "$addr" --cache-dir "$OUT/cache" $(flags_of "$choice") "$@"
+}
+search() { step "$1" "$2" "$BIN/trainer" search "${@:3}"; }
 dirs() { local prefix="$1" out=""; for s in $SEEDS; do out="$out${out:+,}$OUT/$prefix-s$s"; done; echo "$out"; }
-"$BIN/trainer" report \
-  --group "teacher Caser d=100=$(dirs teacher)" \
-  --group "student Caser d=50=$(dirs student)" \
-  --group "student + RD hybrid=$(dirs rd-hybrid)" \
-  --group "student + RD position=$(dirs rd-position)" \
-  --group "student + RD hybrid, seen items excluded=$(dirs rd-hybrid-noseen)" \
+
+if [ "$QUICK" = 1 ]; then
+  [ -f "$OUT/u.data" ] || "$BIN/trainer" gen-synthetic --out "$OUT/u.data" --users 2000 --items 1000 --seed 42 -q
+  [ -f "$OUT/data/manifest.json" ] || "$BIN/trainer" prepare --input "$OUT/u.data" --out "$OUT/data" -q
+  D="--data $OUT/data --eval-every 1 --epochs $EPOCHS --seed 1"
+  queue train teacher "$OUT/teacher" $D --model caser --dim 100
+  queue train alone "$OUT/alone" $D --model caser --dim "$STUDENT"
+  run_pool
+  serve T "$OUT/data" "$OUT/teacher"
+  queue step rd "$OUT/rd" "$BIN/trainer" distill --teacher "$ADDR_T" --cache-dir "$OUT/cache" $D \
+    --model caser --dim "$STUDENT" --dynamic-start-epoch $((EPOCHS / 2))
+  run_pool
+  "$BIN/trainer" report -q --group "teacher Caser d=100=$OUT/teacher" \
+    --group "student Caser d=$STUDENT alone=$OUT/alone" --group "student + RD=$OUT/rd" \
+    --out "$OUT/report" --json "$OUT/report.json" > "$OUT/logs/report.out"
+  python3 - "$OUT/report.json" <<'EOF'
+import json, sys
+groups = json.load(open(sys.argv[1]))["groups"]
+maps = [dict(g["metrics"])["map"]["mean"] for g in groups]
+names = [g["name"] for g in groups]
+print("MAP: " + ", ".join(f"{n} {m:.4f}" for n, m in zip(names, maps)))
+if not (maps[0] > maps[2] > maps[1]):
+    sys.exit("regression: the order teacher > student + RD > student alone does not hold")
+print("order holds: teacher > student + RD > student alone")
+EOF
+  exit 0
+fi
+
+UDATA="${RD_ML100K:-$RD_SHARED_DATA/ml-100k/u.data}"
+[ -f "$OUT/data/manifest.json" ] || "$BIN/trainer" prepare --input "$UDATA" --out "$OUT/data" -q
+[ -f "$OUT/data-valid/manifest.json" ] || \
+  "$BIN/trainer" prepare --input "$UDATA" --out "$OUT/data-valid" --valid-fraction 0.1 -q
+V="--data $OUT/data-valid --epochs $EPOCHS --seed 1"
+F="--data $OUT/data --eval-every 1"
+
+echo "== teachers for validation and for the final runs"
+queue train teacher-valid "$OUT/teacher-valid" $V --eval-split valid --eval-every 1 --model caser --dim 100
+queue train teacher-s1 "$OUT/teacher-s1" $F --epochs "$EPOCHS" --seed 1 --model caser --dim 100
+run_pool
+serve V "$OUT/data-valid" "$OUT/teacher-valid"
+serve T "$OUT/data" "$OUT/teacher-s1"
+
+echo "== searches on validation, then the final runs on test"
+RD_CHOICE="$OUT/search-rd-d$STUDENT/choice.json"
+queue search search-rd-d$STUDENT "$OUT/search-rd-d$STUDENT" $V --method rd --budget "$BUDGET" \
+  --teacher "$ADDR_V" --cache-dir "$OUT/cache" --model caser --dim "$STUDENT"
+for s in $SEEDS; do [ "$s" = 1 ] || queue train teacher-s$s "$OUT/teacher-s$s" $F --epochs "$EPOCHS" --seed "$s" --model caser --dim 100; done
+for d in $STUDENT $DIMS; do
+  queue search search-alone-d$d "$OUT/search-alone-d$d" $V --method alone --model caser --dim "$d"
+done
+for d in $STUDENT $DIMS; do
+  for s in $SEEDS; do
+    queue 'await '"$OUT/search-alone-d$d/choice.json"' && train alone-d'$d'-s'$s' '"$OUT/alone-d$d-s$s"' '"$F"' $(flags_of '"$OUT/search-alone-d$d/choice.json"') --seed '$s' --model caser --dim '$d
+  done
+done
+# The sweeps reuse the d=50 RD settings; only the epochs are chosen for each size and K.
+for d in $DIMS; do
+  queue 'await '"$RD_CHOICE"' && search search-rd-d'$d' '"$OUT/search-rd-d$d"' '"$V"' --method rd --budget 1 $(flags_of '"$RD_CHOICE"' | sed "s/--epochs [0-9]*//") --teacher '"$ADDR_V"' --cache-dir '"$OUT/cache"' --model caser --dim '$d
+done
+for k in $KS; do
+  queue 'await '"$RD_CHOICE"' && search search-rd-k'$k' '"$OUT/search-rd-k$k"' '"$V"' --method rd --budget 1 $(flags_of '"$RD_CHOICE"' | sed "s/--epochs [0-9]*//") --rd-k '$k' --teacher '"$ADDR_V"' --cache-dir '"$OUT/cache"' --model caser --dim '$STUDENT
+done
+for s in $SEEDS; do
+  queue distill rd-d$STUDENT-s$s "$OUT/rd-d$STUDENT-s$s" "$ADDR_T" "$RD_CHOICE" $F --seed "$s" --model caser --dim "$STUDENT"
+done
+for d in $DIMS; do
+  for s in $SEEDS; do
+    queue distill rd-d$d-s$s "$OUT/rd-d$d-s$s" "$ADDR_T" "$OUT/search-rd-d$d/choice.json" $F --seed "$s" --model caser --dim "$d"
+  done
+done
+for k in $KS; do
+  for s in $SEEDS; do
+    queue distill rd-k$k-s$s "$OUT/rd-k$k-s$s" "$ADDR_T" "$OUT/search-rd-k$k/choice.json" $F --seed "$s" --rd-k "$k" --model caser --dim "$STUDENT"
+  done
+done
+run_pool
+
+echo "== report"
+GROUPS=(--group "teacher Caser d=100=$(dirs teacher)"
+  --group "student Caser d=$STUDENT alone=$(dirs alone-d$STUDENT)"
+  --group "student Caser d=$STUDENT + RD=$(dirs rd-d$STUDENT)")
+for d in $DIMS $STUDENT; do
+  GROUPS+=(--group "student alone @ d=$d=$(dirs alone-d$d)" --group "student + RD @ d=$d=$(dirs rd-d$d)")
+done
+for k in $KS 10; do
+  if [ "$k" = 10 ]; then rd=$(dirs rd-d$STUDENT); else rd=$(dirs rd-k$k); fi
+  GROUPS+=(--group "student alone @ K=$k=$(dirs alone-d$STUDENT)" --group "student + RD @ K=$k=$rd")
+done
+"$BIN/trainer" report "${GROUPS[@]}" --title "rankdistill on MovieLens-100K: settings chosen on validation" \
   --out "$OUT/report" --html --json "$OUT/report.json"
 echo "report: $OUT/report/report.md"

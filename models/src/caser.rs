@@ -5,7 +5,7 @@ use rankdistill_core::artifact::{Activation, ModelConfig};
 use tch::Tensor;
 use tch::nn::{self, Module};
 
-use crate::init::{normal_embedding, zero_embedding};
+use crate::init::{conv2d, linear, normal_embedding, zero_embedding};
 
 fn activate(activation: Activation, xs: &Tensor) -> Tensor {
     match activation {
@@ -34,19 +34,10 @@ impl Caser {
     pub fn new(path: &nn::Path, config: &ModelConfig) -> Caser {
         let (d, l) = (config.dim, config.sequence_length);
         let rows = config.num_items + 1;
-        let conv_v = (config.nv > 0)
-            .then(|| nn::conv(path / "conv_v", 1, config.nv, [l, 1], Default::default()));
+        let conv_v = (config.nv > 0).then(|| conv2d(path / "conv_v", config.nv, [l, 1]));
         let conv_h = (1..=l)
             .filter(|_| config.nh > 0)
-            .map(|h| {
-                nn::conv(
-                    path / "conv_h" / (h - 1),
-                    1,
-                    config.nh,
-                    [h, d],
-                    Default::default(),
-                )
-            })
+            .map(|h| conv2d(path / "conv_h" / (h - 1), config.nh, [h, d]))
             .collect();
         let fc_in = config.nv * d + config.nh * l;
         Caser {
@@ -55,7 +46,7 @@ impl Caser {
             item_embeddings: normal_embedding(path / "item_embeddings", rows, d),
             conv_v,
             conv_h,
-            fc1: nn::linear(path / "fc1", fc_in, d, Default::default()),
+            fc1: linear(path / "fc1", fc_in, d),
             w2: normal_embedding(path / "W2", rows, 2 * d),
             b2: zero_embedding(path / "b2", rows, 1),
         }

@@ -59,6 +59,8 @@ pub enum Command {
     Train(TrainArgs),
     /// Distill a student from teacher-svc rankings with Ranking Distillation.
     Distill(DistillArgs),
+    /// Choose the number of epochs and the RD settings on the validation split (never test).
+    Search(SearchArgs),
     /// Pull one shard of the teacher rankings into the cache and stop (an Indexed Job worker).
     Pull(PullArgs),
     /// Summarise groups of runs (seeds) in one table: mean ± std, parameters.
@@ -164,6 +166,15 @@ pub enum WeightingArg {
     Discrepancy,
     /// Position times discrepancy (from the dynamic start epoch; position before).
     Hybrid,
+}
+
+/// How the BCE ranking loss is reduced (`crate::train::loss::BceForm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BceFormArg {
+    /// The reference: targets' and negatives' terms summed per instance, then the batch mean.
+    Sum,
+    /// Mean over the targets' terms plus mean over the negatives' terms.
+    Mean,
 }
 
 /// How L_R and L_D are combined (`crate::rd_loss::LossForm`).
@@ -300,6 +311,11 @@ pub struct OptimArgs {
     /// Sampled negatives per instance.
     #[arg(long, env = "RD_NEGATIVES", default_value_t = 3)]
     pub negatives: usize,
+    /// Reduction of the BCE ranking loss of every model: sum (the reference: targets' and
+    /// negatives' terms summed per instance, then the batch mean) or mean (mean over targets
+    /// plus mean over negatives, which weighs the negatives' term by 1/negatives).
+    #[arg(long, env = "RD_BCE", value_enum, default_value_t = BceFormArg::Sum)]
+    pub bce: BceFormArg,
     /// Random seed (init, shuffling, negatives, dropout).
     #[arg(long, env = "RD_SEED", default_value_t = 1)]
     pub seed: u64,
@@ -356,10 +372,12 @@ pub struct RdArgs {
     /// position, discrepancy or hybrid.
     #[arg(long, env = "RD_WEIGHTING", value_enum, default_value_t = WeightingArg::Hybrid)]
     pub weighting: WeightingArg,
-    /// L1-renormalise dynamic weights over K (the paper); false: bare product (reference code).
-    #[arg(long, env = "RD_RENORMALISE", default_value_t = true, action = clap::ArgAction::Set)]
+    /// L1-renormalise the dynamic weights over K (the paper); false, the default: the bare
+    /// product, as the reference code runs (its renormalisation flag is hard-coded off).
+    #[arg(long, env = "RD_RENORMALISE", default_value_t = false, action = clap::ArgAction::Set)]
     pub renormalise: bool,
-    /// First epoch (1-based) that uses dynamic weights.
+    /// Dynamic weights are used in the epochs after this one (1-based; the reference tests
+    /// `epoch > dynamic_start_epoch`, so the default 10 starts them at epoch 11).
     #[arg(long, env = "RD_DYNAMIC_START", default_value_t = 10)]
     pub dynamic_start_epoch: usize,
 }
@@ -387,6 +405,65 @@ pub struct DistillArgs {
     #[command(flatten)]
     pub optim: OptimArgs,
     /// Ranking Distillation.
+    #[command(flatten)]
+    pub rd: RdArgs,
+}
+
+/// What `search` trains (`crate::search::SearchMethod`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SearchMethodArg {
+    /// The model alone: one run, which chooses the number of epochs.
+    Alone,
+    /// Ranking Distillation: RD settings and the number of epochs.
+    Rd,
+}
+
+/// Flags of `search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Prepared dataset folder with a validation split (`prepare --valid-fraction F`); with
+    /// `--method rd` the teachers must serve it, i.e. be trained on its training part only.
+    #[arg(long, env = "RD_DATA", default_value = "runs/data")]
+    pub data: PathBuf,
+    /// Output folder: trials/NNN.json (reused when the search runs again) and choice.json.
+    #[arg(long, env = "RD_OUT", default_value = "runs/search")]
+    pub out: PathBuf,
+    /// alone (choose the epochs of the model alone) or rd (choose RD settings and epochs).
+    #[arg(long, env = "RD_SEARCH_METHOD", value_enum, default_value_t = SearchMethodArg::Rd)]
+    pub method: SearchMethodArg,
+    /// The most trials (training runs of --epochs each): trial 0 has the RD flags as given
+    /// (the reference defaults), the others are seeded draws from the grid below.
+    #[arg(long, env = "RD_SEARCH_BUDGET", default_value_t = 8)]
+    pub budget: usize,
+    /// Values of lambda to draw from.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.5, 1.0, 2.0, 5.0], value_parser = positive("--lambdas"))]
+    pub lambdas: Vec<f64>,
+    /// Values of mu to draw from.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.01, 0.1, 0.5], value_parser = non_negative("--mus"))]
+    pub mus: Vec<f64>,
+    /// Values of a' (or a) to draw from.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.3, 1.0, 3.0], value_parser = non_negative("--alphas"))]
+    pub alphas: Vec<f64>,
+    /// Dynamic start epochs to draw from.
+    #[arg(long, value_delimiter = ',', default_values_t = [5usize, 10, 15])]
+    pub dynamic_starts: Vec<usize>,
+    /// Renormalisation settings to draw from.
+    #[arg(long, value_delimiter = ',', default_values_t = [false, true], action = clap::ArgAction::Set)]
+    pub renormalise_options: Vec<bool>,
+    /// Teachers, cache and shards (for --method rd).
+    #[command(flatten)]
+    pub source: TeacherArgs,
+    /// With --shard-count N > 1: seconds to wait for all shards.
+    #[arg(long, env = "RD_SHARD_WAIT_S", default_value_t = 0)]
+    pub shard_wait_s: u64,
+    /// Model shape.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Optimisation: --epochs is the most epochs a trial runs; evaluation is always on the
+    /// validation split after every epoch.
+    #[command(flatten)]
+    pub optim: OptimArgs,
+    /// Ranking Distillation: trial 0's settings, and the fixed ones of every trial.
     #[command(flatten)]
     pub rd: RdArgs,
 }

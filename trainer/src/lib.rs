@@ -13,6 +13,7 @@ pub mod pull_shard;
 pub mod ranking_cache;
 pub mod rd_loss;
 pub mod report;
+pub mod search;
 pub mod teacher_rankings;
 pub mod teachers;
 pub mod tls;

@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use crate::train::loss::{BceForm, bce_instance_terms};
+
 /// How the distillation weights w_r are formed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,10 +47,11 @@ pub struct RdConfig {
     pub loss_form: LossForm,
     /// Which weights.
     pub weighting: Weighting,
-    /// L1-renormalise dynamic weights over K (the paper); false uses the bare product (the
-    /// reference code's hard-coded setting).
+    /// L1-renormalise dynamic weights over K (the paper); false, the default, uses the bare
+    /// product (the reference code's hard-coded setting).
     pub renormalise: bool,
-    /// First epoch (1-based) that uses dynamic weights.
+    /// Dynamic weights are used in the epochs after this one (1-based), as the reference
+    /// tests `epoch > dynamic_start_epoch`.
     pub dynamic_start_epoch: usize,
     /// Teacher rankings also exclude the user's other training items.
     pub exclude_seen: bool,
@@ -64,7 +67,7 @@ impl Default for RdConfig {
             alpha: 1.0,
             loss_form: LossForm::Reference,
             weighting: Weighting::Hybrid,
-            renormalise: true,
+            renormalise: false,
             dynamic_start_epoch: 10,
             exclude_seen: false,
         }
@@ -94,7 +97,7 @@ impl RdConfig {
 
     /// True when epoch `epoch` (1-based) needs the student's rank estimates.
     pub fn dynamic_at(&self, epoch: usize) -> bool {
-        self.weighting != Weighting::Position && epoch >= self.dynamic_start_epoch
+        self.weighting != Weighting::Position && epoch > self.dynamic_start_epoch
     }
 }
 
@@ -108,7 +111,9 @@ pub fn position_weights(k: usize, lambda: f64) -> Tensor {
 }
 
 /// The student's estimated 0-based rank of each teacher item among all |D| items:
-/// floor((|D| - 1) * #{sampled items scoring higher} / n). Inputs are the student's scores of
+/// floor((|D| + 1) * #{sampled items scoring higher} / n). The scale |D| + 1 is the reference
+/// code's (`self._num_items` there counts the padding item, and it multiplies by it); method.md
+/// writes |D| - 1, a difference of two items in the scale. Inputs are the student's scores of
 /// the teacher items [B, K] and of the n sampled unobserved items [B, n]; output [B, K].
 pub fn estimate_ranks(
     teacher_item_scores: &Tensor,
@@ -120,7 +125,7 @@ pub fn estimate_ranks(
         .unsqueeze(1)
         .gt_tensor(&teacher_item_scores.unsqueeze(2))
         .sum_dim_intlist([2i64].as_slice(), false, Kind::Float); // [B, K]
-    (higher * ((num_items - 1) as f64 / n)).floor()
+    (higher * ((num_items + 1) as f64 / n)).floor()
 }
 
 /// Ranking discrepancy w_b(r) = tanh(max(mu * (r_hat - (r - 1)), 0)) with 0-based teacher
@@ -166,16 +171,18 @@ pub fn rd_weights(
     weights.detach()
 }
 
-/// The RD loss, summed per instance and averaged over the batch. Returns (loss, L_R, L_D).
+/// The RD loss per instance, averaged over the batch, with L_R reduced in `bce` (the same
+/// form as the models it is compared with). Returns (loss, L_R, L_D).
 pub fn rd_loss(
     positive: &Tensor,
     negative: &Tensor,
     teacher_items: &Tensor,
     weights: &Tensor,
     config: &RdConfig,
+    bce: BceForm,
 ) -> (Tensor, Tensor, Tensor) {
     let sum1 = |t: Tensor| t.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
-    let l_r = sum1(-positive.log_sigmoid()) + sum1(-(-negative).log_sigmoid());
+    let l_r = bce_instance_terms(positive, negative, bce);
     let l_d = sum1(-(teacher_items.log_sigmoid() * weights));
     let loss = match config.loss_form {
         LossForm::Reference => &l_r + &l_d * config.alpha,
@@ -228,16 +235,17 @@ mod tests {
         let config = RdConfig {
             k: 3,
             weighting: Weighting::Hybrid,
+            renormalise: true,
             ..RdConfig::default()
         };
         let teacher = t(&[0.0, 0.0, 0.0], &[1, 3]).set_requires_grad(true);
-        // 4 samples, num_items 5: every sample scores higher -> r_hat = floor(4 * 4 / 4) = 4.
+        // 4 samples, num_items 5: every sample scores higher -> r_hat = floor(6 * 4 / 4) = 6.
         let samples = t(&[1.0, 1.0, 1.0, 1.0], &[1, 4]);
         let w = rd_weights(&config, 1, Some((&teacher, &samples)), 5, tch::Device::Cpu);
         assert!(!w.requires_grad());
         let w_a = values(&position_weights(3, 1.0));
         let w_b: Vec<f32> = (0..3)
-            .map(|r| ((0.1f64) * (4 - r) as f64).tanh() as f32)
+            .map(|r| ((0.1f64) * (6 - r) as f64).tanh() as f32)
             .collect();
         let prod: Vec<f32> = w_a.iter().zip(&w_b).map(|(a, b)| a * b).collect();
         let sum: f32 = prod.iter().sum();
@@ -272,6 +280,22 @@ mod tests {
         assert_eq!(values(&pos)[..3], w_a[..]);
     }
 
+    /// The reference's defaults: dynamic weights in the epochs after the start epoch (its
+    /// `epoch_num > dynamic_start_epoch`) and the bare product, not renormalised.
+    #[test]
+    fn defaults_are_the_reference_code_s() {
+        let config = RdConfig::default();
+        assert!(!config.renormalise);
+        assert_eq!(config.dynamic_start_epoch, 10);
+        assert!(!config.dynamic_at(10));
+        assert!(config.dynamic_at(11));
+        let position = RdConfig {
+            weighting: Weighting::Position,
+            ..config
+        };
+        assert!(!position.dynamic_at(11));
+    }
+
     #[test]
     fn loss_forms_follow_their_formulas() {
         let pos = t(&[0.3], &[1, 1]);
@@ -285,7 +309,7 @@ mod tests {
             alpha: 0.5,
             ..RdConfig::default()
         };
-        let (loss, r, d) = rd_loss(&pos, &neg, &cand, &w, &reference);
+        let (loss, r, d) = rd_loss(&pos, &neg, &cand, &w, &reference, BceForm::Sum);
         assert!((r.double_value(&[]) - l_r).abs() < 1e-5);
         assert!((d.double_value(&[]) - l_d).abs() < 1e-5);
         assert!((loss.double_value(&[]) - (l_r + 0.5 * l_d)).abs() < 1e-5);
@@ -294,7 +318,11 @@ mod tests {
             loss_form: LossForm::Convex,
             ..RdConfig::default()
         };
-        let (loss, _, _) = rd_loss(&pos, &neg, &cand, &w, &convex);
+        let (loss, _, _) = rd_loss(&pos, &neg, &cand, &w, &convex, BceForm::Sum);
+        // The mean form of L_R averages the negatives' terms.
+        let (_, r_mean, _) = rd_loss(&pos, &neg, &cand, &w, &convex, BceForm::Mean);
+        let l_r_mean = -ls(0.3) + (-ls(0.2) - ls(-0.1)) / 2.0;
+        assert!((r_mean.double_value(&[]) - l_r_mean).abs() < 1e-5);
         assert!((loss.double_value(&[]) - (0.5 * l_r + 0.5 * l_d)).abs() < 1e-5);
         assert!(
             RdConfig {

@@ -86,7 +86,7 @@ fn distill_survives_a_teacher_restart_and_matches_an_uninterrupted_run() {
             "--epochs",
             "2",
             "--dynamic-start-epoch",
-            "2",
+            "1",
             "--samples",
             "20",
             "--seed",

@@ -86,7 +86,7 @@ fn report_folder_has_charts_markdown_and_html() {
         "--dim",
         "8",
         "--dynamic-start-epoch",
-        "2",
+        "1",
         "--samples",
         "20",
     ];

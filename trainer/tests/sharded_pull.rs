@@ -25,7 +25,7 @@ fn distill_args<'a>(data: &'a str, cache: &'a str, out: &'a str) -> Vec<&'a str>
         "--epochs",
         "2",
         "--dynamic-start-epoch",
-        "2",
+        "1",
         "--samples",
         "20",
         "--seed",

@@ -27,7 +27,7 @@ fn distill(data: &Path, teacher: &str, cache: &Path, out: &Path, tls: &[&str]) -
         "--epochs".into(),
         "1".into(),
         "--dynamic-start-epoch".into(),
-        "1".into(),
+        "0".into(),
         "--samples".into(),
         "10".into(),
         "--max-retries".into(),

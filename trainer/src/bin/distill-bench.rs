@@ -59,10 +59,13 @@ fn per_position_weights(
         let higher = samples
             .gt_tensor(&c)
             .sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
-        let rank = (higher * ((num_items - 1) as f64 / n)).floor();
+        let rank = (higher * ((num_items + 1) as f64 / n)).floor();
         columns.push(((rank - col as f64) * config.mu).clamp_min(0.0).tanh());
     }
     let w = Tensor::stack(&columns, 1) * w_a.unsqueeze(0);
+    if !config.renormalise {
+        return w.detach();
+    }
     (&w / w
         .sum_dim_intlist([1i64].as_slice(), true, Kind::Float)
         .clamp_min(1e-12))
@@ -226,7 +229,7 @@ fn bench(name: &str, data: PreparedDataset, dir: &Path) -> Value {
             rankings: tensor.shallow_clone(),
             config: RdConfig {
                 weighting,
-                dynamic_start_epoch: 1,
+                dynamic_start_epoch: 0, // dynamic from the first epoch
                 ..rd.clone()
             },
         };

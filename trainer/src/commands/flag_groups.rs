@@ -6,13 +6,14 @@ use rankdistill_models::DeviceError;
 use rankdistill_serving::tls::ClientTlsFiles;
 
 use crate::cli::{
-    LossFormArg, ModelArgs, OptimArgs, RdArgs, TeacherArgs, TeacherTlsArgs, WeightingArg,
-    WindowArgs,
+    BceFormArg, LossFormArg, ModelArgs, OptimArgs, RdArgs, TeacherArgs, TeacherTlsArgs,
+    WeightingArg, WindowArgs,
 };
 use crate::rd_loss::{LossForm, RdConfig, Weighting};
 use crate::teachers::TeacherSource;
 use crate::tls::TlsSettings;
 use crate::train::config::{ModelSettings, OptimConfig, TrainingSettings};
+use crate::train::loss::BceForm;
 
 impl From<&WindowArgs> for WindowConfig {
     fn from(args: &WindowArgs) -> Self {
@@ -46,6 +47,7 @@ impl From<&OptimArgs> for OptimConfig {
             learning_rate: args.learning_rate,
             l2: args.l2,
             negatives: args.negatives,
+            bce: args.bce.into(),
             seed: args.seed,
             eval_every: args.eval_every,
         }
@@ -100,6 +102,15 @@ impl From<WeightingArg> for Weighting {
             WeightingArg::Position => Weighting::Position,
             WeightingArg::Discrepancy => Weighting::Discrepancy,
             WeightingArg::Hybrid => Weighting::Hybrid,
+        }
+    }
+}
+
+impl From<BceFormArg> for BceForm {
+    fn from(arg: BceFormArg) -> Self {
+        match arg {
+            BceFormArg::Sum => BceForm::Sum,
+            BceFormArg::Mean => BceForm::Mean,
         }
     }
 }

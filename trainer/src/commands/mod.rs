@@ -9,6 +9,7 @@ pub mod gen_synthetic;
 pub mod prepare;
 pub mod pull;
 pub mod report;
+pub mod search;
 pub mod train;
 
 use crate::cli::{Cli, Command};
@@ -25,5 +26,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Distill(args) => distill::run(args, &out),
         Command::Pull(args) => pull::run(args, &out),
         Command::Report(args) => report::run(args, &out),
+        Command::Search(args) => search::run(args, &out),
     }
 }

@@ -9,6 +9,8 @@ use rankdistill_models::model::{Activation, ModelConfig, ModelKind};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
+use crate::train::loss::BceForm;
+
 /// Optimisation settings shared by teacher training and distillation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OptimConfig {
@@ -22,6 +24,10 @@ pub struct OptimConfig {
     pub l2: f64,
     /// Sampled negatives per instance.
     pub negatives: usize,
+    /// How the binary cross-entropy of targets and negatives is reduced (L_R of every model).
+    /// Runs written before this setting existed used `mean`.
+    #[serde(default = "BceForm::recorded_before_the_setting")]
+    pub bce: BceForm,
     /// Seed of initialisation, shuffling, negatives and dropout.
     pub seed: u64,
     /// Evaluate every this many epochs (0: only at the end).
@@ -36,6 +42,7 @@ impl Default for OptimConfig {
             learning_rate: 1e-3,
             l2: 1e-6,
             negatives: 3,
+            bce: BceForm::Sum,
             seed: 1,
             eval_every: 0,
         }

@@ -135,7 +135,7 @@ pub fn train_model(
             let positive = scores.narrow(1, 0, t);
             let negative = scores.narrow(1, t, optim.negatives as i64);
             let loss = match distill {
-                None => bce_loss(&positive, &negative),
+                None => bce_loss(&positive, &negative, optim.bce),
                 Some(d) => {
                     let k = d.config.k as i64;
                     let start = t + optim.negatives as i64;
@@ -150,8 +150,14 @@ pub fn train_model(
                         data.num_items() as i64,
                         device,
                     );
-                    let (loss, l_r, l_d) =
-                        rd_loss(&positive, &negative, &teacher_scores, &weights, &d.config);
+                    let (loss, l_r, l_d) = rd_loss(
+                        &positive,
+                        &negative,
+                        &teacher_scores,
+                        &weights,
+                        &d.config,
+                        optim.bce,
+                    );
                     l_r_sum += l_r.double_value(&[]);
                     l_d_sum += l_d.double_value(&[]);
                     let sum0 =
