@@ -18,7 +18,8 @@
 #
 # Runs go two at a time with one LibTorch thread each (RD_LANES=2; on 2 cores this does 1.5x
 # the work of one run on two threads). Results are deterministic for a given seed and thread
-# count. Finished runs and search trials are reused; delete the folder to start over.
+# count. Finished runs and search trials are reused; delete the folder to start over. RD_BIN=DIR
+# uses prebuilt binaries from DIR instead of building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=0
@@ -31,8 +32,12 @@ esac
 source scripts/env.sh
 LANES="${RD_LANES:-2}"
 if [ "$LANES" -gt 1 ]; then export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1; fi
-cargo build -p rankdistill-trainer -p rankdistill-teacher --bins
-BIN="$CARGO_TARGET_DIR/debug"  # dev profile: optimised (see Cargo.toml), LibTorch does the heavy work
+if [ -n "${RD_BIN:-}" ]; then
+  BIN="$RD_BIN"  # prebuilt trainer and teacher-svc (e.g. copied aside so a rebuild cannot change a long run)
+else
+  cargo build -p rankdistill-trainer -p rankdistill-teacher --bins
+  BIN="$CARGO_TARGET_DIR/debug"  # dev profile: optimised (see Cargo.toml), LibTorch does the heavy work
+fi
 if [ "$QUICK" = 1 ]; then
   OUT="${RD_COMPARE_DIR:-runs/compare-quick}" EPOCHS=8 SEEDS=1 STUDENT=25
 else
