@@ -17,3 +17,8 @@ else
   cargo test --workspace --no-fail-fast "$@"
 fi
 deploy/check/run.sh
+# Regression guard on the comparison's ordering: the fixed synthetic set, 1 seed, 8 epochs
+# (about 2 minutes); fails unless MAP orders teacher > student + RD > student alone.
+QUICK_DIR="$(mktemp -d)"
+trap 'rm -rf "$QUICK_DIR"' EXIT
+RD_COMPARE_DIR="$QUICK_DIR" scripts/compare.sh --quick

@@ -227,6 +227,9 @@ fn finished_trial(
 
 /// Runs `trainer search`.
 pub fn run_search(args: &SearchSettings, out: &Output) -> anyhow::Result<Choice> {
+    if args.budget == 0 {
+        bail!("--budget must be at least 1 trial");
+    }
     let data = PreparedDataset::load(&args.data)
         .map_err(|e| anyhow::anyhow!("cannot load the prepared dataset: {e}"))?;
     if data.split.valid.iter().all(|v| v.is_empty()) {
@@ -234,9 +237,6 @@ pub fn run_search(args: &SearchSettings, out: &Output) -> anyhow::Result<Choice>
             "{} has no validation split: prepare it with --valid-fraction F (e.g. 0.1) so the search never looks at test",
             args.data.display()
         );
-    }
-    if args.budget == 0 {
-        bail!("--budget must be at least 1 trial");
     }
     args.space.validate().map_err(anyhow::Error::msg)?;
     args.rd.validate().map_err(anyhow::Error::msg)?;
