@@ -493,7 +493,11 @@ pub struct PullArgs {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// A group of runs: NAME=DIR[,DIR...] (repeat the flag; the first is the baseline). Runs
-    /// are artifact folders of `train` or `distill`.
+    /// are artifact folders of `train` or `distill`. NAME ends at the last `=`. A sweep point
+    /// is NAME = `SERIES @ AXIS=VALUE` (VALUE a number), e.g. "student @ d=5=DIR,DIR": when
+    /// NAME contains ` @ `, SERIES is the text before the first ` @ `, AXIS runs to the next
+    /// `=`, VALUE to the `=` after it, and the rest is the directory list; the report then
+    /// adds a section "Sweep over AXIS" (MAP against VALUE, one line per SERIES).
     #[arg(long, env = "RD_REPORT_GROUPS", value_delimiter = ';')]
     pub group: Vec<Group>,
     /// A load-generator result: NAME=FILE, the JSON of `rd-loadgen --out FILE` (repeat).

@@ -1,6 +1,7 @@
 //! `trainer report` end to end: a teacher, a student alone and a distilled student trained
 //! with per-epoch evaluation, both services under rd-loadgen, then a report folder whose PNGs
-//! decode with the expected sizes and whose markdown and HTML reference them.
+//! decode with the expected sizes and whose markdown and HTML reference them, and a second one
+//! with sweep groups (`SERIES @ AXIS=VALUE`).
 
 use std::path::Path;
 
@@ -274,6 +275,86 @@ fn report_folder_has_charts_markdown_and_html() {
     );
     let summary_file = json(&std::fs::read_to_string(report_dir.join("summary.json")).unwrap());
     assert_eq!(summary_file["groups"], summary["groups"]);
+    // The reference nDCG in the comparison table, and the settings of every group.
+    assert!(markdown.contains("| nDCG_ref@10 |"), "{markdown}");
+    assert!(markdown.contains("## Settings"), "{markdown}");
+    assert!(
+        markdown.contains("| student alone | caser d=8 | L=5 T=1 | 3 |"),
+        "{markdown}"
+    );
+    // The distilled group's RD settings: K = 10, the flags given above.
+    assert!(
+        markdown.contains(
+            "| student + RD | 10 | 1 | 0.1 | 20 | 1 | reference | hybrid | true | 2 | false |"
+        ),
+        "{markdown}"
+    );
+    assert_eq!(summary_file["sweeps"], serde_json::json!([]));
+    assert_eq!(summary_file["settings"].as_array().unwrap().len(), 3);
+
+    // Sweep groups: `SERIES @ AXIS=VALUE`; the teacher (d=16) stands in as the student alone
+    // at d=16, where the distilled series has no run.
+    let sweep_dir = dir.join("sweep-report");
+    let sweep_groups = [
+        format!("teacher={}", p(&dir.join("teacher"))),
+        format!("student alone @ d=16={}", p(&dir.join("teacher"))),
+        format!("student alone @ d=8={alone_dir},{alone_dir}"),
+        format!("student + RD @ d=8={rd_dir}"),
+    ];
+    let sweep_dir_arg = p(&sweep_dir);
+    let mut args = vec!["report"];
+    for g in &sweep_groups {
+        args.extend(["--group", g.as_str()]);
+    }
+    args.extend(["--out", &sweep_dir_arg, "--json", "-"]);
+    let out = trainer_command(&args).output().unwrap();
+    let (stdout, stderr) = texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let summary = json(&stdout);
+    // Sweep groups stay in the comparison table.
+    assert_eq!(summary["groups"].as_array().unwrap().len(), 4);
+    assert_eq!(summary["groups"][3]["name"], "student + RD @ d=8");
+    assert!(stderr.contains("Sweep over d"), "{stderr}");
+    let markdown = std::fs::read_to_string(sweep_dir.join("report.md")).unwrap();
+    assert!(markdown.contains("## Sweep over d"), "{markdown}");
+    assert!(
+        markdown.contains("The baseline is `student alone`"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("](sweep-d.png)"), "{markdown}");
+    assert_eq!(png_size(&sweep_dir.join("sweep-d.png")), (1400, 520));
+    let sweeps =
+        json(&std::fs::read_to_string(sweep_dir.join("summary.json")).unwrap())["sweeps"].clone();
+    assert_eq!(sweeps, summary["sweeps"]);
+    assert_eq!(sweeps.as_array().unwrap().len(), 1);
+    assert_eq!(sweeps[0]["axis"], "d");
+    assert_eq!(
+        sweeps[0]["series"],
+        serde_json::json!(["student alone", "student + RD"])
+    );
+    let rows = sweeps[0]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["value"], 8.0);
+    assert_eq!(rows[1]["value"], 16.0);
+    assert!(rows[1]["cells"][1].is_null() && rows[1]["gain"].is_null());
+    let map = |i: usize| rows[0]["cells"][i]["map"]["mean"].as_f64().unwrap();
+    let gain = &rows[0]["gain"];
+    assert!((gain["gain"].as_f64().unwrap() - (map(1) - map(0))).abs() < 1e-12);
+    // The same run twice and a single run: both stds are 0.
+    assert_eq!(gain["std"], 0.0);
+    assert_eq!(gain["exceeds_1_std"], gain["gain"].as_f64().unwrap() > 0.0);
+    assert_eq!(rows[0]["cells"][0]["runs"], 2);
+    // A VALUE that is not a number is named with the flag.
+    let bad = format!("student @ d=big={alone_dir}");
+    let out = trainer_command(&["report", "--group", &bad])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = texts(&out).1;
+    assert!(
+        stderr.contains("--group 'student @ d=big=") && stderr.contains("is not a number"),
+        "{stderr}"
+    );
 
     // Bad inputs are named.
     let out = trainer_command(&[

@@ -1,5 +1,6 @@
-//! The report's sections with their charts: comparison, learning curves, distillation weights
-//! over teacher positions, serving latency and the list of runs. The drawing is in `plots`.
+//! The report's sections with their charts: comparison, settings, sweeps, learning curves,
+//! distillation weights over teacher positions, serving latency and the list of runs. The
+//! drawing is in `plots`.
 
 use rankdistill_core::history::EpochRecord;
 
@@ -7,10 +8,12 @@ use crate::output::thousands;
 use crate::report::document::{Block, COLUMNS, Section, Table, comparison_table};
 use crate::report::input::{LatencyReport, LoadedGroup};
 use crate::report::plots::{self, BarGroup, HistogramSeries, LinePanel, Series};
+use crate::report::settings::{GroupSettings, settings_section};
 use crate::report::statistics::{GroupSummary, mean_curve, weight_epochs};
+use crate::report::sweep::{Sweep, sweep_sections};
 
 /// A file name made of the lowercase letters and digits of `name`.
-fn slug(name: &str) -> String {
+pub fn slug(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars() {
         if c.is_ascii_alphanumeric() {
@@ -30,6 +33,8 @@ pub type Chart = (String, Vec<u8>);
 pub fn build(
     groups: &[LoadedGroup],
     summaries: &[GroupSummary],
+    settings: &[GroupSettings],
+    sweeps: &[Sweep],
     latency: &[LatencyReport],
 ) -> anyhow::Result<(Vec<Section>, Vec<Chart>)> {
     let mut sections = Vec::new();
@@ -38,7 +43,7 @@ pub fn build(
     let runs: usize = groups.iter().map(|g| g.runs.len()).sum();
     let mut blocks = vec![
         Block::Text(format!(
-            "{} groups, {runs} runs. Metrics on the held-out split after the last epoch, mean ± sample standard deviation over the runs of each group; nDCG is the standard definition (the reference variant is in `summary.json`). `params vs first` and `MAP vs first` compare with the first group.",
+            "{} groups, {runs} runs. Metrics on the held-out split after the last epoch, mean ± sample standard deviation over the runs of each group; nDCG is the standard definition, nDCG_ref@10 the reference variant (`summary.json` has it at every cut-off). `params vs first` and `MAP vs first` compare with the first group. The settings of each group are in the section Settings.",
             groups.len()
         )),
         Block::Table(comparison_table(summaries)),
@@ -80,6 +85,12 @@ pub fn build(
         title: "Comparison".into(),
         blocks,
     });
+    sections.push(settings_section(settings));
+
+    // Sweeps.
+    let (sweep_sections, sweep_charts) = sweep_sections(sweeps)?;
+    sections.extend(sweep_sections);
+    charts.extend(sweep_charts);
 
     // Learning curves.
     let with_history: Vec<(usize, &LoadedGroup)> = groups
@@ -99,6 +110,7 @@ pub fn build(
                 .map(|&(i, g)| Series {
                     name: g.name.clone(),
                     points: mean_curve(g, pick),
+                    errors: Vec::new(),
                     colour: i,
                 })
                 .collect()
@@ -180,6 +192,7 @@ pub fn build(
                     .enumerate()
                     .map(|(p, &w)| ((p + 1) as f64, w))
                     .collect(),
+                errors: Vec::new(),
                 colour: i,
             })
             .collect();

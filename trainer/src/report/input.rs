@@ -8,21 +8,36 @@ use rankdistill_core::history::{EpochRecord, TrainingRecord};
 use rankdistill_core::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 
+use crate::report::sweep::{SweepPoint, split_sweep_flag};
+
 /// One group of runs: a label and the artifact folders of its seeds.
 #[derive(Debug, Clone)]
 pub struct Group {
     /// Label in the table.
     pub name: String,
+    /// The sweep coordinate of a label `SERIES @ AXIS=VALUE`.
+    pub sweep: Option<SweepPoint>,
     /// Artifact folders (checkpoint or student).
     pub runs: Vec<PathBuf>,
 }
 
 impl std::str::FromStr for Group {
     type Err = String;
+    /// `NAME=DIR[,DIR...]`, split at the last `=`; when that NAME contains ` @ `, the sweep
+    /// label `SERIES @ AXIS=VALUE=DIR[,DIR...]` (see `report::sweep`).
     fn from_str(s: &str) -> Result<Self, String> {
-        let (name, dirs) = s
-            .rsplit_once('=')
-            .ok_or_else(|| format!("--group '{s}': expected NAME=DIR[,DIR...]"))?;
+        let (name, sweep, dirs) = match split_sweep_flag(s) {
+            Some(parsed) => {
+                let (name, point, dirs) = parsed?;
+                (name, Some(point), dirs)
+            }
+            None => {
+                let (name, dirs) = s
+                    .rsplit_once('=')
+                    .ok_or_else(|| format!("--group '{s}': expected NAME=DIR[,DIR...]"))?;
+                (name.to_string(), None, dirs)
+            }
+        };
         let runs: Vec<PathBuf> = dirs
             .split(',')
             .filter(|d| !d.is_empty())
@@ -31,10 +46,7 @@ impl std::str::FromStr for Group {
         if name.is_empty() || runs.is_empty() {
             return Err(format!("--group '{s}': expected NAME=DIR[,DIR...]"));
         }
-        Ok(Group {
-            name: name.to_string(),
-            runs,
-        })
+        Ok(Group { name, sweep, runs })
     }
 }
 
@@ -81,6 +93,8 @@ pub struct Run {
     pub history: Vec<EpochRecord>,
     /// Distillation: the weighting ("hybrid", "position", "discrepancy").
     pub weighting: Option<String>,
+    /// The command's settings from the manifest (`window`, `optim`, `rd`, ...).
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Reads one artifact folder.
@@ -109,6 +123,7 @@ pub fn load_run(dir: &Path) -> anyhow::Result<Run> {
         model: format!("{} d={}", manifest.model.kind, manifest.model.dim),
         history: training.history,
         weighting,
+        settings: training.settings,
     })
 }
 
@@ -117,6 +132,8 @@ pub fn load_run(dir: &Path) -> anyhow::Result<Run> {
 pub struct LoadedGroup {
     /// Label.
     pub name: String,
+    /// The sweep coordinate of the label.
+    pub sweep: Option<SweepPoint>,
     /// The runs.
     pub runs: Vec<Run>,
 }
@@ -128,6 +145,7 @@ pub fn load_groups(groups: &[Group]) -> anyhow::Result<Vec<LoadedGroup>> {
         .map(|g| {
             Ok(LoadedGroup {
                 name: g.name.clone(),
+                sweep: g.sweep.clone(),
                 runs: g
                     .runs
                     .iter()

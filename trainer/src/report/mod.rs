@@ -1,11 +1,13 @@
 //! `trainer report`: one table over groups of runs (e.g. the seeds of one configuration),
-//! mean ± sample standard deviation of every metric, with parameter counts; with `--out DIR`, a
-//! self-contained report folder: `report.md` (and `report.html` with `--html`), PNG charts
-//! (learning curves, metrics, distillation weights over teacher positions, serving latency) and
-//! `summary.json`.
+//! mean ± sample standard deviation of every metric, with parameter counts, and the settings
+//! of every group; with `--out DIR`, a self-contained report folder: `report.md` (and
+//! `report.html` with `--html`), PNG charts (learning curves, metrics, sweeps, distillation
+//! weights over teacher positions, serving latency) and `summary.json`.
 //!
 //! - `input`: the groups, their runs' artifacts and the load-generator JSON;
 //! - `statistics`: mean ± std, group summaries, per-epoch curves;
+//! - `settings`: the training and distillation settings of every group;
+//! - `sweep`: groups labelled `SERIES @ AXIS=VALUE`, as MAP against VALUE per series;
 //! - `document`: tables and sections, rendered as Markdown and HTML;
 //! - `charts` (drawn by `plots`): the sections with their charts.
 
@@ -13,7 +15,9 @@ pub mod charts;
 pub mod document;
 pub mod input;
 pub mod plots;
+pub mod settings;
 pub mod statistics;
+pub mod sweep;
 
 use std::path::PathBuf;
 
@@ -24,7 +28,9 @@ use crate::output::Output;
 use charts::build;
 use document::{markdown, render_html, render_markdown};
 use input::{Group, LatencyInput, LatencyReport, load_groups, load_latency};
+use settings::{GroupSettings, rd_table, training_table};
 use statistics::{GroupSummary, summarise_loaded};
+use sweep::{Sweep, sweep_table};
 
 /// Settings of `trainer report`.
 #[derive(Debug, Clone)]
@@ -50,6 +56,10 @@ pub struct ReportOutcome {
     pub files: Vec<String>,
     /// One summary per group.
     pub groups: Vec<GroupSummary>,
+    /// The settings of every group.
+    pub settings: Vec<GroupSettings>,
+    /// One sweep per axis of the groups labelled `SERIES @ AXIS=VALUE`.
+    pub sweeps: Vec<Sweep>,
     /// The load-generator results.
     pub latency: Vec<LatencyReport>,
 }
@@ -66,10 +76,12 @@ pub fn run_report(args: &ReportSettings, out: &Output) -> anyhow::Result<ReportO
         .iter()
         .map(load_latency)
         .collect::<anyhow::Result<_>>()?;
-    out.say(markdown(&summaries));
+    let settings = settings::settings(&groups);
+    let sweeps = sweep::sweeps(&groups, &summaries)?;
+    out.say(printed(&summaries, &settings, &sweeps));
     let mut files = Vec::new();
     if let Some(dir) = &args.out {
-        let (sections, charts) = build(&groups, &summaries, &latency)?;
+        let (sections, charts) = build(&groups, &summaries, &settings, &sweeps, &latency)?;
         let mut contents: Vec<(String, Vec<u8>)> = charts;
         contents.push((
             "report.md".into(),
@@ -86,6 +98,8 @@ pub fn run_report(args: &ReportSettings, out: &Output) -> anyhow::Result<ReportO
             serde_json::to_vec_pretty(&serde_json::json!({
                 "title": args.title,
                 "groups": summaries,
+                "settings": settings,
+                "sweeps": sweeps,
                 "latency": latency,
             }))?,
         ));
@@ -110,10 +124,35 @@ pub fn run_report(args: &ReportSettings, out: &Output) -> anyhow::Result<ReportO
         out: args.out.as_ref().map(|d| d.display().to_string()),
         files,
         groups: summaries,
+        settings,
+        sweeps,
         latency,
     };
     let mut json = serde_json::to_value(&outcome)?;
     json["command"] = "report".into();
     out.json(&json)?;
     Ok(outcome)
+}
+
+/// The text printed without `--out` (and before writing the folder): the comparison table,
+/// the settings tables and one table per sweep.
+fn printed(summaries: &[GroupSummary], settings: &[GroupSettings], sweeps: &[Sweep]) -> String {
+    let mut text = markdown(summaries);
+    if let Some(table) = training_table(settings) {
+        text.push_str("\nSettings (`mixed`: the runs of a group differ):\n\n");
+        text.push_str(&table.markdown());
+    }
+    if let Some(table) = rd_table(settings) {
+        text.push_str("\nRanking Distillation settings:\n\n");
+        text.push_str(&table.markdown());
+    }
+    for sweep in sweeps {
+        text.push_str(&format!(
+            "\nSweep over {} (MAP, mean ± sample std over the runs of each group; baseline {}):\n\n",
+            sweep.axis,
+            sweep.series.first().map_or("", String::as_str)
+        ));
+        text.push_str(&sweep_table(sweep).markdown());
+    }
+    text
 }

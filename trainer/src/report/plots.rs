@@ -21,6 +21,8 @@ pub const METRICS_SIZE: (u32, u32) = (1200, 520);
 pub const WEIGHTS_SIZE: (u32, u32) = (900, 520);
 /// Size of the latency histogram chart.
 pub const LATENCY_SIZE: (u32, u32) = (1200, 520);
+/// Size of a sweep chart (two panels: MAP and Prec@10).
+pub const SWEEP_SIZE: (u32, u32) = (1400, 520);
 
 /// Series colours (colour-blind friendly order of the usual categorical palette).
 const COLOURS: [RGBColor; 8] = [
@@ -93,6 +95,9 @@ pub struct Series {
     pub name: String,
     /// Points (x, y), in x order.
     pub points: Vec<(f64, f64)>,
+    /// Error of each point (e.g. a standard deviation), drawn as a vertical bar y ± error;
+    /// empty, or 0 for a point: no bar.
+    pub errors: Vec<f64>,
     /// Colour index (see [`colour`]).
     pub colour: usize,
 }
@@ -147,8 +152,17 @@ fn draw_lines(
     panel: &LinePanel,
 ) -> anyhow::Result<()> {
     let points = || panel.series.iter().flat_map(|s| s.points.iter());
+    // The y range covers the error bars.
+    let spans = || {
+        panel.series.iter().flat_map(|s| {
+            s.points
+                .iter()
+                .zip(s.errors.iter().chain(std::iter::repeat(&0.0)))
+                .flat_map(|(p, e)| [p.1 - e.abs(), p.1 + e.abs()])
+        })
+    };
     let (x0, x1) = padded(points().map(|p| p.0), false);
-    let (y0, y1) = padded(points().map(|p| p.1), panel.y_from_zero);
+    let (y0, y1) = padded(spans(), panel.y_from_zero);
     let mut chart = drawing(
         ChartBuilder::on(area)
             .caption(&panel.title, (FAMILY, 22))
@@ -189,6 +203,18 @@ fn draw_lines(
         .label(series.name.as_str())
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 22, y)], c.stroke_width(3)));
         drawing(chart.draw_series(series.points.iter().map(|&p| Circle::new(p, 3, c.filled()))))?;
+        drawing(
+            chart.draw_series(
+                series
+                    .points
+                    .iter()
+                    .zip(&series.errors)
+                    .filter(|(_, e)| e.is_finite() && **e > 0.0)
+                    .map(|(&(x, y), &e)| {
+                        ErrorBar::new_vertical(x, y - e, y, y + e, c.stroke_width(1), 8)
+                    }),
+            ),
+        )?;
     }
     if panel.series.iter().any(|s| !s.points.is_empty()) {
         drawing(
@@ -455,6 +481,7 @@ mod tests {
             series: vec![Series {
                 name: "teacher".into(),
                 points: vec![(1.0, 0.9), (2.0, 0.5), (3.0, 0.4)],
+                errors: vec![0.05, 0.0, 0.02],
                 colour: 0,
             }],
             integer_x: true,
