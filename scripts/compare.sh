@@ -7,7 +7,8 @@
 #     2. on data-valid, never looking at test: a teacher Caser d=100 (seed 1), then `trainer
 #        search` for the student alone (epochs) and for RD (settings and epochs, RD_BUDGET
 #        trials) at d=50; for the sweeps, the epochs of each student size (d = 5..30) and of
-#        each K with the d=50 RD settings;
+#        each K with the d=50 RD settings; and RD settings searched for each size
+#        (RD_TUNED_DIMS, RD_SWEEP_BUDGET trials each);
 #     3. on data, 3 seeds each: teacher Caser d=100 (30 epochs, the reference protocol), the
 #        student d=50 alone and with RD, the sweeps over d and K; students distill from the
 #        seed-1 teacher through teacher-svc;
@@ -46,6 +47,8 @@ fi
 BUDGET="${RD_BUDGET:-8}"
 DIMS="${RD_SWEEP_DIMS:-5 10 20 30}"
 KS="${RD_SWEEP_KS:-5 20}"
+TUNED="${RD_TUNED_DIMS:-$DIMS}"
+SWEEP_BUDGET="${RD_SWEEP_BUDGET:-6}"
 mkdir -p "$OUT/logs"
 FAILED="$OUT/logs/FAILED"
 rm -f "$FAILED"
@@ -185,6 +188,16 @@ for k in $KS; do
     queue distill rd-k$k-s$s "$OUT/rd-k$k-s$s" "$ADDR_T" "$OUT/search-rd-k$k/choice.json" $F --seed "$s" --rd-k "$k" --model caser --dim "$STUDENT"
   done
 done
+# The size sweep again, with RD's settings chosen on validation for each size.
+for d in $TUNED; do
+  queue search search-rd-tuned-d$d "$OUT/search-rd-tuned-d$d" $V --method rd --budget "$SWEEP_BUDGET" \
+    --teacher "$ADDR_V" --cache-dir "$OUT/cache" --model caser --dim "$d"
+done
+for d in $TUNED; do
+  for s in $SEEDS; do
+    queue distill rd-tuned-d$d-s$s "$OUT/rd-tuned-d$d-s$s" "$ADDR_T" "$OUT/search-rd-tuned-d$d/choice.json" $F --seed "$s" --model caser --dim "$d"
+  done
+done
 run_pool
 
 echo "== report"
@@ -193,6 +206,10 @@ GROUPS=(--group "teacher Caser d=100=$(dirs teacher)"
   --group "student Caser d=$STUDENT + RD=$(dirs rd-d$STUDENT)")
 for d in $DIMS $STUDENT; do
   GROUPS+=(--group "student alone @ d=$d=$(dirs alone-d$d)" --group "student + RD @ d=$d=$(dirs rd-d$d)")
+done
+for d in $TUNED $STUDENT; do
+  if [ "$d" = "$STUDENT" ]; then rd=$(dirs rd-d$STUDENT); else rd=$(dirs rd-tuned-d$d); fi
+  GROUPS+=(--group "student alone @ tuned d=$d=$(dirs alone-d$d)" --group "student + RD @ tuned d=$d=$rd")
 done
 for k in $KS 10; do
   if [ "$k" = 10 ]; then rd=$(dirs rd-d$STUDENT); else rd=$(dirs rd-k$k); fi

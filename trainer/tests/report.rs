@@ -285,7 +285,7 @@ fn report_folder_has_charts_markdown_and_html() {
     // The distilled group's RD settings: K = 10, the flags given above.
     assert!(
         markdown.contains(
-            "| student + RD | 10 | 1 | 0.1 | 20 | 1 | reference | hybrid | true | 2 | false |"
+            "| student + RD | 10 | 1 | 0.1 | 20 | 1 | reference | hybrid | false | 1 | false |"
         ),
         "{markdown}"
     );

@@ -18,30 +18,73 @@ fn search_chooses_on_validation_resumes_and_repeats_its_choice() {
     let udata = dir.path().join("u.data");
     let data = dir.path().join("data");
     trainer_ok(&[
-        "gen-synthetic", "--out", &p(&udata), "--users", "200", "--items", "120", "--seed", "5",
+        "gen-synthetic",
+        "--out",
+        &p(&udata),
+        "--users",
+        "200",
+        "--items",
+        "120",
+        "--seed",
+        "5",
     ]);
     trainer_ok(&[
-        "prepare", "--input", &p(&udata), "--out", &p(&data), "--valid-fraction", "0.2",
+        "prepare",
+        "--input",
+        &p(&udata),
+        "--out",
+        &p(&data),
+        "--valid-fraction",
+        "0.2",
     ]);
     let teacher = dir.path().join("teacher");
     trainer_ok(&[
-        "train", "--data", &p(&data), "--out", &p(&teacher), "--dim", "16", "--epochs", "1",
-        "--eval-split", "valid",
+        "train",
+        "--data",
+        &p(&data),
+        "--out",
+        &p(&teacher),
+        "--dim",
+        "16",
+        "--epochs",
+        "1",
+        "--eval-split",
+        "valid",
     ]);
     let server = Server::teacher(&data, &teacher);
     let out = dir.path().join("search");
+    let (data_arg, out_arg) = (p(&data), p(&out));
+    let cache_arg = p(&dir.path().join("cache"));
     let search = |extra: &[&str]| {
         let mut args = vec![
-            "search", "--data", &p(&data), "--out", &p(&out), "--teacher", &server.addr,
-            "--cache-dir", &p(&dir.path().join("cache")), "--dim", "8", "--epochs", "3",
-            "--budget", "3", "--lambdas", "1,2", "--mus", "0.1", "--alphas", "0.5,1",
-            "--dynamic-starts", "1", "--renormalise-options", "false",
+            "search",
+            "--data",
+            &data_arg,
+            "--out",
+            &out_arg,
+            "--teacher",
+            &server.addr,
+            "--cache-dir",
+            &cache_arg,
+            "--dim",
+            "8",
+            "--epochs",
+            "3",
+            "--budget",
+            "3",
+            "--lambdas",
+            "1,2",
+            "--mus",
+            "0.1",
+            "--alphas",
+            "0.5,1",
+            "--dynamic-starts",
+            "1",
+            "--renormalise-options",
+            "false",
         ];
-        let owned: Vec<String> = args.drain(..).map(str::to_string).collect();
-        let mut all = owned;
-        all.extend(extra.iter().map(|s| s.to_string()));
-        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-        trainer_env(&refs, &[])
+        args.extend_from_slice(extra);
+        trainer_env(&args, &[])
     };
     let (code, stdout, stderr) = search(&["--dynamic-start-epoch", "1"]);
     assert_eq!(code, Some(0), "{stderr}");
@@ -54,12 +97,19 @@ fn search_chooses_on_validation_resumes_and_repeats_its_choice() {
     assert_eq!(trials[0]["rd"]["mu"], 0.1);
     for trial in trials {
         assert_eq!(trial["valid_map"].as_array().unwrap().len(), 3);
-        assert!(fs::metadata(out.join(format!("trials/{:03}.json", trial["index"]))).is_ok());
+        let index = trial["index"].as_u64().unwrap();
+        assert!(fs::metadata(out.join(format!("trials/{index:03}.json"))).is_ok());
     }
     // The choice is the best validation MAP over every trial and epoch.
     let best = trials
         .iter()
-        .flat_map(|t| t["valid_map"].as_array().unwrap().iter().map(|m| m.as_f64().unwrap()))
+        .flat_map(|t| {
+            t["valid_map"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_f64().unwrap())
+        })
         .fold(f64::MIN, f64::max);
     assert_eq!(choice["valid_map"].as_f64().unwrap(), best);
     assert_eq!(choice["selected_by"], "MAP on the validation split");
@@ -77,12 +127,24 @@ fn search_chooses_on_validation_resumes_and_repeats_its_choice() {
     let (code, stdout, stderr) = search(&["--dynamic-start-epoch", "1"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stdout.matches("reusing").count(), 3, "{stdout}");
-    assert_eq!(read_json(&out.join("choice.json"))["flags"], choice["flags"]);
+    assert_eq!(
+        read_json(&out.join("choice.json"))["flags"],
+        choice["flags"]
+    );
 
     // The chosen flags are accepted by distill as they are.
     let mut args: Vec<String> = [
-        "distill", "--data", &p(&data), "--teacher", &server.addr, "--cache-dir",
-        &p(&dir.path().join("cache")), "--dim", "8", "--out", &p(&dir.path().join("student")),
+        "distill",
+        "--data",
+        &p(&data),
+        "--teacher",
+        &server.addr,
+        "--cache-dir",
+        &p(&dir.path().join("cache")),
+        "--dim",
+        "8",
+        "--out",
+        &p(&dir.path().join("student")),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -95,8 +157,17 @@ fn search_chooses_on_validation_resumes_and_repeats_its_choice() {
     // The model alone: one trial, which chooses the epochs.
     let alone = dir.path().join("alone");
     trainer_ok(&[
-        "search", "--method", "alone", "--data", &p(&data), "--out", &p(&alone), "--dim", "8",
-        "--epochs", "2",
+        "search",
+        "--method",
+        "alone",
+        "--data",
+        &p(&data),
+        "--out",
+        &p(&alone),
+        "--dim",
+        "8",
+        "--epochs",
+        "2",
     ]);
     let choice = read_json(&alone.join("choice.json"));
     assert_eq!(choice["method"], "alone");
@@ -111,12 +182,28 @@ fn search_refuses_a_dataset_without_validation() {
     let udata = dir.path().join("u.data");
     let data = dir.path().join("data");
     trainer_ok(&[
-        "gen-synthetic", "--out", &p(&udata), "--users", "50", "--items", "40", "--seed", "5",
+        "gen-synthetic",
+        "--out",
+        &p(&udata),
+        "--users",
+        "50",
+        "--items",
+        "40",
+        "--seed",
+        "5",
     ]);
     trainer_ok(&["prepare", "--input", &p(&udata), "--out", &p(&data)]);
     let out = dir.path().join("search");
     let (code, _, stderr) = trainer_env(
-        &["search", "--method", "alone", "--data", &p(&data), "--out", &p(&out)],
+        &[
+            "search",
+            "--method",
+            "alone",
+            "--data",
+            &p(&data),
+            "--out",
+            &p(&out),
+        ],
         &[],
     );
     assert_eq!(code, Some(1), "{stderr}");
@@ -124,7 +211,15 @@ fn search_refuses_a_dataset_without_validation() {
     assert!(stderr.contains("--valid-fraction"), "{stderr}");
     assert!(!out.exists());
     let (code, _, stderr) = trainer_env(
-        &["search", "--method", "alone", "--data", &p(&data), "--budget", "0"],
+        &[
+            "search",
+            "--method",
+            "alone",
+            "--data",
+            &p(&data),
+            "--budget",
+            "0",
+        ],
         &[],
     );
     assert_eq!(code, Some(1), "{stderr}");

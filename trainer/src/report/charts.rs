@@ -92,10 +92,20 @@ pub fn build(
     sections.extend(sweep_sections);
     charts.extend(sweep_charts);
 
-    // Learning curves.
-    let with_history: Vec<(usize, &LoadedGroup)> = groups
+    // Learning curves and weights: of the groups outside the sweeps (which have their own
+    // sections), or of every group when all are sweep points.
+    let main_groups: Vec<(usize, &LoadedGroup)> = if groups.iter().any(|g| g.sweep.is_none()) {
+        groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.sweep.is_none())
+            .collect()
+    } else {
+        groups.iter().enumerate().collect()
+    };
+    let with_history: Vec<(usize, &LoadedGroup)> = main_groups
         .iter()
-        .enumerate()
+        .copied()
         .filter(|(_, g)| g.runs.iter().any(|r| !r.history.is_empty()))
         .collect();
     let mut blocks = Vec::new();
@@ -144,7 +154,7 @@ pub fn build(
             )?,
         ));
         blocks.push(Block::Text(
-            "Mean training loss and MAP of every epoch, averaged over the runs of each group. MAP is measured only at the epochs the runs evaluated (`--eval-every`; always the last). The losses are on different scales: the teacher and the student alone minimise the mean BCE of the reference, the RD student BCE summed per instance plus the weighted distillation loss.".into(),
+            "Mean training loss and MAP of every epoch, averaged over the runs of each group. MAP is measured only at the epochs the runs evaluated (`--eval-every`; always the last). The losses are on different scales: every model minimises the same ranking loss L_R (the run's `--bce` form), and the RD students add the weighted distillation loss L_D to it. Groups that are sweep points are left out here (see their sweep sections).".into(),
         ));
         blocks.push(Block::Image {
             file: "learning-curves.png".into(),
@@ -158,7 +168,7 @@ pub fn build(
 
     // Distillation weights over teacher positions.
     let mut blocks = Vec::new();
-    for group in groups {
+    for &(_, group) in &main_groups {
         let Some(run) = group
             .runs
             .iter()
