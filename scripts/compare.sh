@@ -9,7 +9,8 @@
 #        trials) at d=50; for the sweeps, the epochs of each student size (d = 5..30) and of
 #        each K with the d=50 RD settings; and RD settings searched for each size
 #        (RD_TUNED_DIMS, RD_SWEEP_BUDGET trials each);
-#     3. on data, 3 seeds each: teacher Caser d=100 (30 epochs, the reference protocol), the
+#     3. on data, 3 seeds each: teacher Caser d=100 (30 epochs, and 50, the reference code's
+#        default), the
 #        student d=50 alone and with RD, the sweeps over d and K; students distill from the
 #        seed-1 teacher through teacher-svc;
 #     4. one report: runs/compare/report/ (report.md, report.html, charts, summary.json).
@@ -160,6 +161,8 @@ RD_CHOICE="$OUT/search-rd-d$STUDENT/choice.json"
 queue search search-rd-d$STUDENT "$OUT/search-rd-d$STUDENT" $V --method rd --budget "$BUDGET" \
   --teacher "$ADDR_V" --cache-dir "$OUT/cache" --model caser --dim "$STUDENT"
 for s in $SEEDS; do [ "$s" = 1 ] || queue train teacher-s$s "$OUT/teacher-s$s" $F --epochs "$EPOCHS" --seed "$s" --model caser --dim 100; done
+# The teacher again at the reference code's own default of 50 epochs (n_iter), for comparison.
+for s in $SEEDS; do queue train teacher50-s$s "$OUT/teacher50-s$s" $F --epochs 50 --seed "$s" --model caser --dim 100; done
 for d in $STUDENT $DIMS; do
   queue search search-alone-d$d "$OUT/search-alone-d$d" $V --method alone --model caser --dim "$d"
 done
@@ -201,20 +204,21 @@ done
 run_pool
 
 echo "== report"
-GROUPS=(--group "teacher Caser d=100=$(dirs teacher)"
+REPORT_GROUPS=(--group "teacher Caser d=100=$(dirs teacher)"
+  --group "teacher Caser d=100, 50 epochs=$(dirs teacher50)"
   --group "student Caser d=$STUDENT alone=$(dirs alone-d$STUDENT)"
   --group "student Caser d=$STUDENT + RD=$(dirs rd-d$STUDENT)")
 for d in $DIMS $STUDENT; do
-  GROUPS+=(--group "student alone @ d=$d=$(dirs alone-d$d)" --group "student + RD @ d=$d=$(dirs rd-d$d)")
+  REPORT_GROUPS+=(--group "student alone @ d=$d=$(dirs alone-d$d)" --group "student + RD @ d=$d=$(dirs rd-d$d)")
 done
 for d in $TUNED $STUDENT; do
   if [ "$d" = "$STUDENT" ]; then rd=$(dirs rd-d$STUDENT); else rd=$(dirs rd-tuned-d$d); fi
-  GROUPS+=(--group "student alone @ tuned d=$d=$(dirs alone-d$d)" --group "student + RD @ tuned d=$d=$rd")
+  REPORT_GROUPS+=(--group "student alone @ tuned d=$d=$(dirs alone-d$d)" --group "student + RD @ tuned d=$d=$rd")
 done
 for k in $KS 10; do
   if [ "$k" = 10 ]; then rd=$(dirs rd-d$STUDENT); else rd=$(dirs rd-k$k); fi
-  GROUPS+=(--group "student alone @ K=$k=$(dirs alone-d$STUDENT)" --group "student + RD @ K=$k=$rd")
+  REPORT_GROUPS+=(--group "student alone @ K=$k=$(dirs alone-d$STUDENT)" --group "student + RD @ K=$k=$rd")
 done
-"$BIN/trainer" report "${GROUPS[@]}" --title "rankdistill on MovieLens-100K: settings chosen on validation" \
+"$BIN/trainer" report "${REPORT_GROUPS[@]}" --title "rankdistill on MovieLens-100K: settings chosen on validation" \
   --out "$OUT/report" --html --json "$OUT/report.json"
 echo "report: $OUT/report/report.md"

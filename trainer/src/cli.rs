@@ -297,7 +297,7 @@ pub struct ModelArgs {
 #[derive(Debug, Clone, Args)]
 pub struct OptimArgs {
     /// Passes over the training instances.
-    #[arg(long, env = "RD_EPOCHS", default_value_t = 30)]
+    #[arg(long, env = "RD_EPOCHS", default_value_t = 50)]
     pub epochs: usize,
     /// Minibatch size.
     #[arg(long, env = "RD_BATCH_SIZE", default_value_t = 512)]

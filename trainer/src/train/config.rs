@@ -37,7 +37,7 @@ pub struct OptimConfig {
 impl Default for OptimConfig {
     fn default() -> Self {
         OptimConfig {
-            epochs: 30,
+            epochs: 50,
             batch_size: 512,
             learning_rate: 1e-3,
             l2: 1e-6,
