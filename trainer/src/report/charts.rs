@@ -7,27 +7,10 @@ use rankdistill_core::history::EpochRecord;
 use crate::output::thousands;
 use crate::report::document::{Block, COLUMNS, Section, Table, comparison_table};
 use crate::report::input::{LatencyReport, LoadedGroup};
-use crate::report::plots::{self, BarGroup, HistogramSeries, LinePanel, Series};
+use crate::report::plots::{self, BarGroup, Chart, HistogramSeries, LinePanel, Series, slug};
 use crate::report::settings::{GroupSettings, settings_section};
 use crate::report::statistics::{GroupSummary, mean_curve, weight_epochs};
 use crate::report::sweep::{Sweep, sweep_sections};
-
-/// A file name made of the lowercase letters and digits of `name`.
-pub fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    let out = out.trim_matches('-').to_string();
-    if out.is_empty() { "group".into() } else { out }
-}
-
-/// A written chart: file name and bytes.
-pub type Chart = (String, Vec<u8>);
 
 /// Builds the sections and the charts of the report.
 pub fn build(
@@ -371,15 +354,4 @@ pub fn build(
         })],
     });
     Ok((sections, charts))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slug_syntax() {
-        assert_eq!(slug("student + RD"), "student-rd");
-        assert_eq!(slug("++"), "group");
-    }
 }

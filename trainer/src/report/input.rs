@@ -8,7 +8,7 @@ use rankdistill_core::history::{EpochRecord, TrainingRecord};
 use rankdistill_core::metrics::Metrics;
 use serde::{Deserialize, Serialize};
 
-use crate::report::sweep::{SweepPoint, split_sweep_flag};
+use crate::report::sweep_label::{SweepPoint, split_sweep_flag};
 
 /// One group of runs: a label and the artifact folders of its seeds.
 #[derive(Debug, Clone)]
@@ -268,5 +268,80 @@ mod tests {
         let l: LatencyInput = "student-svc=runs/x.json".parse().unwrap();
         assert_eq!(l.name, "student-svc");
         assert!("nofile=".parse::<LatencyInput>().is_err());
+    }
+}
+
+#[cfg(test)]
+mod sweep_label_tests {
+    use super::*;
+    use crate::report::sweep_label::SweepPoint;
+
+    #[test]
+    fn sweep_labels_split_after_the_coordinate() {
+        let g: Group = "student alone @ d=5=a,b,c".parse().unwrap();
+        assert_eq!(g.name, "student alone @ d=5");
+        assert_eq!(g.runs.len(), 3);
+        assert_eq!(
+            g.sweep,
+            Some(SweepPoint {
+                series: "student alone".into(),
+                axis: "d".into(),
+                value: 5.0
+            })
+        );
+        // SERIES may contain `=`; the directory list too.
+        let g: Group = "student Caser d=50 @ lambda=0.5=runs/x=1,y"
+            .parse()
+            .unwrap();
+        assert_eq!(g.name, "student Caser d=50 @ lambda=0.5");
+        let point = g.sweep.unwrap();
+        assert_eq!(
+            (point.series.as_str(), point.axis.as_str(), point.value),
+            ("student Caser d=50", "lambda", 0.5)
+        );
+        assert_eq!(g.runs[0].to_str(), Some("runs/x=1"));
+        assert_eq!(
+            "s @ lr=1e-3=x"
+                .parse::<Group>()
+                .unwrap()
+                .sweep
+                .unwrap()
+                .value,
+            1e-3
+        );
+    }
+
+    #[test]
+    fn labels_without_a_coordinate_parse_as_before() {
+        let g: Group = "teacher Caser d=100=a,b".parse().unwrap();
+        assert_eq!(g.name, "teacher Caser d=100");
+        assert_eq!(g.runs.len(), 2);
+        assert!(g.sweep.is_none());
+        // ` @ ` inside the directory list is not a coordinate.
+        let g: Group = "t=runs/a @ b".parse().unwrap();
+        assert_eq!((g.name.as_str(), g.sweep), ("t", None));
+        assert_eq!(g.runs[0].to_str(), Some("runs/a @ b"));
+        assert!("t@d=5=x".parse::<Group>().unwrap().sweep.is_none());
+    }
+
+    #[test]
+    fn bad_sweep_labels_are_named() {
+        let err = "student @ d=five=a".parse::<Group>().unwrap_err();
+        assert!(
+            err.contains("--group 'student @ d=five=a'")
+                && err.contains("VALUE 'five'")
+                && err.contains("not a number"),
+            "{err}"
+        );
+        for bad in [
+            "student @ d=5",
+            " @ d=5=a",
+            "s @ =5=a",
+            "s @ d=5=",
+            "s @ d=inf=a",
+        ] {
+            let err = bad.parse::<Group>().unwrap_err();
+            assert!(err.starts_with("--group '"), "{bad}: {err}");
+        }
     }
 }

@@ -7,7 +7,8 @@
 //! - `input`: the groups, their runs' artifacts and the load-generator JSON;
 //! - `statistics`: mean ± std, group summaries, per-epoch curves;
 //! - `settings`: the training and distillation settings of every group;
-//! - `sweep`: groups labelled `SERIES @ AXIS=VALUE`, as MAP against VALUE per series;
+//! - `sweep_label`: the `SERIES @ AXIS=VALUE` coordinate of a group label;
+//! - `sweep`: the groups with a coordinate, as MAP against VALUE per series;
 //! - `document`: tables and sections, rendered as Markdown and HTML;
 //! - `charts` (drawn by `plots`): the sections with their charts.
 
@@ -18,6 +19,7 @@ pub mod plots;
 pub mod settings;
 pub mod statistics;
 pub mod sweep;
+pub mod sweep_label;
 
 use std::path::PathBuf;
 

@@ -8,6 +8,23 @@ use anyhow::{Context, anyhow};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+/// A file name made of the lowercase letters and digits of `name`.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_matches('-').to_string();
+    if out.is_empty() { "group".into() } else { out }
+}
+
+/// A written chart: file name and bytes.
+pub type Chart = (String, Vec<u8>);
+
 /// The embedded font (DejaVu Sans subset; licence in `assets/LICENSE-DejaVu.txt`).
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
 /// The family name charts ask for.
@@ -445,6 +462,12 @@ pub fn log_histograms(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slug_syntax() {
+        assert_eq!(slug("student + RD"), "student-rd");
+        assert_eq!(slug("++"), "group");
+    }
 
     fn decode(png: &[u8]) -> (u32, u32, Vec<u8>) {
         let decoder = png::Decoder::new(std::io::Cursor::new(png));

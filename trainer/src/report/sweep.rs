@@ -1,86 +1,15 @@
 //! Sweeps: groups whose label carries a coordinate, `SERIES @ AXIS=VALUE` (e.g.
-//! `student alone @ d=5`), are also shown per AXIS as MAP (and Prec@10) against VALUE, one line
-//! per SERIES, with a table of the gain of the second series over the first.
-//!
-//! Label rule: a `--group` flag is first split as always, at its last `=` (NAME=DIRS). Only when
-//! that NAME contains ` @ ` is the flag a sweep label; it is then split again from the left:
-//! SERIES is the text before the first ` @ ` (it may contain `=`), AXIS runs to the next `=`,
-//! VALUE (a number) to the `=` after it, and the rest is the directory list.
+//! `student alone @ d=5`, parsed by `sweep_label`), are also shown per AXIS as MAP (and
+//! Prec@10) against VALUE, one line per SERIES, with a table of the gain of the second series
+//! over the first.
 
 use anyhow::{anyhow, bail};
 use serde::Serialize;
 
-use crate::report::charts::{Chart, slug};
 use crate::report::document::{Block, Section, Table};
 use crate::report::input::LoadedGroup;
-use crate::report::plots::{self, LinePanel, Series};
+use crate::report::plots::{self, Chart, LinePanel, Series, slug};
 use crate::report::statistics::{GroupSummary, MeanStd};
-
-/// The syntax of a sweep label, for error messages.
-const SYNTAX: &str = "SERIES @ AXIS=VALUE=DIR[,DIR...]";
-
-/// The sweep coordinate of a group label: `SERIES @ AXIS=VALUE`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SweepPoint {
-    /// The line the group belongs to (e.g. "student alone").
-    pub series: String,
-    /// The swept setting (e.g. "d").
-    pub axis: String,
-    /// Its value for this group.
-    pub value: f64,
-}
-
-/// Splits a `--group` flag `SERIES @ AXIS=VALUE=DIR[,DIR...]` into its label, its point and the
-/// directory list; `None` when the flag is not a sweep label (its NAME has no ` @ `).
-pub fn split_sweep_flag(flag: &str) -> Option<Result<(String, SweepPoint, &str), String>> {
-    let (name, _) = flag.rsplit_once('=')?;
-    let (series, _) = name.split_once(" @ ")?;
-    let start = series.len() + " @ ".len();
-    Some(parse_coordinate(flag, series, &flag[start..]))
-}
-
-/// Parses `AXIS=VALUE=DIRS` after the ` @ ` of `flag`.
-fn parse_coordinate<'a>(
-    flag: &'a str,
-    series: &str,
-    rest: &'a str,
-) -> Result<(String, SweepPoint, &'a str), String> {
-    let bad = |why: &str| format!("--group '{flag}': {why} (expected {SYNTAX})");
-    let series = series.trim();
-    if series.is_empty() {
-        return Err(bad("the SERIES before ` @ ` is empty"));
-    }
-    let (axis, rest) = rest
-        .split_once('=')
-        .ok_or_else(|| bad("no AXIS=VALUE after ` @ `"))?;
-    let (value_text, dirs) = rest
-        .split_once('=')
-        .ok_or_else(|| bad("no directory list after AXIS=VALUE"))?;
-    let axis = axis.trim();
-    if axis.is_empty() {
-        return Err(bad("the AXIS after ` @ ` is empty"));
-    }
-    let value = value_text
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|v| v.is_finite())
-        .ok_or_else(|| {
-            bad(&format!(
-                "the sweep VALUE '{value_text}' of axis '{axis}' is not a number"
-            ))
-        })?;
-    let label_len = flag.len() - dirs.len() - 1;
-    Ok((
-        flag[..label_len].to_string(),
-        SweepPoint {
-            series: series.to_string(),
-            axis: axis.to_string(),
-            value,
-        },
-        dirs,
-    ))
-}
 
 /// One group of a sweep: its series' figures at one value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -354,75 +283,6 @@ pub fn sweep_sections(sweeps: &[Sweep]) -> anyhow::Result<(Vec<Section>, Vec<Cha
 mod tests {
     use super::*;
     use crate::report::input::Group;
-
-    #[test]
-    fn sweep_labels_split_after_the_coordinate() {
-        let g: Group = "student alone @ d=5=a,b,c".parse().unwrap();
-        assert_eq!(g.name, "student alone @ d=5");
-        assert_eq!(g.runs.len(), 3);
-        assert_eq!(
-            g.sweep,
-            Some(SweepPoint {
-                series: "student alone".into(),
-                axis: "d".into(),
-                value: 5.0
-            })
-        );
-        // SERIES may contain `=`; the directory list too.
-        let g: Group = "student Caser d=50 @ lambda=0.5=runs/x=1,y"
-            .parse()
-            .unwrap();
-        assert_eq!(g.name, "student Caser d=50 @ lambda=0.5");
-        let point = g.sweep.unwrap();
-        assert_eq!(
-            (point.series.as_str(), point.axis.as_str(), point.value),
-            ("student Caser d=50", "lambda", 0.5)
-        );
-        assert_eq!(g.runs[0].to_str(), Some("runs/x=1"));
-        assert_eq!(
-            "s @ lr=1e-3=x"
-                .parse::<Group>()
-                .unwrap()
-                .sweep
-                .unwrap()
-                .value,
-            1e-3
-        );
-    }
-
-    #[test]
-    fn labels_without_a_coordinate_parse_as_before() {
-        let g: Group = "teacher Caser d=100=a,b".parse().unwrap();
-        assert_eq!(g.name, "teacher Caser d=100");
-        assert_eq!(g.runs.len(), 2);
-        assert!(g.sweep.is_none());
-        // ` @ ` inside the directory list is not a coordinate.
-        let g: Group = "t=runs/a @ b".parse().unwrap();
-        assert_eq!((g.name.as_str(), g.sweep), ("t", None));
-        assert_eq!(g.runs[0].to_str(), Some("runs/a @ b"));
-        assert!("t@d=5=x".parse::<Group>().unwrap().sweep.is_none());
-    }
-
-    #[test]
-    fn bad_sweep_labels_are_named() {
-        let err = "student @ d=five=a".parse::<Group>().unwrap_err();
-        assert!(
-            err.contains("--group 'student @ d=five=a'")
-                && err.contains("VALUE 'five'")
-                && err.contains("not a number"),
-            "{err}"
-        );
-        for bad in [
-            "student @ d=5",
-            " @ d=5=a",
-            "s @ =5=a",
-            "s @ d=5=",
-            "s @ d=inf=a",
-        ] {
-            let err = bad.parse::<Group>().unwrap_err();
-            assert!(err.starts_with("--group '"), "{bad}: {err}");
-        }
-    }
 
     fn ms(mean: f64, std: f64) -> MeanStd {
         MeanStd { mean, std }
