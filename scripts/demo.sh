@@ -83,7 +83,7 @@ TEACHER_ADDR="$ADDR"
 echo "== 6. distill the student (Caser d=$STUDENT_DIM) from the teacher's StreamRankings"
 "$BIN/trainer" distill --data "$RUN/data" --teacher "$TEACHER_ADDR" --out "$RUN/student-rd" \
   --cache-dir "$RUN/cache" --model caser --dim "$STUDENT_DIM" --epochs "$EPOCHS" --eval-every 1 \
-  --dynamic-start-epoch $(( EPOCHS / 2 > 0 ? EPOCHS / 2 : 1 )) --seed "$SEED" > "$LOGS/distill.out" 2> "$LOGS/distill.log"
+  --dynamic-start-epoch $(( EPOCHS / 2 )) --seed "$SEED" > "$LOGS/distill.out" 2> "$LOGS/distill.log"
 grep -E "^(rankings|distilled)" "$LOGS/distill.out"
 echo "== 7. serve the student artifact"
 start student-svc "$LOGS/student-svc.log" "$BIN/student-svc" --model "$RUN/student-rd" --data "$RUN/data" \
