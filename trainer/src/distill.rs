@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use rankdistill_core::prepared::PreparedDataset;
 use rankdistill_models::checkpoint::{self, CheckpointManifest};
-use tch::Tensor;
 
 use crate::evaluate::HeldOut;
 use crate::output::Output;
@@ -13,7 +12,7 @@ use crate::rd_loss::RdConfig;
 use crate::teacher_rankings::obtain_rankings;
 use crate::teachers::TeacherSource;
 use crate::train::config::TrainingSettings;
-use crate::train::fit::{Distillation, train_model};
+use crate::train::fit::{Distillation, rankings_tensor, train_model};
 use crate::train::outcome::report_written;
 
 /// Settings of `trainer distill`.
@@ -46,11 +45,9 @@ pub fn run_distill(args: &DistillSettings, out: &Output) -> anyhow::Result<Check
     rd.validate().map_err(anyhow::Error::msg)?;
     let (rankings, teacher, pull) =
         obtain_rankings(&args.source, args.shard_wait_s, &data, window, &rd)?;
-    let num_queries = pull.queries;
     let optim = training.optim.clone();
     let distillation = Distillation {
-        rankings: Tensor::from_slice(&rankings.items.iter().map(|&i| i as i64).collect::<Vec<_>>())
-            .view([num_queries as i64, rd.k as i64]),
+        rankings: rankings_tensor(&rankings),
         config: rd.clone(),
     };
     tracing::info!(model = %config.kind, dim = config.dim, teacher = %teacher.version, weighting = ?rd.weighting, "distilling");

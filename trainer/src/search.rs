@@ -14,7 +14,6 @@ use rand_chacha::ChaCha8Rng;
 use rankdistill_core::atomic::write_atomic;
 use rankdistill_core::prepared::PreparedDataset;
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
 
 use crate::evaluate::HeldOut;
 use crate::output::Output;
@@ -22,7 +21,7 @@ use crate::rd_loss::RdConfig;
 use crate::teacher_rankings::obtain_rankings;
 use crate::teachers::TeacherSource;
 use crate::train::config::{OptimConfig, TrainingSettings};
-use crate::train::fit::{Distillation, train_model};
+use crate::train::fit::{Distillation, rankings_tensor, train_model};
 
 /// What the search trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,10 +262,7 @@ pub fn run_search(args: &SearchSettings, out: &Output) -> anyhow::Result<Choice>
                 "rankings: {} queries of teacher {} from the {}",
                 pull.queries, teacher.version, pull.source
             ));
-            Some(
-                Tensor::from_slice(&rankings.items.iter().map(|&i| i as i64).collect::<Vec<_>>())
-                    .view([pull.queries as i64, args.rd.k as i64]),
-            )
+            Some(rankings_tensor(&rankings))
         }
     };
     let mut trials = Vec::with_capacity(configs.len());

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 mod support;
-use support::{Server, p, trainer_env, trainer_ok};
+use support::{Server, p, prepared, trainer_env, trainer_ok};
 
 fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
@@ -179,20 +179,7 @@ fn search_chooses_on_validation_resumes_and_repeats_its_choice() {
 #[test]
 fn search_refuses_a_dataset_without_validation() {
     let dir = tempfile::tempdir().unwrap();
-    let udata = dir.path().join("u.data");
-    let data = dir.path().join("data");
-    trainer_ok(&[
-        "gen-synthetic",
-        "--out",
-        &p(&udata),
-        "--users",
-        "50",
-        "--items",
-        "40",
-        "--seed",
-        "5",
-    ]);
-    trainer_ok(&["prepare", "--input", &p(&udata), "--out", &p(&data)]);
+    let data = prepared(dir.path(), "data", "50", "40", "5");
     let out = dir.path().join("search");
     let (code, _, stderr) = trainer_env(
         &[

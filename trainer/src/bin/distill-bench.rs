@@ -20,7 +20,7 @@ use rankdistill_models::model::{Model, ModelConfig};
 use rankdistill_trainer::evaluate::HeldOut;
 use rankdistill_trainer::pull::{PullConfig, Shard, agreed_identity, pull_rankings};
 use rankdistill_trainer::rd_loss::{RdConfig, Weighting, position_weights, rd_weights};
-use rankdistill_trainer::train::{Distillation, OptimConfig, train_model};
+use rankdistill_trainer::train::{Distillation, OptimConfig, rankings_tensor, train_model};
 use serde_json::{Value, json};
 use tch::{Device, Kind, Tensor, nn};
 
@@ -218,8 +218,7 @@ fn bench(name: &str, data: PreparedDataset, dir: &Path) -> Value {
         epochs: 1,
         ..OptimConfig::default()
     };
-    let tensor = Tensor::from_slice(&rankings.items.iter().map(|&i| i as i64).collect::<Vec<_>>())
-        .view([queries as i64, rd.k as i64]);
+    let tensor = rankings_tensor(&rankings);
     let mut epochs = serde_json::Map::new();
     for (label, weighting) in [
         ("position", Weighting::Position),

@@ -16,6 +16,7 @@ use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use crate::evaluate::{HeldOut, evaluate_native};
+use crate::pull::Rankings;
 use crate::rd_loss::{RdConfig, rd_loss, rd_weights};
 use crate::train::config::OptimConfig;
 use crate::train::loss::bce_loss;
@@ -28,6 +29,12 @@ pub struct Distillation {
     pub rankings: Tensor,
     /// RD settings.
     pub config: RdConfig,
+}
+
+/// Teacher rankings as the [N, K] int64 tensor of `Distillation::rankings`.
+pub fn rankings_tensor(rankings: &Rankings) -> Tensor {
+    let items: Vec<i64> = rankings.items.iter().map(|&i| i as i64).collect();
+    Tensor::from_slice(&items).view([rankings.rows() as i64, rankings.k as i64])
 }
 
 /// Trains a model on the training instances of `data`: the reference BCE loop, or, with
