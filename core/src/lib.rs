@@ -5,6 +5,7 @@
 pub mod artifact;
 pub mod atomic;
 pub mod dataset;
+pub mod fidelity;
 pub mod history;
 pub mod id_map;
 pub mod instances;
