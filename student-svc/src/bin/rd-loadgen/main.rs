@@ -5,6 +5,12 @@
 //! JSON report: QPS, latency percentiles, a latency histogram (log-spaced buckets, for
 //! `trainer report`), errors by code. `https://` addresses connect over TLS (`--tls-ca`, and
 //! `--tls-cert`/`--tls-key` for servers that require mutual TLS).
+//!
+//! `--addr` may list several replicas (comma-separated): requests then go round robin to the
+//! replicas whose health check says SERVING (see `rotation`), and the report counts the
+//! answers of each replica.
+
+mod rotation;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -43,9 +49,13 @@ struct Args {
     /// Service to load.
     #[arg(long, env = "LOADGEN_TARGET", value_enum, default_value_t = Target::Student)]
     target: Target,
-    /// Server address.
+    /// Server address, or several replicas' addresses separated by commas (balanced by health).
     #[arg(long, env = "LOADGEN_ADDR", default_value = "http://127.0.0.1:50061")]
     addr: String,
+    /// With several --addr replicas: how often each one's health is checked.
+    #[arg(long, env = "LOADGEN_HEALTH_INTERVAL_MS", default_value_t = 200,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    health_interval_ms: u64,
     /// Prepared dataset folder: requests use its raw user ids.
     #[arg(long, env = "LOADGEN_DATA")]
     data: PathBuf,
@@ -89,10 +99,20 @@ struct Args {
 }
 
 impl Args {
-    /// The endpoint for --addr with the TLS settings.
-    fn endpoint(&self) -> anyhow::Result<Endpoint> {
-        let endpoint = Endpoint::from_shared(self.addr.clone())
-            .with_context(|| format!("invalid --addr {}", self.addr))?
+    /// The replicas --addr lists.
+    fn addrs(&self) -> Vec<String> {
+        self.addr
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The endpoint for one --addr replica with the TLS settings.
+    fn endpoint(&self, addr: &str) -> anyhow::Result<Endpoint> {
+        let endpoint = Endpoint::from_shared(addr.to_string())
+            .with_context(|| format!("invalid --addr {addr}"))?
             .tcp_nodelay(true);
         let files = ClientTlsFiles {
             ca: self.tls_ca.clone(),
@@ -100,13 +120,10 @@ impl Args {
             key: self.tls_key.clone(),
             domain: self.tls_domain.clone(),
         };
-        let https = self.addr.starts_with("https://");
+        let https = addr.starts_with("https://");
         match (https, files.any()) {
             (true, _) => Ok(endpoint.tls_config(files.load()?)?),
-            (false, true) => anyhow::bail!(
-                "--tls-* options need an https:// --addr (got {})",
-                self.addr
-            ),
+            (false, true) => anyhow::bail!("--tls-* options need an https:// --addr (got {addr})"),
             (false, false) => Ok(endpoint),
         }
     }
@@ -193,6 +210,7 @@ struct Report {
     ok: u64,
     errors: u64,
     errors_by_code: BTreeMap<String, u64>,
+    ok_by_addr: BTreeMap<String, u64>,
     qps: f64,
     latency_ms: Latency,
     histogram: Histogram,
@@ -235,10 +253,13 @@ impl Client {
 struct WorkerResult {
     latencies_us: Vec<u64>,
     errors: BTreeMap<String, u64>,
+    ok_by_endpoint: Vec<u64>,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn worker(
-    mut client: Client,
+    mut clients: Vec<Client>,
+    rotation: Arc<rotation::Rotation>,
     users: Arc<Vec<String>>,
     args: Arc<Args>,
     seed: u64,
@@ -250,6 +271,7 @@ async fn worker(
     let mut result = WorkerResult {
         latencies_us: Vec::new(),
         errors: BTreeMap::new(),
+        ok_by_endpoint: vec![0; clients.len()],
     };
     loop {
         let now = Instant::now();
@@ -259,6 +281,11 @@ async fn worker(
         {
             break;
         }
+        let Some(endpoint) = rotation.pick() else {
+            // No replica is serving: wait for one, as a client behind a Service would.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
         if measured
             && until.is_none()
             && budget
@@ -269,13 +296,16 @@ async fn worker(
         }
         let user = &users[rng.random_range(0..users.len())];
         let started = Instant::now();
-        let outcome = client.call(user, args.k).await;
+        let outcome = clients[endpoint].call(user, args.k).await;
         let elapsed = started.elapsed();
         if !measured {
             continue;
         }
         match outcome {
-            Ok(()) => result.latencies_us.push(elapsed.as_micros() as u64),
+            Ok(()) => {
+                result.latencies_us.push(elapsed.as_micros() as u64);
+                result.ok_by_endpoint[endpoint] += 1;
+            }
             Err(status) => {
                 *result
                     .errors
@@ -306,7 +336,32 @@ async fn run(args: Args) -> anyhow::Result<Report> {
     anyhow::ensure!(!users.is_empty(), "{} lists no users", users_path.display());
     let users = Arc::new(users);
     let args = Arc::new(args);
-    let endpoint = args.endpoint()?;
+    let addrs = args.addrs();
+    anyhow::ensure!(!addrs.is_empty(), "--addr lists no address");
+    let endpoints = addrs
+        .iter()
+        .map(|a| args.endpoint(a))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let balanced = endpoints.len() > 1;
+    // One replica: always in rotation, and a refused connection is an error at once. Several:
+    // connections are lazy and the health watchers decide which replicas take requests.
+    let rotation = Arc::new(rotation::Rotation::new(endpoints.len(), !balanced));
+    if balanced {
+        let service = match args.target {
+            Target::Student => "rankdistill.v1.StudentService",
+            Target::Teacher => "rankdistill.v1.TeacherService",
+        };
+        let interval = Duration::from_millis(args.health_interval_ms);
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            tokio::spawn(rotation::watch(
+                rotation.clone(),
+                i,
+                endpoint.connect_lazy(),
+                service,
+                interval,
+            ));
+        }
+    }
     let limit = args.max_message_bytes as usize;
     let warmup = Duration::from_secs_f64(args.warmup_s.max(0.0));
     let start = Instant::now();
@@ -318,24 +373,32 @@ async fn run(args: Args) -> anyhow::Result<Report> {
     let budget = Arc::new(AtomicU64::new(args.requests.unwrap_or(0)));
     let mut tasks = Vec::new();
     for w in 0..args.concurrency.max(1) {
-        let channel = endpoint
-            .connect()
-            .await
-            .with_context(|| format!("connecting to {}", args.addr))?;
-        let client = match args.target {
-            Target::Student => Client::Student(
-                StudentServiceClient::new(channel)
-                    .max_decoding_message_size(limit)
-                    .max_encoding_message_size(limit),
-            ),
-            Target::Teacher => Client::Teacher(
-                TeacherServiceClient::new(channel)
-                    .max_decoding_message_size(limit)
-                    .max_encoding_message_size(limit),
-            ),
-        };
+        let mut clients = Vec::with_capacity(endpoints.len());
+        for (endpoint, addr) in endpoints.iter().zip(&addrs) {
+            let channel = if balanced {
+                endpoint.connect_lazy()
+            } else {
+                endpoint
+                    .connect()
+                    .await
+                    .with_context(|| format!("connecting to {addr}"))?
+            };
+            clients.push(match args.target {
+                Target::Student => Client::Student(
+                    StudentServiceClient::new(channel)
+                        .max_decoding_message_size(limit)
+                        .max_encoding_message_size(limit),
+                ),
+                Target::Teacher => Client::Teacher(
+                    TeacherServiceClient::new(channel)
+                        .max_decoding_message_size(limit)
+                        .max_encoding_message_size(limit),
+                ),
+            });
+        }
         tasks.push(tokio::spawn(worker(
-            client,
+            clients,
+            rotation.clone(),
             users.clone(),
             args.clone(),
             args.seed.wrapping_add(w as u64),
@@ -346,9 +409,13 @@ async fn run(args: Args) -> anyhow::Result<Report> {
     }
     let mut latencies = Vec::new();
     let mut errors_by_code: BTreeMap<String, u64> = BTreeMap::new();
+    let mut ok_by_addr: BTreeMap<String, u64> = addrs.iter().map(|a| (a.clone(), 0)).collect();
     for task in tasks {
         let r = task.await?;
         latencies.extend(r.latencies_us);
+        for (addr, n) in addrs.iter().zip(r.ok_by_endpoint) {
+            *ok_by_addr.entry(addr.clone()).or_default() += n;
+        }
         for (code, n) in r.errors {
             *errors_by_code.entry(code).or_default() += n;
         }
@@ -372,6 +439,7 @@ async fn run(args: Args) -> anyhow::Result<Report> {
         ok,
         errors,
         errors_by_code,
+        ok_by_addr,
         qps: ok as f64 / seconds.max(1e-9),
         latency_ms: Latency {
             mean,
