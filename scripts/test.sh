@@ -22,3 +22,6 @@ deploy/check/run.sh
 QUICK_DIR="$(mktemp -d)"
 trap 'rm -rf "$QUICK_DIR"' EXIT
 RD_COMPARE_DIR="$QUICK_DIR" scripts/compare.sh --quick
+# The images, built here without a registry, and the whole loop across containers (about
+# 3 minutes warm); skipped with a message where no Docker engine can be had.
+deploy/images/e2e.sh

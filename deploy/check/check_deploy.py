@@ -186,7 +186,7 @@ class ImageTarget:
 
 
 def dockerfile_targets(problems: Problems) -> dict[str, ImageTarget]:
-    """Image targets: every named stage that is not a `build-*` stage."""
+    """Image targets: every named stage that is not a `build-*` or `base-*` stage."""
     targets: dict[str, ImageTarget] = {}
     for df in sorted((DEPLOY / "docker").glob("*.Dockerfile")):
         stage = None
@@ -195,7 +195,7 @@ def dockerfile_targets(problems: Problems) -> dict[str, ImageTarget]:
             m = re.match(r"(?i)^FROM\s+\S+\s+AS\s+(\S+)", line)
             if m:
                 stage = m.group(1)
-                if not stage.startswith("build"):
+                if not stage.startswith(("build", "base")):
                     targets[stage] = ImageTarget(df, stage, [], None)
                 continue
             if stage in targets:
@@ -217,6 +217,37 @@ def dockerfile_targets(problems: Problems) -> dict[str, ImageTarget]:
         if user in ("root", "0") or not user.isdigit():
             problems.add(where, f"USER must be a numeric non-root uid, got {t.user!r}")
     return targets
+
+
+# ---------------------------------------------------------------- local images
+
+
+def built_images() -> tuple[set[str], str]:
+    """The image names deploy/images/build.sh builds (its IMAGES list) and its default tag."""
+    text = (DEPLOY / "images" / "build.sh").read_text()
+    block = re.search(r"^IMAGES=\((.*?)^\)", text, re.S | re.M)
+    tag = re.search(r"^TAG=(\S+)", text, re.M)
+    if not block or not tag:
+        raise SystemExit("deploy check: cannot read IMAGES=( ... ) and TAG= from deploy/images/build.sh")
+    names = {line.split()[0].strip('"') for line in block.group(1).splitlines() if line.strip()}
+    return names, tag.group(1)
+
+
+def check_local_images(objects: list[dict], label: str, problems: Problems) -> None:
+    """Every container image of a local tree is one that build.sh builds, with its tag, so
+    the images built on this machine are the ones the overlay deploys."""
+    names, tag = built_images()
+    for obj in objects:
+        if obj["kind"] not in WORKLOAD_KINDS:
+            continue
+        pod_spec = obj["spec"]["template"]["spec"]
+        for c in pod_spec.get("initContainers", []) + pod_spec.get("containers", []):
+            image = c["image"]
+            where = f"{label}: {obj['kind']}/{obj['metadata']['name']} container {c['name']}"
+            wanted = {f"rankdistill/{n}:{tag}" for n in names}
+            if image not in wanted:
+                problems.add(where, f"image {image} is not built by deploy/images/build.sh "
+                             f"(it builds {', '.join(sorted(wanted))})")
 
 
 # ---------------------------------------------------------------- rendering
@@ -548,6 +579,10 @@ def check_tree(kubectl, directory: Path, label: str, binaries, targets, health) 
         return problems
     validate_schemas(objects, label, problems)
     cross_check(objects, label, binaries, targets, health, problems)
+    # The local overlay (and fixtures built on it, named local-*) deploys the images that
+    # deploy/images/build.sh makes on this machine.
+    if directory.name == "local" or directory.name.startswith("local-"):
+        check_local_images(objects, label, problems)
     return problems
 
 

@@ -228,7 +228,8 @@ pub struct TeacherArgs {
     /// Attempts per shard without progress before giving up.
     #[arg(long, env = "RD_MAX_RETRIES", default_value_t = 8)]
     pub max_retries: u32,
-    /// Cap on queries per second per stream (default: none).
+    /// Cap on queries per second per stream (default: none). The HTTP/2 stream window then
+    /// shrinks to 64 KiB, so the teacher cannot run far ahead of the cap either.
     #[arg(long, env = "RD_PULL_RATE", value_parser = positive("--pull-rate"))]
     pub pull_rate: Option<f64>,
     /// Shards the pull is split into (Indexed Job workers): `pull` writes shard

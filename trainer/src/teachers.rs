@@ -99,7 +99,10 @@ impl Teachers {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             max_rate: args.pull_rate,
-            transport: self.transport.clone(),
+            transport: match args.pull_rate {
+                Some(_) => self.transport.clone().throttled(),
+                None => self.transport.clone(),
+            },
         };
         let bar = crate::output::progress_bar(shard.len(settings.num_queries), "pull");
         let pulled = self.runtime.block_on(pull_rankings(

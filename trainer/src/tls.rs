@@ -10,6 +10,16 @@ use rankdistill_serving::limits::DEFAULT_MAX_MESSAGE_BYTES;
 use rankdistill_serving::tls::ClientTlsFiles;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
+/// How often an HTTP/2 ping checks a teacher connection that has not received anything.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a ping may go unanswered before the connection counts as dead.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// HTTP/2 stream window of a rate-capped pull (`--pull-rate`): how far, in bytes, a teacher
+/// may stream ahead of what the trainer has consumed. Without it the teacher would compute and
+/// send a whole stream at full speed into the client's default window (megabytes), and the cap
+/// would limit only the trainer.
+pub const THROTTLED_STREAM_WINDOW: u32 = 64 * 1024;
+
 /// How to reach the teachers: the TLS files (none: plain text) and the message size limit.
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
@@ -34,6 +44,7 @@ impl Default for TlsSettings {
 pub struct TeacherTransport {
     tls: Option<ClientTlsConfig>,
     max_message_bytes: usize,
+    stream_window: Option<u32>,
 }
 
 impl Default for TeacherTransport {
@@ -42,6 +53,7 @@ impl Default for TeacherTransport {
         TeacherTransport {
             tls: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES as usize,
+            stream_window: None,
         }
     }
 }
@@ -58,7 +70,14 @@ impl TeacherTransport {
         Ok(TeacherTransport {
             tls,
             max_message_bytes: settings.max_message_bytes as usize,
+            stream_window: None,
         })
+    }
+
+    /// The same transport with [`THROTTLED_STREAM_WINDOW`], for rate-capped pulls.
+    pub fn throttled(mut self) -> TeacherTransport {
+        self.stream_window = Some(THROTTLED_STREAM_WINDOW);
+        self
     }
 
     /// True when the teachers are reached over TLS.
@@ -89,11 +108,18 @@ impl TeacherTransport {
         }
     }
 
-    /// Connects to one teacher (`url` from `endpoint_url`).
+    /// Connects to one teacher (`url` from `endpoint_url`). HTTP/2 keep-alive pings detect a
+    /// teacher that vanished without closing the connection (a network partition, a node that
+    /// died): a stream waiting on it fails within about `KEEPALIVE_INTERVAL + KEEPALIVE_TIMEOUT`
+    /// and the pull retries, instead of waiting for TCP to give up (minutes).
     pub async fn connect(&self, url: &str) -> anyhow::Result<TeacherServiceClient<Channel>> {
         let mut endpoint = Endpoint::from_shared(url.to_string())
             .with_context(|| format!("invalid teacher endpoint '{url}'"))?
-            .connect_timeout(Duration::from_secs(5));
+            .connect_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
+            .initial_stream_window_size(self.stream_window);
         if let Some(tls) = &self.tls {
             endpoint = endpoint
                 .tls_config(tls.clone())
