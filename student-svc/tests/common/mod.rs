@@ -184,3 +184,5 @@ pub type Server = rankdistill_testkit::Server<Student>;
 pub fn run_to_refusal(args: &[OsString]) -> (ExitStatus, String) {
     Student::spec().run_to_refusal(args)
 }
+
+pub mod teacher;
