@@ -38,7 +38,11 @@ pub fn ndcg_against_teacher(student: &[u32], teacher: &[u32], k: usize) -> f64 {
             .map_or(0.0, |p| (k - p) as f64)
     };
     let discount = |i: usize| 1.0 / ((i + 2) as f64).log2();
-    let ideal: f64 = teacher.iter().enumerate().map(|(i, t)| gain(t) * discount(i)).sum();
+    let ideal: f64 = teacher
+        .iter()
+        .enumerate()
+        .map(|(i, t)| gain(t) * discount(i))
+        .sum();
     if ideal == 0.0 {
         return 0.0;
     }
