@@ -160,7 +160,7 @@ pub struct Config {
 
     /// Share of the eligible Recommend queries re-asked of the --shadow-teacher, in [0, 1]
     /// (eligible: a known user and a model answer of at least 10 items).
-    #[arg(long, env = "STUDENT_SHADOW_FRACTION", default_value_t = 0.0, value_parser = parse_fraction)]
+    #[arg(long, env = "STUDENT_SHADOW_FRACTION", default_value_t = 0.0, value_parser = parse_fraction, requires = "shadow_teacher")]
     pub shadow_fraction: f64,
 
     /// Sampled queries waiting for the teacher at most; more are dropped (counted as
@@ -360,6 +360,7 @@ mod tests {
         for (bad, says) in [
             (&["--shadow-teacher", "http://t:1"][..], "--data"),
             (&["--shadow-fraction", "1.5"], "outside [0, 1]"),
+            (&["--shadow-fraction", "0.5"], "--shadow-teacher"),
             (&["--shadow-fraction", "NaN"], "not a finite number"),
             (&["--shadow-queue", "0"], "0"),
             (&["--probation-secs=-1"], "negative"),
