@@ -192,7 +192,7 @@ impl Reloader {
         self.probation.as_ref()
     }
 
-    /// Versions rolled back, never to be loaded again, in order.
+    /// Versions rolled back, never to be loaded again (sorted).
     pub fn rejected_versions(&self) -> Vec<String> {
         self.rejected
             .lock()

@@ -57,10 +57,14 @@ pub async fn run(
     }
     let limit = config.server.max_message_bytes();
     let shadow_settings = config.shadow();
-    if let Some(shadow) = &shadow_settings {
-        crate::shadow::teacher_endpoint(&shadow.teacher, shadow.timeout)
-            .map_err(StartupError::Shadow)?;
-    }
+    // The shadow worker first: a bad --shadow-teacher is refused before anything loads.
+    let stop_shadow = CancellationToken::new();
+    let _stop_shadow_on_exit = stop_shadow.clone().drop_guard();
+    let shadow = shadow_settings
+        .as_ref()
+        .map(|settings| crate::shadow::start(settings, stop_shadow.clone()))
+        .transpose()
+        .map_err(StartupError::Shadow)?;
     let metrics = Metrics::new();
     let kernel = config.kernel.resolve().map_err(StartupError::Kernel)?;
     let scorer = Scorer::new(
@@ -97,11 +101,7 @@ pub async fn run(
         config.max_batch as usize,
     )?;
     let mut api = StudentApi::new(reloader.clone(), scorer.clone(), batcher, limits);
-    let stop_shadow = CancellationToken::new();
-    let _stop_shadow_on_exit = stop_shadow.clone().drop_guard();
-    if let Some(shadow) = &shadow_settings {
-        let queue =
-            crate::shadow::start(shadow, stop_shadow.clone()).map_err(StartupError::Shadow)?;
+    if let Some(queue) = shadow {
         api = api.with_shadow(queue);
     }
     let student_service = StudentServiceServer::new(api)

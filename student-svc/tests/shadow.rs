@@ -408,3 +408,36 @@ async fn a_bad_version_on_probation_is_rolled_back_and_rejected() {
         "{answered:?}"
     );
 }
+
+#[test]
+fn unusable_shadow_and_probation_flags_are_refused_at_start() {
+    let fx = Fixture::new();
+    let data = fx.data.to_string_lossy().into_owned();
+    for (extra, says) in [
+        (
+            vec![
+                "--data",
+                data.as_str(),
+                "--shadow-teacher",
+                "https://teacher:50051",
+            ],
+            "plain-text endpoint http://HOST:PORT",
+        ),
+        (
+            vec![
+                "--data",
+                data.as_str(),
+                "--shadow-teacher",
+                "http://bad host",
+            ],
+            "not a valid endpoint",
+        ),
+        (vec!["--shadow-teacher", "http://127.0.0.1:1"], "--data"),
+        (vec!["--shadow-fraction", "0.1"], "--shadow-teacher"),
+        (vec!["--probation-secs=-3"], "negative"),
+    ] {
+        let (status, stderr) = common::run_to_refusal(&args(&fx.model, &extra));
+        assert!(!status.success(), "{extra:?}");
+        assert!(stderr.contains(says), "{extra:?}: {stderr}");
+    }
+}
