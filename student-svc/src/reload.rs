@@ -351,6 +351,7 @@ impl Reloader {
             baseline,
             started: Instant::now(),
         });
+        self.metrics.probation_active.set(1);
     }
 
     /// Judges the version on probation, if any: rolls it back on a breach, releases the
@@ -363,6 +364,7 @@ impl Reloader {
         let current = self.slot.load_full()?;
         if current.summary.version != trial.version {
             *slot = None;
+            self.metrics.probation_active.set(0);
             return None;
         }
         let figures = current.figures();
@@ -380,6 +382,7 @@ impl Reloader {
                     "probation passed; the previous version is released"
                 );
                 *slot = None;
+                self.metrics.probation_active.set(0);
             }
             Verdict::RollBack(breaches) => {
                 let reason = breaches
@@ -410,6 +413,7 @@ impl Reloader {
                     .insert(trial.version.clone(), reason);
                 self.metrics.rollbacks.inc();
                 *slot = None;
+                self.metrics.probation_active.set(0);
             }
         }
         Some(verdict)

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub fidelity_queries: IntCounterVec,
     /// Versions rolled back after a breached probation.
     pub rollbacks: IntCounter,
+    /// 1 while a hot-reloaded version is on probation.
+    pub probation_active: IntGauge,
 }
 
 impl Default for Metrics {
@@ -144,6 +146,10 @@ impl Metrics {
             rollbacks: server.registered(IntCounter::new(
                 "student_rollbacks_total",
                 "New versions rolled back to the previous one after a breached probation.",
+            )),
+            probation_active: server.registered(IntGauge::new(
+                "student_probation_active",
+                "1 while a hot-reloaded version is on probation (the previous version kept in memory).",
             )),
             server,
         }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Fixture, SERVICE, Server, args, teacher, write_artifact};
+use common::{Fixture, SERVICE, Server, args, teacher, write_artifact, write_artifact_weights};
 use rankdistill_core::fidelity::{FidelitySummary, QueryFidelity};
 use rankdistill_proto::v1::{
     Query, RankRequest, RecommendRequest, ReloadRequest, StudentInfo, StudentInfoRequest,
@@ -308,45 +308,7 @@ async fn a_bad_version_on_probation_is_rolled_back_and_rejected() {
     .await;
     let v1 = fx.manifest.version.clone();
 
-    // A small client load; every answer and failure recorded.
-    let stop = Arc::new(AtomicBool::new(false));
-    let failures = Arc::new(AtomicU64::new(0));
-    let total = Arc::new(AtomicU64::new(0));
-    let versions = Arc::new(Mutex::new(BTreeSet::new()));
-    let mut clients = Vec::new();
-    for c in 0..2usize {
-        let mut client = server.client().await;
-        let (stop, failures, total, versions) = (
-            stop.clone(),
-            failures.clone(),
-            total.clone(),
-            versions.clone(),
-        );
-        let users: Vec<String> = (0..50).map(|u| fx.user(u)).collect();
-        clients.push(tokio::spawn(async move {
-            let mut i = c;
-            while !stop.load(Ordering::Relaxed) {
-                i += 1;
-                let request = recommend(&users[i % users.len()], &[], &[], None, 10);
-                match client.recommend(request).await {
-                    Ok(r) => {
-                        let r = r.into_inner();
-                        total.fetch_add(1, Ordering::Relaxed);
-                        versions.lock().unwrap().insert(r.model_version.clone());
-                        if r.items.len() != 10 {
-                            failures.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("request failed: {e:?}");
-                        failures.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                // A light load: the shadow queue keeps up.
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        }));
-    }
+    let load = Load::start(&server, &fx).await;
     wait_for("v1's fidelity measured on enough queries", async || {
         info(&server)
             .await
@@ -377,11 +339,7 @@ async fn a_bad_version_on_probation_is_rolled_back_and_rejected() {
     eprintln!("v2's overlap when rolled back: {v2_overlap:?}");
 
     // Traffic goes on with v1; the rejected version is refused by name.
-    let served = total.load(Ordering::Relaxed);
-    wait_for("traffic after the rollback", async || {
-        total.load(Ordering::Relaxed) > served + 50
-    })
-    .await;
+    load.more(50).await;
     let mut client = server.client().await;
     let status = client.reload(ReloadRequest {}).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
@@ -396,17 +354,165 @@ async fn a_bad_version_on_probation_is_rolled_back_and_rejected() {
         .into_inner();
     assert_eq!(answer.model_version, v1);
 
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.await.unwrap();
-    }
-    assert_eq!(failures.load(Ordering::Relaxed), 0, "failed requests");
-    let answered = versions.lock().unwrap().clone();
+    let answered = load.finish().await;
     assert!(answered.contains(&v1));
     assert!(
         answered.iter().all(|v| *v == v1 || *v == v2),
         "{answered:?}"
     );
+}
+
+/// v1's weights with one value moved by one unit in the last place: another version (another
+/// content hash) that ranks like v1.
+fn nudged_weights(model: &std::path::Path) -> Vec<u8> {
+    let mut tensors = rankdistill_testkit::weights::read(&model.join("model.safetensors"));
+    let bytes = &mut tensors[0].3;
+    let x = f32::from_le_bytes(bytes[..4].try_into().unwrap());
+    bytes[..4].copy_from_slice(&f32::from_bits(x.to_bits() ^ 1).to_le_bytes());
+    rankdistill_testkit::weights::serialize(&tensors)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_version_passes_its_probation_and_the_previous_one_is_released() {
+    let fx = Fixture::new();
+    let teacher_dir = fx.root.join("teacher");
+    rankdistill_testkit::dataset::copy_dir(&fx.model, &teacher_dir);
+    let teacher = teacher::start(&fx.data, &teacher_dir).await;
+    let server = Server::start_serving(&shadow_args(
+        &fx,
+        &teacher.url(),
+        &[
+            "--watch-interval-ms",
+            "50",
+            "--probation-secs",
+            "2",
+            "--probation-min-queries",
+            "20",
+            // Fidelity only: a debug build's p99 on a shared machine is too noisy to judge.
+            "--rollback-max-p99-ratio",
+            "1000",
+        ],
+    ))
+    .await;
+    let v1 = fx.manifest.version.clone();
+    let load = Load::start(&server, &fx).await;
+    wait_for("v1's fidelity measured on enough queries", async || {
+        info(&server)
+            .await
+            .fidelity
+            .is_some_and(|f| f.queries >= 40)
+    })
+    .await;
+    let v2 = write_artifact_weights(
+        &fx.model,
+        &fx.config,
+        &nudged_weights(&fx.model),
+        &fx.dataset.split.users,
+        &fx.dataset.split.items,
+        &fx.dataset.manifest.fingerprint,
+    )
+    .version;
+    assert_ne!(v2, v1);
+    // The probation starts before the reload is counted, so once Info counts it the gauge
+    // was 1; it returns to 0 when the window ends (or on a rollback, checked below).
+    wait_for("the reload of v2", async || {
+        info(&server).await.reloads == 1
+    })
+    .await;
+    wait_for("the end of v2's probation", async || {
+        server.metric("student_probation_active").await == Some(0.0)
+    })
+    .await;
+    let after = info(&server).await;
+    assert_eq!(after.model.as_ref().unwrap().version, v2);
+    assert!(after.rejected_versions.is_empty());
+    let f = after.fidelity.unwrap();
+    eprintln!("v2 at the end of its probation: {f:?}");
+    assert!(f.queries >= 20 && f.overlap_at_10 > 0.9, "{f:?}");
+    assert_eq!(server.metric("student_rollbacks_total").await, Some(0.0));
+    load.more(20).await;
+    let answered = load.finish().await;
+    assert!(answered.contains(&v2));
+    assert!(
+        answered.iter().all(|v| *v == v1 || *v == v2),
+        "{answered:?}"
+    );
+}
+
+/// A small closed-loop client load on Recommend (two clients, user-only queries, k = 10)
+/// recording every answered version; a failed or short answer is a failure.
+struct Load {
+    stop: Arc<AtomicBool>,
+    failures: Arc<AtomicU64>,
+    total: Arc<AtomicU64>,
+    versions: Arc<Mutex<BTreeSet<String>>>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    async fn start(server: &Server, fx: &Fixture) -> Load {
+        let load = Load {
+            stop: Arc::default(),
+            failures: Arc::default(),
+            total: Arc::default(),
+            versions: Arc::default(),
+            clients: Vec::new(),
+        };
+        let mut clients = Vec::new();
+        for c in 0..2usize {
+            let mut client = server.client().await;
+            let (stop, failures, total, versions) = (
+                load.stop.clone(),
+                load.failures.clone(),
+                load.total.clone(),
+                load.versions.clone(),
+            );
+            let users: Vec<String> = (0..50).map(|u| fx.user(u)).collect();
+            clients.push(tokio::spawn(async move {
+                let mut i = c;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let request = recommend(&users[i % users.len()], &[], &[], None, 10);
+                    match client.recommend(request).await {
+                        Ok(r) => {
+                            let r = r.into_inner();
+                            total.fetch_add(1, Ordering::Relaxed);
+                            versions.lock().unwrap().insert(r.model_version.clone());
+                            if r.items.len() != 10 {
+                                failures.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Err(e) => {
+                            eprintln!("request failed: {e:?}");
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    // A light load: the shadow queue keeps up.
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }));
+        }
+        Load { clients, ..load }
+    }
+
+    /// Waits for `n` more answers.
+    async fn more(&self, n: u64) {
+        let from = self.total.load(Ordering::Relaxed);
+        wait_for("more traffic", async || {
+            self.total.load(Ordering::Relaxed) >= from + n
+        })
+        .await;
+    }
+
+    /// Stops the clients; asserts that no request failed; returns the versions answered.
+    async fn finish(self) -> BTreeSet<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for c in self.clients {
+            c.await.unwrap();
+        }
+        assert_eq!(self.failures.load(Ordering::Relaxed), 0, "failed requests");
+        self.versions.lock().unwrap().clone()
+    }
 }
 
 #[test]
