@@ -31,7 +31,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 wait_line() { # file pattern
-  for _ in $(seq 600); do grep -q "$2" "$1" && return 0; sleep 0.1; done
+  for _ in $(seq 600); do grep -qs "$2" "$1" && return 0; sleep 0.1; done
   echo "timed out waiting for '$2' in $1" >&2; return 1
 }
 

@@ -24,6 +24,7 @@ use crate::reload::Reloader;
 use crate::request::{RecommendBatch, RecommendQuery, in_batch};
 use crate::served::Served;
 use crate::shadow::{FIDELITY_K, ShadowJob, ShadowQueue};
+use crate::version_stats::FidelitySnapshot;
 
 pub use crate::request::ServiceLimits;
 
@@ -214,20 +215,27 @@ impl StudentApi {
             reloads: self.reloader.reloads(),
             kernel: served.model.kernel().name().to_string(),
             teacher_json: s.teacher_json.clone(),
-            fidelity: self.shadow.as_ref().map(|_| {
-                let f = served.stats.fidelity();
-                Fidelity {
-                    queries: f.summary.queries,
-                    overlap_at_10: f.summary.overlap,
-                    ndcg_at_10: f.summary.ndcg,
-                    rank_correlation: f.summary.rank_correlation,
-                    shadow_ok: f.ok,
-                    shadow_dropped: f.dropped,
-                    shadow_failed: f.failed,
-                }
-            }),
+            fidelity: self
+                .shadow
+                .as_ref()
+                .map(|_| Fidelity::from(served.stats.fidelity())),
             rejected_versions: self.reloader.rejected_versions(),
         })
+    }
+}
+
+/// `Info`'s view of a version's live fidelity.
+impl From<FidelitySnapshot> for Fidelity {
+    fn from(f: FidelitySnapshot) -> Fidelity {
+        Fidelity {
+            queries: f.summary.queries,
+            overlap_at_10: f.summary.overlap,
+            ndcg_at_10: f.summary.ndcg,
+            rank_correlation: f.summary.rank_correlation,
+            shadow_ok: f.ok,
+            shadow_dropped: f.dropped,
+            shadow_failed: f.failed,
+        }
     }
 }
 
