@@ -337,6 +337,12 @@ impl Reloader {
                 (replaced, baseline)
             }
         };
+        if previous.summary.version == served.summary.version {
+            // Back to the version the probation would roll back to: nothing left to judge.
+            info!(version = %served.summary.version, "the version before the probation is back; probation ended");
+            self.metrics.probation_active.set(0);
+            return;
+        }
         info!(
             version = %served.summary.version,
             previous = %previous.summary.version,

@@ -6,7 +6,11 @@
 //!   (`core::fidelity`) of the same lists: the student's answers, and the teacher's full
 //!   ranking with the student's exclusions removed.
 //! - With the teacher down, every request still succeeds and the failed count grows.
-//! - A bad version published under probation is rolled back by the server itself.
+//! - A bad version published under probation is rolled back by the server itself; a good
+//!   one passes its probation.
+//!
+//! teacher-svc is the workspace binary beside this test (`rankdistill_testkit::workspace_bin`):
+//! the workspace test run builds it; alone, run `cargo build -p rankdistill-teacher` first.
 
 mod common;
 
