@@ -112,7 +112,15 @@ async fn shadow_fidelity_equals_the_offline_computation_of_the_same_lists() {
     let server = Server::start_serving(&shadow_args(
         &fx,
         &teacher.url(),
-        &["--watch-interval-ms", "0", "--shadow-seed", "3"],
+        // A generous timeout: on a loaded machine a slow teacher call must not count as failed.
+        &[
+            "--watch-interval-ms",
+            "0",
+            "--shadow-seed",
+            "3",
+            "--shadow-timeout-ms",
+            "30000",
+        ],
     ))
     .await;
     let version = fx.manifest.version.clone();
