@@ -9,70 +9,34 @@
 #   scripts/bench-serving.sh            # RD_BENCH_SECONDS (10), RD_BENCH_CONCURRENCY ("1 4")
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/env.sh
-OUT="${RD_BENCH_DIR:-runs/bench}"
-WORK="$OUT/work"
 SECONDS_PER_RUN="${RD_BENCH_SECONDS:-10}"
 CONCURRENCY="${RD_BENCH_CONCURRENCY:-1 4}"
-# 108k generated items keep ~105.7k after the 5-interaction filter (the target is >= 100k).
-ITEMS="${RD_BENCH_ITEMS:-108000}"
-mkdir -p "$WORK"
-cargo build --release -p rankdistill-student -p rankdistill-trainer -p rankdistill-teacher
-BIN="$CARGO_TARGET_DIR/release"
-
-if [ ! -f "$WORK/student/manifest.json" ]; then
-  echo "== data: synthetic catalog ($ITEMS items), teacher d=100 and student d=50, 1 epoch"
-  "$BIN/trainer" gen-synthetic --out "$WORK/u.data" --users 25000 --items "$ITEMS" \
-    --mean-length 30 --popularity-exponent 0.3 --seed 7
-  "$BIN/trainer" prepare --input "$WORK/u.data" --out "$WORK/data"
-  "$BIN/trainer" train --data "$WORK/data" --out "$WORK/teacher" --model caser --dim 100 --epochs 1 --seed 7
-  "$BIN/trainer" train --data "$WORK/data" --out "$WORK/student" --model caser --dim 50 --epochs 1 --seed 7
-fi
-NUM_ITEMS=$(wc -l < "$WORK/data/items.txt")
-echo "catalog: $NUM_ITEMS items"
+source scripts/bench-common.sh
+bench_models
 if [ "$NUM_ITEMS" -lt 100000 ]; then
   echo "the catalog has $NUM_ITEMS items, under the 100k the benchmark needs: raise RD_BENCH_ITEMS" >&2
   exit 1
 fi
 
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-wait_line() { # file pattern
-  for _ in $(seq 600); do grep -q "$2" "$1" && return 0; sleep 0.1; done
-  echo "timed out waiting for '$2' in $1" >&2; return 1
-}
-
 echo "== student-svc: cold start"
-# Remove old logs first: the redirections below truncate them only once the child runs.
-rm -f "$WORK"/student.out "$WORK"/student.log "$WORK"/teacher.out "$WORK"/teacher.log \
-  "$WORK"/student-f32.out "$WORK"/student-f32.log
 START_NS=$(date +%s%N)
-"$BIN/student-svc" --model "$WORK/student" --data "$WORK/data" --addr 127.0.0.1:0 \
-  --metrics-addr 127.0.0.1:0 --watch-interval-ms 0 --log-filter info --scan int8 \
-  > "$WORK/student.out" 2> "$WORK/student.log" &
-STUDENT_PID=$!; PIDS+=("$STUDENT_PID")
-wait_line "$WORK/student.log" "model ready: SERVING"
+serve student "$BIN/student-svc" --model "$WORK/student" --data "$WORK/data" --addr 127.0.0.1:0 \
+  --metrics-addr 127.0.0.1:0 --watch-interval-ms 0 --log-filter info --scan int8
 COLD_START_MS=$(( ($(date +%s%N) - START_NS) / 1000000 ))
-STUDENT_ADDR=$(awk '/listening on/ {print $3; exit}' "$WORK/student.out")
+STUDENT_ADDR=$SERVED_ADDR; STUDENT_PID=$SERVED_PID
 RSS_AFTER_LOAD_KB=$(awk '/VmRSS/ {print $2}' "/proc/$STUDENT_PID/status")
 ARTIFACT_BYTES=$(du -sb "$WORK/student" | cut -f1)
 STUDENT_DATA_BYTES=$(du -sb "$WORK/data" | cut -f1)
 
 echo "== student-svc --scan f32 (for comparison)"
-"$BIN/student-svc" --model "$WORK/student" --data "$WORK/data" --addr 127.0.0.1:0 \
-  --metrics-addr 127.0.0.1:0 --watch-interval-ms 0 --log-filter info --scan f32 \
-  > "$WORK/student-f32.out" 2> "$WORK/student-f32.log" &
-PIDS+=("$!")
-wait_line "$WORK/student-f32.log" "model ready: SERVING"
-STUDENT_F32_ADDR=$(awk '/listening on/ {print $3; exit}' "$WORK/student-f32.out")
+serve student-f32 "$BIN/student-svc" --model "$WORK/student" --data "$WORK/data" --addr 127.0.0.1:0 \
+  --metrics-addr 127.0.0.1:0 --watch-interval-ms 0 --log-filter info --scan f32
+STUDENT_F32_ADDR=$SERVED_ADDR
 
 echo "== teacher-svc"
-"$BIN/teacher-svc" --data "$WORK/data" --model "$WORK/teacher" --addr 127.0.0.1:0 \
-  --metrics-addr 127.0.0.1:0 --device cpu > "$WORK/teacher.out" 2> "$WORK/teacher.log" &
-TEACHER_PID=$!; PIDS+=("$TEACHER_PID")
-wait_line "$WORK/teacher.log" "model ready: SERVING"
-TEACHER_ADDR=$(awk '/listening on/ {print $3; exit}' "$WORK/teacher.out")
+serve teacher "$BIN/teacher-svc" --data "$WORK/data" --model "$WORK/teacher" --addr 127.0.0.1:0 \
+  --metrics-addr 127.0.0.1:0 --device cpu
+TEACHER_ADDR=$SERVED_ADDR
 
 for c in $CONCURRENCY; do
   echo "== load: concurrency $c, ${SECONDS_PER_RUN}s each"

@@ -9,6 +9,8 @@ use rankdistill_serving::args::ServerFlags;
 
 use crate::admin::{AdminAccess, Secret};
 use crate::kernel::Kernel;
+use crate::probation::{ProbationSettings, Thresholds};
+use crate::shadow::ShadowSettings;
 
 rankdistill_serving::service_profile! {
     /// The shared server flags as student-svc names them: `STUDENT_*` variables, ports 50061
@@ -150,9 +152,101 @@ pub struct Config {
     #[arg(long, env = "STUDENT_RELOAD_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub reload_timeout_ms: u64,
 
+    /// teacher-svc endpoint (http://HOST:PORT, plain text) to re-ask a sampled fraction of
+    /// Recommend queries (off the request path) and measure the live fidelity of each model
+    /// version against it. Needs --data (the teacher's dataset). Unset: shadowing off.
+    #[arg(long, env = "STUDENT_SHADOW_TEACHER", requires = "data")]
+    pub shadow_teacher: Option<String>,
+
+    /// Share of the eligible Recommend queries re-asked of the --shadow-teacher, in [0, 1]
+    /// (eligible: a known user and a model answer of at least 10 items).
+    #[arg(long, env = "STUDENT_SHADOW_FRACTION", default_value_t = 0.0, value_parser = parse_fraction, requires = "shadow_teacher")]
+    pub shadow_fraction: f64,
+
+    /// Sampled queries waiting for the teacher at most; more are dropped (counted as
+    /// outcome="dropped").
+    #[arg(long, env = "STUDENT_SHADOW_QUEUE", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub shadow_queue: u32,
+
+    /// Longest a shadow call to the teacher may take; past it the call counts as failed.
+    #[arg(long, env = "STUDENT_SHADOW_TIMEOUT_MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub shadow_timeout_ms: u64,
+
+    /// Shadow calls to the teacher in flight at most.
+    #[arg(long, env = "STUDENT_SHADOW_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub shadow_concurrency: u32,
+
+    /// Seed of the shadow sampler (the same seed samples the same query numbers).
+    #[arg(long, env = "STUDENT_SHADOW_SEED", default_value_t = 0)]
+    pub shadow_seed: u64,
+
+    /// After a hot reload, keep the previous version in memory this long and roll back to it
+    /// when the new version breaches the --rollback-* thresholds; 0 = off.
+    #[arg(long, env = "STUDENT_PROBATION_SECS", default_value_t = 0.0, value_parser = parse_non_negative)]
+    pub probation_secs: f64,
+
+    /// Samples (shadow queries measured; Recommend answers timed) a figure needs before the
+    /// probation judges it.
+    #[arg(long, env = "STUDENT_PROBATION_MIN_QUERIES", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    pub probation_min_queries: u64,
+
+    /// Roll back when the new version's mean overlap@10 is below the previous version's by
+    /// more than this.
+    #[arg(long, env = "STUDENT_ROLLBACK_MAX_OVERLAP_DROP", default_value_t = 0.2, value_parser = parse_fraction)]
+    pub rollback_max_overlap_drop: f64,
+
+    /// Roll back when the new version's mean overlap@10 is below this (0 = off).
+    #[arg(long, env = "STUDENT_ROLLBACK_MIN_OVERLAP", default_value_t = 0.0, value_parser = parse_fraction)]
+    pub rollback_min_overlap: f64,
+
+    /// Roll back when the new version's Recommend p99 exceeds this many times the previous
+    /// version's.
+    #[arg(long, env = "STUDENT_ROLLBACK_MAX_P99_RATIO", default_value_t = 3.0, value_parser = parse_ratio)]
+    pub rollback_max_p99_ratio: f64,
+
     /// The flags every server shares: ports, TLS, message limit, drain, logging.
     #[command(flatten)]
     pub server: ServerFlags<StudentProfile>,
+}
+
+fn parse_number(value: &str) -> Result<f64, String> {
+    let x: f64 = value
+        .parse()
+        .map_err(|_| format!("'{value}' is not a number"))?;
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(format!("'{value}' is not a finite number"))
+    }
+}
+
+fn parse_fraction(value: &str) -> Result<f64, String> {
+    let x = parse_number(value)?;
+    if (0.0..=1.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err(format!("{x} is outside [0, 1]"))
+    }
+}
+
+fn parse_non_negative(value: &str) -> Result<f64, String> {
+    let x = parse_number(value)?;
+    if x >= 0.0 {
+        Ok(x)
+    } else {
+        Err(format!("{x} is negative"))
+    }
+}
+
+fn parse_ratio(value: &str) -> Result<f64, String> {
+    let x = parse_number(value)?;
+    if x >= 1.0 {
+        Ok(x)
+    } else {
+        Err(format!(
+            "{x} is below 1 (the ratio of the new p99 to the previous one)"
+        ))
+    }
 }
 
 impl Config {
@@ -177,6 +271,31 @@ impl Config {
     pub fn reload_timeout(&self) -> Duration {
         Duration::from_millis(self.reload_timeout_ms)
     }
+
+    /// The shadow settings, when `--shadow-teacher` is given.
+    pub fn shadow(&self) -> Option<ShadowSettings> {
+        Some(ShadowSettings {
+            teacher: self.shadow_teacher.clone()?,
+            fraction: self.shadow_fraction,
+            queue: self.shadow_queue as usize,
+            timeout: Duration::from_millis(self.shadow_timeout_ms),
+            concurrency: self.shadow_concurrency as usize,
+            seed: self.shadow_seed,
+        })
+    }
+
+    /// The probation settings, when `--probation-secs` is above 0.
+    pub fn probation(&self) -> Option<ProbationSettings> {
+        (self.probation_secs > 0.0).then(|| ProbationSettings {
+            window: Duration::from_secs_f64(self.probation_secs),
+            thresholds: Thresholds {
+                min_queries: self.probation_min_queries,
+                max_overlap_drop: self.rollback_max_overlap_drop,
+                min_overlap: self.rollback_min_overlap,
+                max_p99_ratio: self.rollback_max_p99_ratio,
+            },
+        })
+    }
 }
 
 #[cfg(test)]
@@ -200,6 +319,56 @@ mod tests {
         assert_eq!(c.reload_timeout(), Duration::from_secs(60));
         assert!(!c.enable_admin);
         assert!(c.admin_token.is_none());
+        assert_eq!((c.shadow(), c.probation()), (None, None));
+    }
+
+    #[test]
+    fn shadow_and_probation_flags() {
+        let parse = |extra: &[&str]| {
+            Config::try_parse_from([&["student-svc", "--model", "m"], extra].concat())
+        };
+        let c = parse(&[
+            "--data",
+            "d",
+            "--shadow-teacher",
+            "http://127.0.0.1:50051",
+            "--shadow-fraction",
+            "0.25",
+            "--probation-secs",
+            "1.5",
+            "--rollback-min-overlap",
+            "0.3",
+        ])
+        .unwrap();
+        let shadow = c.shadow().unwrap();
+        assert_eq!(shadow.fraction, 0.25);
+        assert_eq!(
+            (shadow.queue, shadow.timeout, shadow.concurrency),
+            (1024, Duration::from_millis(500), 8)
+        );
+        let probation = c.probation().unwrap();
+        assert_eq!(probation.window, Duration::from_millis(1500));
+        assert_eq!(
+            probation.thresholds,
+            Thresholds {
+                min_queries: 50,
+                max_overlap_drop: 0.2,
+                min_overlap: 0.3,
+                max_p99_ratio: 3.0
+            }
+        );
+        for (bad, says) in [
+            (&["--shadow-teacher", "http://t:1"][..], "--data"),
+            (&["--shadow-fraction", "1.5"], "outside [0, 1]"),
+            (&["--shadow-fraction", "0.5"], "--shadow-teacher"),
+            (&["--shadow-fraction", "NaN"], "not a finite number"),
+            (&["--shadow-queue", "0"], "0"),
+            (&["--probation-secs=-1"], "negative"),
+            (&["--rollback-max-p99-ratio", "0.5"], "below 1"),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -128,6 +128,9 @@ pub enum StartupError {
     /// The admin token flags are unusable.
     #[error("{0}")]
     Security(String),
+    /// The shadow flags are unusable.
+    #[error("{0}")]
+    Shadow(String),
     /// Binding, securing or running the server failed.
     #[error(transparent)]
     Serving(#[from] rankdistill_serving::error::ServeError),

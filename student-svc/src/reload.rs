@@ -7,11 +7,20 @@
 //! Triggers: polling the artifact folder's manifest (`--watch-interval-ms`), SIGHUP, and the
 //! `Reload` RPC. `trainer` replaces artifact folders by rename, so the watcher re-reads the
 //! path each time rather than holding a file open.
+//!
+//! Probation (`--probation-secs`): after a hot reload the previous version stays in memory
+//! for the window, and [`watch_probation`] judges the new one (`probation::judge`). On a
+//! breach it swaps the previous version back, rejects the new one for the life of the
+//! process (the watch, SIGHUP and `Reload` refuse it) and counts `student_rollbacks_total`;
+//! when the window passes the previous version is released. A reload during a probation
+//! starts a new window for the newer version, still judged against (and rolled back to) the
+//! last version that passed.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use rankdistill_core::artifact::{self, MANIFEST_FILE};
@@ -24,8 +33,10 @@ use crate::engine::Scorer;
 use crate::error::{LoadError, ServiceError};
 use crate::kernel::Kernel;
 use crate::model::{QueryInput, Scan, StudentModel};
+use crate::probation::{Figures, ProbationSettings, Verdict, judge};
 use crate::served::{ModelSummary, Served};
 use crate::telemetry::Metrics;
+use crate::version_stats::StatsBook;
 
 /// Builds versions from the artifact folder.
 #[derive(Debug)]
@@ -40,6 +51,8 @@ pub struct Loader {
     pub scan: Scan,
     /// Unknown-user policy.
     pub unknown_user: UnknownUser,
+    /// Every version's live figures.
+    pub stats: Arc<StatsBook>,
 }
 
 impl Loader {
@@ -78,6 +91,7 @@ impl Loader {
         Ok(Served {
             model,
             catalog,
+            stats: self.stats.get(&summary.version),
             summary,
             loaded_at: SystemTime::now(),
         })
@@ -126,6 +140,16 @@ pub struct ReloadOutcome {
     pub previous: String,
 }
 
+/// A version on probation: the version it replaced (kept in memory to swap back) and that
+/// version's figures before the swap.
+#[derive(Debug, Clone)]
+struct Trial {
+    version: String,
+    previous: Arc<Served>,
+    baseline: Figures,
+    started: Instant,
+}
+
 /// The served version and the reload machinery around it.
 #[derive(Debug)]
 pub struct Reloader {
@@ -136,6 +160,9 @@ pub struct Reloader {
     metrics: Metrics,
     reloads: AtomicU64,
     serial: tokio::sync::Mutex<()>,
+    probation: Option<ProbationSettings>,
+    trial: Mutex<Option<Trial>>,
+    rejected: Mutex<BTreeMap<String, String>>,
 }
 
 impl Reloader {
@@ -148,7 +175,39 @@ impl Reloader {
             metrics,
             reloads: AtomicU64::new(0),
             serial: tokio::sync::Mutex::new(()),
+            probation: None,
+            trial: Mutex::new(None),
+            rejected: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Puts every hot-reloaded version on probation with these settings.
+    pub fn with_probation(mut self, settings: ProbationSettings) -> Reloader {
+        self.probation = Some(settings);
+        self
+    }
+
+    /// The probation settings, when on.
+    pub fn probation(&self) -> Option<&ProbationSettings> {
+        self.probation.as_ref()
+    }
+
+    /// Versions rolled back, never to be loaded again (sorted).
+    pub fn rejected_versions(&self) -> Vec<String> {
+        self.rejected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn rejection(&self, version: &str) -> Option<String> {
+        self.rejected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(version)
+            .cloned()
     }
 
     /// The artifact folder.
@@ -162,6 +221,13 @@ impl Reloader {
     }
 
     fn publish(&self, served: Served) -> Arc<Served> {
+        let served = Arc::new(served);
+        self.show(&served);
+        served
+    }
+
+    /// Swaps `served` in and publishes its identity.
+    fn show(&self, served: &Arc<Served>) {
         let s = &served.summary;
         self.metrics.set_model(
             [
@@ -173,9 +239,7 @@ impl Reloader {
             s.num_items,
             served.loaded_at_unix_ms() as f64 / 1000.0,
         );
-        let served = Arc::new(served);
         self.slot.store(Some(served.clone()));
-        served
     }
 
     /// The first load, at start-up: failure is fatal to the caller.
@@ -208,10 +272,22 @@ impl Reloader {
                 previous,
             });
         }
+        if let Some(reason) = self.rejection(&on_disk.version) {
+            return Err(self.rejected_again(trigger, &previous, &on_disk.version, reason));
+        }
         info!(trigger, from = %previous, to = %on_disk.version, "loading a new model version");
         match self.loader.load(&self.scorer).await {
             Ok(served) => {
+                // The folder may have changed again between the manifest read and the load.
+                if let Some(reason) = self.rejection(&served.summary.version) {
+                    let version = served.summary.version.clone();
+                    return Err(self.rejected_again(trigger, &previous, &version, reason));
+                }
+                let replaced = self.slot.load_full();
                 let served = self.publish(served);
+                if let Some(replaced) = replaced {
+                    self.begin_trial(replaced, &served);
+                }
                 self.reloads.fetch_add(1, Ordering::Relaxed);
                 self.metrics.reloads.inc();
                 info!(
@@ -228,6 +304,125 @@ impl Reloader {
             }
             Err(e) => Err(self.refused(trigger, &previous, e.to_string())),
         }
+    }
+
+    fn rejected_again(
+        &self,
+        trigger: &str,
+        serving: &str,
+        version: &str,
+        reason: String,
+    ) -> ServiceError {
+        self.refused(
+            trigger,
+            serving,
+            format!(
+                "version {version} was rolled back after its probation and is rejected until restart ({reason}); publish another version"
+            ),
+        )
+    }
+
+    /// Puts `served` on probation after it replaced `replaced` (when probation is on). A
+    /// version that replaces one still on probation is judged against, and would roll back
+    /// to, the version that was on before.
+    fn begin_trial(&self, replaced: Arc<Served>, served: &Served) {
+        if self.probation.is_none() {
+            return;
+        }
+        let mut trial = self.trial.lock().unwrap_or_else(PoisonError::into_inner);
+        let (previous, baseline) = match trial.take() {
+            Some(t) => (t.previous, t.baseline),
+            None => {
+                let baseline = replaced.figures();
+                (replaced, baseline)
+            }
+        };
+        if previous.summary.version == served.summary.version {
+            // Back to the version the probation would roll back to: nothing left to judge.
+            info!(version = %served.summary.version, "the version before the probation is back; probation ended");
+            self.metrics.probation_active.set(0);
+            return;
+        }
+        info!(
+            version = %served.summary.version,
+            previous = %previous.summary.version,
+            previous_overlap = baseline.overlap,
+            previous_shadow_queries = baseline.queries,
+            previous_p99_ms = baseline.p99_s.map(|s| s * 1e3),
+            "new version on probation"
+        );
+        *trial = Some(Trial {
+            version: served.summary.version.clone(),
+            previous,
+            baseline,
+            started: Instant::now(),
+        });
+        self.metrics.probation_active.set(1);
+    }
+
+    /// Judges the version on probation, if any: rolls it back on a breach, releases the
+    /// previous version when the window has passed. Returns the verdict.
+    pub async fn review_probation(&self) -> Option<Verdict> {
+        let settings = self.probation?;
+        let _guard = self.serial.lock().await;
+        let mut slot = self.trial.lock().unwrap_or_else(PoisonError::into_inner);
+        let trial = slot.clone()?;
+        let current = self.slot.load_full()?;
+        if current.summary.version != trial.version {
+            *slot = None;
+            self.metrics.probation_active.set(0);
+            return None;
+        }
+        let figures = current.figures();
+        let window_over = trial.started.elapsed() >= settings.window;
+        let verdict = judge(&figures, &trial.baseline, &settings.thresholds, window_over);
+        match &verdict {
+            Verdict::Watch => {}
+            Verdict::Release => {
+                info!(
+                    version = %trial.version,
+                    released = %trial.previous.summary.version,
+                    shadow_queries = figures.queries,
+                    overlap = figures.overlap,
+                    p99_ms = figures.p99_s.map(|s| s * 1e3),
+                    "probation passed; the previous version is released"
+                );
+                *slot = None;
+                self.metrics.probation_active.set(0);
+            }
+            Verdict::RollBack(breaches) => {
+                let reason = breaches
+                    .iter()
+                    .map(|b| b.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let t = &settings.thresholds;
+                warn!(
+                    version = %trial.version,
+                    back_to = %trial.previous.summary.version,
+                    shadow_queries = figures.queries,
+                    overlap = figures.overlap,
+                    previous_overlap = trial.baseline.overlap,
+                    p99_ms = figures.p99_s.map(|s| s * 1e3),
+                    previous_p99_ms = trial.baseline.p99_s.map(|s| s * 1e3),
+                    min_queries = t.min_queries,
+                    max_overlap_drop = t.max_overlap_drop,
+                    min_overlap = t.min_overlap,
+                    max_p99_ratio = t.max_p99_ratio,
+                    %reason,
+                    "probation breached: rolled back to the previous version"
+                );
+                self.show(&trial.previous);
+                self.rejected
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(trial.version.clone(), reason);
+                self.metrics.rollbacks.inc();
+                *slot = None;
+                self.metrics.probation_active.set(0);
+            }
+        }
+        Some(verdict)
     }
 
     fn refused(&self, trigger: &str, serving: &str, reason: String) -> ServiceError {
@@ -277,5 +472,19 @@ pub async fn watch(reloader: Arc<Reloader>, interval: Duration, stop: Cancellati
         last = now;
         // Errors are logged and counted inside.
         let _ = reloader.reload_if_changed("watch").await;
+    }
+}
+
+/// Reviews the version on probation every `interval` until `stop` (see
+/// [`Reloader::review_probation`]).
+pub async fn watch_probation(reloader: Arc<Reloader>, interval: Duration, stop: CancellationToken) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        reloader.review_probation().await;
     }
 }

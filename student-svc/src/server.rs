@@ -1,7 +1,8 @@
 //! student-svc's server: the StudentService (its admin RPC gated by `admin`) on the shared
 //! serving machinery (`rankdistill-serving`: listeners, TLS, health, reflection, metrics
 //! port, per-RPC layer, drain), health NOT_SERVING until the first artifact is loaded and
-//! warm, then the artifact watcher and SIGHUP reloads. `run` is what `main` calls.
+//! warm, then the artifact watcher and SIGHUP reloads, the shadow worker (`--shadow-teacher`)
+//! and the probation reviewer (`--probation-secs`). `run` is what `main` calls.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,9 +21,10 @@ use crate::catalog::History;
 use crate::config::Config;
 use crate::engine::Scorer;
 use crate::error::{LoadError, StartupError};
-use crate::reload::{Loader, Reloader, watch};
+use crate::reload::{Loader, Reloader, watch, watch_probation};
 use crate::service::{ServiceLimits, StudentApi};
 use crate::telemetry::Metrics;
+use crate::version_stats::StatsBook;
 
 /// The gRPC service name, as health checks must name it.
 pub const SERVICE_NAME: &str = <StudentServiceServer<StudentApi> as NamedService>::NAME;
@@ -54,6 +56,15 @@ pub async fn run(
         _ => info!(admin = admin.describe(), "admin RPC (Reload)"),
     }
     let limit = config.server.max_message_bytes();
+    let shadow_settings = config.shadow();
+    // The shadow worker first: a bad --shadow-teacher is refused before anything loads.
+    let stop_shadow = CancellationToken::new();
+    let _stop_shadow_on_exit = stop_shadow.clone().drop_guard();
+    let shadow = shadow_settings
+        .as_ref()
+        .map(|settings| crate::shadow::start(settings, stop_shadow.clone()))
+        .transpose()
+        .map_err(StartupError::Shadow)?;
     let metrics = Metrics::new();
     let kernel = config.kernel.resolve().map_err(StartupError::Kernel)?;
     let scorer = Scorer::new(
@@ -71,8 +82,15 @@ pub async fn run(
         kernel,
         scan: config.scan.scan(),
         unknown_user: config.unknown_user,
+        stats: Arc::new(StatsBook::new(
+            shadow_settings.is_some().then(|| metrics.clone()),
+        )),
     };
-    let reloader = Arc::new(Reloader::new(loader, scorer.clone(), metrics.clone()));
+    let mut reloader = Reloader::new(loader, scorer.clone(), metrics.clone());
+    if let Some(probation) = config.probation() {
+        reloader = reloader.with_probation(probation);
+    }
+    let reloader = Arc::new(reloader);
     let limits = ServiceLimits {
         max_k: config.max_k,
         max_batch: config.max_batch,
@@ -82,7 +100,10 @@ pub async fn run(
         config.queue_capacity as usize,
         config.max_batch as usize,
     )?;
-    let api = StudentApi::new(reloader.clone(), scorer.clone(), batcher, limits);
+    let mut api = StudentApi::new(reloader.clone(), scorer.clone(), batcher, limits);
+    if let Some(queue) = shadow {
+        api = api.with_shadow(queue);
+    }
     let student_service = StudentServiceServer::new(api)
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
@@ -134,6 +155,19 @@ pub async fn run(
             Duration::from_millis(config.watch_interval_ms),
             background.clone(),
         ));
+    }
+    if let Some(probation) = reloader.probation() {
+        let tick =
+            (probation.window / 20).clamp(Duration::from_millis(10), Duration::from_millis(250));
+        info!(
+            window_s = probation.window.as_secs_f64(),
+            min_queries = probation.thresholds.min_queries,
+            max_overlap_drop = probation.thresholds.max_overlap_drop,
+            min_overlap = probation.thresholds.min_overlap,
+            max_p99_ratio = probation.thresholds.max_p99_ratio,
+            "hot-reloaded versions go on probation"
+        );
+        tokio::spawn(watch_probation(reloader.clone(), tick, background.clone()));
     }
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(mut hangups) => {

@@ -10,8 +10,8 @@ use std::time::Instant;
 use rankdistill_core::topk::top_k;
 use rankdistill_proto::v1::student_service_server::StudentService;
 use rankdistill_proto::v1::{
-    ModelInfo, RecommendBatchRequest, RecommendBatchResponse, RecommendRequest, RecommendResponse,
-    ReloadRequest, ReloadResponse, ScoredItem, StudentInfo, StudentInfoRequest,
+    Fidelity, ModelInfo, RecommendBatchRequest, RecommendBatchResponse, RecommendRequest,
+    RecommendResponse, ReloadRequest, ReloadResponse, ScoredItem, StudentInfo, StudentInfoRequest,
 };
 use rankdistill_serving::deadline::Deadline;
 use tonic::{Request, Response, Status};
@@ -23,17 +23,21 @@ use crate::error::ServiceError;
 use crate::reload::Reloader;
 use crate::request::{RecommendBatch, RecommendQuery, in_batch};
 use crate::served::Served;
+use crate::shadow::{FIDELITY_K, ShadowJob, ShadowQueue};
+use crate::version_stats::FidelitySnapshot;
 
 pub use crate::request::ServiceLimits;
 
 /// The gRPC service. Single queries go through the dynamic batcher; RecommendBatch is one
-/// job on the scoring pool.
+/// job on the scoring pool. Recommend answers are timed per version, and offered to the
+/// shadow queue when shadowing is on.
 #[derive(Debug, Clone)]
 pub struct StudentApi {
     reloader: Arc<Reloader>,
     scorer: Scorer,
     batcher: Batcher,
     limits: ServiceLimits,
+    shadow: Option<ShadowQueue>,
 }
 
 type Ranking = Vec<(u32, f32)>;
@@ -51,7 +55,14 @@ impl StudentApi {
             scorer,
             batcher,
             limits,
+            shadow: None,
         }
+    }
+
+    /// Offers a sample of the Recommend answers to `shadow` (live fidelity).
+    pub fn with_shadow(mut self, shadow: ShadowQueue) -> StudentApi {
+        self.shadow = Some(shadow);
+        self
     }
 
     fn served(&self) -> Result<Arc<Served>, ServiceError> {
@@ -120,10 +131,12 @@ impl StudentApi {
         request: RecommendRequest,
         deadline: Option<Instant>,
     ) -> Result<RecommendResponse, ServiceError> {
+        let started = Instant::now();
         let RecommendQuery { k, spec } = RecommendQuery::try_from((request, &self.limits))?;
         let served = self.served()?;
         let resolved = served.catalog.resolve(&spec)?;
         let fallback = resolved.fallback;
+        let known_user = resolved.query.user.is_some();
         let ranking = if fallback {
             self.score(served.clone(), vec![(k, resolved)])
                 .await?
@@ -140,7 +153,19 @@ impl StudentApi {
                 )
                 .await?
         };
-        Ok(Self::response(&served, ranking, fallback))
+        let response = Self::response(&served, ranking, fallback);
+        served.stats.latency.observe(started.elapsed());
+        if let Some(shadow) = &self.shadow
+            && known_user
+            && !fallback
+            && response.items.len() >= FIDELITY_K
+        {
+            shadow.offer(&served.stats, || ShadowJob {
+                spec,
+                student: response.items.iter().map(|i| i.item_id.clone()).collect(),
+            });
+        }
+        Ok(response)
     }
 
     async fn recommend_batch_inner(
@@ -190,7 +215,27 @@ impl StudentApi {
             reloads: self.reloader.reloads(),
             kernel: served.model.kernel().name().to_string(),
             teacher_json: s.teacher_json.clone(),
+            fidelity: self
+                .shadow
+                .as_ref()
+                .map(|_| Fidelity::from(served.stats.fidelity())),
+            rejected_versions: self.reloader.rejected_versions(),
         })
+    }
+}
+
+/// `Info`'s view of a version's live fidelity.
+impl From<FidelitySnapshot> for Fidelity {
+    fn from(f: FidelitySnapshot) -> Fidelity {
+        Fidelity {
+            queries: f.summary.queries,
+            overlap_at_10: f.summary.overlap,
+            ndcg_at_10: f.summary.ndcg,
+            rank_correlation: f.summary.rank_correlation,
+            shadow_ok: f.ok,
+            shadow_dropped: f.dropped,
+            shadow_failed: f.failed,
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! layer) and the model's. `rankdistill-serving` serves them on their own port.
 
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, exponential_buckets,
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, exponential_buckets,
 };
 use rankdistill_serving::metrics::must;
 use rankdistill_serving::server::ServerTelemetry;
@@ -33,6 +34,20 @@ pub struct Metrics {
     pub reloads: IntCounter,
     /// Refused reloads (corrupt or inconsistent artifact; the old model kept serving).
     pub reload_failures: IntCounter,
+    /// Shadow calls to the teacher by version and outcome (ok, dropped, failed).
+    pub shadow_calls: IntCounterVec,
+    /// Running mean overlap@10 against the teacher, by version.
+    pub fidelity_overlap: GaugeVec,
+    /// Running mean NDCG@10 against the teacher, by version.
+    pub fidelity_ndcg: GaugeVec,
+    /// Running mean Kendall's tau against the teacher, by version.
+    pub fidelity_rank_correlation: GaugeVec,
+    /// Queries measured against the teacher, by version.
+    pub fidelity_queries: IntCounterVec,
+    /// Versions rolled back after a breached probation.
+    pub rollbacks: IntCounter,
+    /// 1 while a hot-reloaded version is on probation.
+    pub probation_active: IntGauge,
 }
 
 impl Default for Metrics {
@@ -99,6 +114,43 @@ impl Metrics {
                 "student_reload_failures_total",
                 "Refused reloads (corrupt or inconsistent artifact); the old model kept serving.",
             )),
+            shadow_calls: server.registered(IntCounterVec::new(
+                Opts::new(
+                    "student_shadow_calls_total",
+                    "Sampled Recommend queries re-asked of the teacher, by outcome: ok, dropped (shadow queue full), failed (teacher error, timeout or unreachable).",
+                ),
+                &["version", "outcome"],
+            )),
+            fidelity_overlap: fidelity_gauge(
+                &server,
+                "student_fidelity_overlap",
+                "Mean overlap@10 of the version's answers with the teacher's (shadow queries).",
+            ),
+            fidelity_ndcg: fidelity_gauge(
+                &server,
+                "student_fidelity_ndcg",
+                "Mean NDCG@10 of the version's answers against the teacher's (shadow queries).",
+            ),
+            fidelity_rank_correlation: fidelity_gauge(
+                &server,
+                "student_fidelity_rank_correlation",
+                "Mean Kendall's tau of the version's answers against the teacher's, over shared items.",
+            ),
+            fidelity_queries: server.registered(IntCounterVec::new(
+                Opts::new(
+                    "student_fidelity_queries_total",
+                    "Shadow queries measured against the teacher.",
+                ),
+                &["version"],
+            )),
+            rollbacks: server.registered(IntCounter::new(
+                "student_rollbacks_total",
+                "New versions rolled back to the previous one after a breached probation.",
+            )),
+            probation_active: server.registered(IntGauge::new(
+                "student_probation_active",
+                "1 while a hot-reloaded version is on probation (the previous version kept in memory).",
+            )),
             server,
         }
     }
@@ -110,6 +162,10 @@ impl Metrics {
         self.model_items.set(items as i64);
         self.model_loaded_at.set(loaded_at_unix_s);
     }
+}
+
+fn fidelity_gauge(server: &ServerTelemetry, name: &str, help: &str) -> GaugeVec {
+    server.registered(GaugeVec::new(Opts::new(name, help), &["version"]))
 }
 
 #[cfg(test)]

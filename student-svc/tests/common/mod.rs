@@ -33,6 +33,18 @@ pub fn write_artifact(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let bytes =
         rankdistill_testkit::weights::model_weights(config, |_| rng.random_range(-0.5f32..0.5));
+    write_artifact_weights(dir, config, &bytes, users, items, fingerprint)
+}
+
+/// Writes an artifact folder atomically with the weights file `bytes`; returns its manifest.
+pub fn write_artifact_weights(
+    dir: &Path,
+    config: &ModelConfig,
+    bytes: &[u8],
+    users: &[String],
+    items: &[String],
+    fingerprint: &str,
+) -> ArtifactManifest {
     let mut manifest = ArtifactManifest::new(
         config.clone(),
         DataRef {
@@ -40,12 +52,12 @@ pub fn write_artifact(
             fingerprint: fingerprint.into(),
         },
     );
-    manifest.version = artifact::weights_version(&bytes);
+    manifest.version = artifact::weights_version(bytes);
     manifest.num_parameters = config.num_parameters() as i64;
     manifest.users = users.to_vec();
     manifest.items = items.to_vec();
     replace_dir_atomic(dir, |staging| {
-        std::fs::write(staging.join(WEIGHTS_FILE), &bytes)?;
+        std::fs::write(staging.join(WEIGHTS_FILE), bytes)?;
         std::fs::write(
             staging.join(MANIFEST_FILE),
             serde_json::to_vec(&manifest).map_err(std::io::Error::other)?,
@@ -184,3 +196,5 @@ pub type Server = rankdistill_testkit::Server<Student>;
 pub fn run_to_refusal(args: &[OsString]) -> (ExitStatus, String) {
     Student::spec().run_to_refusal(args)
 }
+
+pub mod teacher;

@@ -1,0 +1,48 @@
+# Sourced by the serving benchmarks (bench-serving.sh, bench-shadow.sh): the environment, the
+# release build, the synthetic catalog with a teacher (Caser d=100) and a student (Caser d=50)
+# trained one epoch on it (made once per work folder), and the background servers.
+#
+#   RD_BENCH_DIR (runs/bench), RD_BENCH_ITEMS (108000), RD_BENCH_USERS (25000)
+source scripts/env.sh
+OUT="${RD_BENCH_DIR:-runs/bench}"
+WORK="$OUT/work"
+# 108k generated items keep ~105.7k after the 5-interaction filter (the serving target is >= 100k).
+ITEMS="${RD_BENCH_ITEMS:-108000}"
+USERS="${RD_BENCH_USERS:-25000}"
+mkdir -p "$WORK"
+cargo build --release -p rankdistill-student -p rankdistill-trainer -p rankdistill-teacher
+BIN="$CARGO_TARGET_DIR/release"
+
+# The catalog, the teacher and the student, unless the work folder has them.
+bench_models() {
+  if [ ! -f "$WORK/student/manifest.json" ]; then
+    echo "== data: synthetic catalog ($ITEMS items, $USERS users), teacher d=100 and student d=50, 1 epoch"
+    "$BIN/trainer" gen-synthetic --out "$WORK/u.data" --users "$USERS" --items "$ITEMS" \
+      --mean-length 30 --popularity-exponent 0.3 --seed 7
+    "$BIN/trainer" prepare --input "$WORK/u.data" --out "$WORK/data"
+    "$BIN/trainer" train --data "$WORK/data" --out "$WORK/teacher" --model caser --dim 100 --epochs 1 --seed 7
+    "$BIN/trainer" train --data "$WORK/data" --out "$WORK/student" --model caser --dim 50 --epochs 1 --seed 7
+  fi
+  NUM_ITEMS=$(wc -l < "$WORK/data/items.txt")
+  echo "catalog: $NUM_ITEMS items"
+}
+
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+wait_line() { # file pattern
+  for _ in $(seq 600); do grep -qs "$2" "$1" && return 0; sleep 0.1; done
+  echo "timed out waiting for '$2' in $1" >&2; return 1
+}
+
+# serve NAME COMMAND...: runs a server in the background (stdout $WORK/NAME.out, logs
+# $WORK/NAME.log) until it logs "model ready: SERVING"; sets SERVED_ADDR and SERVED_PID.
+serve() {
+  local name=$1; shift
+  # Remove old logs first: the redirections truncate them only once the child runs.
+  rm -f "$WORK/$name.out" "$WORK/$name.log"
+  "$@" > "$WORK/$name.out" 2> "$WORK/$name.log" &
+  SERVED_PID=$!; PIDS+=("$SERVED_PID")
+  wait_line "$WORK/$name.log" "model ready: SERVING"
+  SERVED_ADDR=$(awk '/listening on/ {print $3; exit}' "$WORK/$name.out")
+}
