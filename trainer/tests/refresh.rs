@@ -35,6 +35,18 @@ impl Setup {
 
     /// `trainer refresh --json` with tiny settings against `teacher`, plus `extra`.
     fn refresh(&self, teacher: &str, extra: &[&str]) -> Run {
+        let (code, stdout, stderr) = self.refresh_raw(teacher, extra);
+        let report = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("no JSON report ({e}): {stdout}\n{stderr}"));
+        Run {
+            code,
+            report,
+            stderr,
+        }
+    }
+
+    /// The same, returning the exit code, stdout and stderr.
+    fn refresh_raw(&self, teacher: &str, extra: &[&str]) -> (Option<i32>, String, String) {
         let (data, cache, state, publish) = (
             p(&self.data),
             p(&self.cache),
@@ -66,14 +78,7 @@ impl Setup {
             "--json",
         ];
         args.extend_from_slice(extra);
-        let (code, stdout, stderr) = trainer_env(&args, &[]);
-        let report = serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("no JSON report ({e}): {stdout}\n{stderr}"));
-        Run {
-            code,
-            report,
-            stderr,
-        }
+        trainer_env(&args, &[])
     }
 
     fn served_version(&self) -> String {
@@ -307,6 +312,20 @@ fn refresh_publishes_gates_keeps_prunes_and_rolls_back() {
     assert_eq!(next.code, Some(0), "{}", next.stderr);
     let v4 = s.served_version();
     assert_eq!(strings(&next.report["pruned"]), vec![v2.clone()]);
+    assert_eq!(s.kept(), sorted(vec![v3.clone(), v4.clone()]));
+
+    // A cycle that fails half-way (the distillation diverges) publishes nothing and says why.
+    let (code, _, stderr) = s.refresh_raw(&b.addr, &["--seed", "4", "--keep", "2", "--lr", "inf"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("diverged"), "{stderr}");
+    let report = s.state_report();
+    assert_eq!(report["outcome"], "failed", "{report:#}");
+    assert!(
+        report["reason"].as_str().unwrap().contains("diverged"),
+        "{report:#}"
+    );
+    assert_eq!(report["pull"]["shards_reused"], 3, "{report:#}");
+    assert_eq!(s.served_version(), v4);
     assert_eq!(s.kept(), sorted(vec![v3.clone(), v4.clone()]));
 
     // --rollback-to a kept version (by a prefix) publishes it again; a pruned one is refused.
