@@ -131,11 +131,33 @@ impl Published {
         Ok(kept)
     }
 
+    /// Keeps a copy of the served student when the versions folder does not hold it yet (one
+    /// published before `refresh`, e.g. by the distillation Job), so it can be rolled back to.
+    /// A served folder that is not a valid artifact is not kept.
+    fn keep_served(&self) -> anyhow::Result<()> {
+        let Ok(Some(served)) = self.current() else {
+            return Ok(());
+        };
+        let kept_dir = self.versions_dir.join(&served.version);
+        if kept_dir.join(RECORD_FILE).exists() {
+            return Ok(());
+        }
+        let record = self.next_record(&served)?;
+        let json = serde_json::to_vec_pretty(&record)?;
+        replace_dir_atomic(&kept_dir, |staging| {
+            copy_artifact(&self.dir, staging)?;
+            fs::write(staging.join(RECORD_FILE), &json)
+        })
+        .with_context(|| format!("cannot keep the served student in {}", kept_dir.display()))
+    }
+
     /// Publishes the artifact in `artifact_dir`: keeps a copy in the versions folder with the
-    /// next sequence number, then replaces the served folder with it. Returns the record.
+    /// next sequence number (after keeping the served student, if it is not kept yet), then
+    /// replaces the served folder with it. Returns the record.
     pub fn publish(&self, artifact_dir: &Path) -> anyhow::Result<PublishRecord> {
         let manifest = artifact::read_manifest(artifact_dir)
             .with_context(|| format!("cannot publish {}", artifact_dir.display()))?;
+        self.keep_served()?;
         let kept_dir = self.versions_dir.join(&manifest.version);
         let record = self.next_record(&manifest)?;
         let json = serde_json::to_vec_pretty(&record)?;
@@ -326,6 +348,24 @@ mod tests {
         assert_eq!(record.sequence, 3);
         assert_eq!(served_version(&published), "v1");
         assert_eq!(published.prune(1).unwrap(), vec!["v2".to_string()]);
+    }
+
+    #[test]
+    fn a_student_served_before_refresh_is_kept_when_another_is_published() {
+        let root = tempfile::tempdir().unwrap();
+        let published = Published::new(&root.path().join("student")).unwrap();
+        let first = artifact(root.path(), "job0");
+        replace_dir_atomic(&published.dir, |staging| copy_artifact(&first, staging)).unwrap();
+        let record = published.publish(&artifact(root.path(), "new1")).unwrap();
+        assert_eq!(record.sequence, 2);
+        let kept: Vec<(String, u64)> = published
+            .kept()
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.record.version, k.record.sequence))
+            .collect();
+        assert_eq!(kept, vec![("new1".into(), 2), ("job0".into(), 1)]);
+        assert_eq!(published.find("job").unwrap().record.version, "job0");
     }
 
     #[test]
