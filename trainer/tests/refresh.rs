@@ -354,6 +354,80 @@ fn refresh_publishes_gates_keeps_prunes_and_rolls_back() {
     assert!(stderr.contains(&format!("{v3}, {v4}")), "{stderr}");
     assert_eq!(s.served_version(), v3);
     assert_eq!(s.state_report()["outcome"], "failed");
+
+    // A refresh killed part-way (here once its first shard is written, pulling slowly, with
+    // a distillation that would never end) leaves the served student and the kept versions
+    // as they were, and no half-written folder; the next refresh resumes from the shards.
+    let crashed = Setup {
+        cache: dir.path().join("cache-crash"),
+        ..Setup::new(dir.path())
+    };
+    let mut args: Vec<String> = [
+        "refresh",
+        "--data",
+        &p(&crashed.data),
+        "--teacher",
+        &b.addr,
+        "--cache-dir",
+        &p(&crashed.cache),
+        "--state-dir",
+        &p(&crashed.state),
+        "--publish",
+        &p(&crashed.publish),
+        "--dim",
+        "8",
+        "--epochs",
+        "1000000",
+        "--seed",
+        "5",
+        "--pull-shards",
+        "3",
+        "--pull-rate",
+        "300",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(["--stream-batch".to_string(), "16".to_string()]);
+    let mut child = support::trainer_command(&args).spawn().unwrap();
+    let first_shard = || {
+        std::fs::read_dir(&crashed.cache)
+            .map(|entries| {
+                entries.filter_map(Result::ok).any(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .ends_with(".shard-0-of-3.bin")
+                })
+            })
+            .unwrap_or(false)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !first_shard() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first shard never appeared"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "refresh ended early");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(s.served_version(), v3);
+    assert_eq!(s.kept(), sorted(vec![v3.clone(), v4.clone()]));
+    let mut beside: Vec<String> = std::fs::read_dir(s.publish.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    beside.sort();
+    assert_eq!(beside, vec!["student", "student.versions"]);
+    let resumed = crashed.refresh(&b.addr, &["--seed", "5", "--max-map-drop", "-1"]);
+    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+    let pull = &resumed.report["pull"];
+    let reused = pull["shards_reused"].as_u64().unwrap();
+    assert!(reused >= 1, "{:#}", resumed.report);
+    assert_eq!(reused + pull["shards_pulled"].as_u64().unwrap(), 3);
+    assert_eq!(resumed.report["outcome"], "kept", "{:#}", resumed.report);
+    assert_eq!(s.served_version(), v3);
 }
 
 #[test]
