@@ -445,8 +445,13 @@ fn cycle(
     let device = training.device;
     let candidate = score(candidate_dir, &data, held_out, &probe, device)?;
     report.candidate = Some(candidate.clone());
+    let mut unloadable = None;
     if current.is_some() {
-        report.current = Some(score(&published.dir, &data, held_out, &probe, device)?);
+        match score(&published.dir, &data, held_out, &probe, device) {
+            Ok(figures) => report.current = Some(figures),
+            // A damaged served student must not block its replacement.
+            Err(e) => unloadable = Some(format!("{e:#}")),
+        }
     }
     let candidate_figures = candidate
         .gate_figures()
@@ -462,10 +467,14 @@ fn cycle(
         settings.force,
     );
     report.reason = verdict.reason;
-    if current.is_some() && current_figures.is_none() {
-        report
+    match (&unloadable, &report.current) {
+        (Some(why), _) => report.reason.push_str(&format!(
+            " (the served student cannot be scored: {why}; no MAP comparison)"
+        )),
+        (None, Some(_)) if current_figures.is_none() => report
             .reason
-            .push_str(" (the current student was trained on other data: no MAP comparison)");
+            .push_str(" (the current student was trained on other data: no MAP comparison)"),
+        _ => {}
     }
     if verdict.publish {
         let record = published.publish(candidate_dir)?;

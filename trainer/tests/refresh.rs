@@ -428,6 +428,26 @@ fn refresh_publishes_gates_keeps_prunes_and_rolls_back() {
     assert_eq!(reused + pull["shards_pulled"].as_u64().unwrap(), 3);
     assert_eq!(resumed.report["outcome"], "kept", "{:#}", resumed.report);
     assert_eq!(s.served_version(), v3);
+
+    // A served student whose weights no longer match its manifest cannot be scored: it does
+    // not block the candidate (only the overlap gate applies), which replaces it.
+    std::fs::write(s.publish.join("model.safetensors"), b"damaged").unwrap();
+    let repaired = crashed.refresh(&b.addr, &["--seed", "5", "--max-map-drop", "-1"]);
+    assert_eq!(repaired.code, Some(0), "{}", repaired.stderr);
+    let r = &repaired.report;
+    assert_eq!(r["outcome"], "published", "{r:#}");
+    assert_eq!(r["candidate_source"], "reused");
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the served student cannot be scored"),
+        "{r:#}"
+    );
+    assert_eq!(
+        s.served_version(),
+        r["candidate"]["version"].as_str().unwrap()
+    );
 }
 
 #[test]
