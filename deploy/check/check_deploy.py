@@ -322,9 +322,9 @@ def cross_check(
     runs: list[tuple[dict, str, object, list[str]]] = []
 
     for obj in objects:
-        if obj["kind"] not in WORKLOAD_KINDS:
+        pod = pod_template(obj)
+        if pod is None:
             continue
-        pod = obj["spec"]["template"]
         pod_spec = pod["spec"]
         name = obj["metadata"]["name"]
         pod_labels = pod.get("metadata", {}).get("labels", {})
@@ -415,6 +415,7 @@ def cross_check(
             runs.append((obj, key, effective, index_sources))
 
     check_sharded_pull(runs, label, problems)
+    check_refresh_cronjob(runs, objects, label, problems)
 
     # Services point at ports the selected pods name.
     for s in services.values():
@@ -443,6 +444,49 @@ def cross_check(
         if not any(all(d["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in sel.items())
                    for d in deployments.values()):
             problems.add(f"{label} PDB/{p['metadata']['name']}", "selects no Deployment")
+
+
+def pod_template(obj: dict) -> dict | None:
+    """The pod template of a workload (a CronJob's is inside its jobTemplate); None for the
+    other kinds."""
+    if obj["kind"] in WORKLOAD_KINDS:
+        return obj["spec"]["template"]
+    if obj["kind"] == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]
+    return None
+
+
+def check_refresh_cronjob(runs, objects: list[dict], label: str, problems: Problems) -> None:
+    """`trainer refresh` runs as a CronJob that never overlaps itself, and publishes into the
+    folder student-svc serves, on the volume the students mount."""
+    students = [(o, e) for o, k, e, _ in runs if k == "student-svc"]
+    for obj, key, effective, _ in runs:
+        if key != "trainer refresh":
+            continue
+        where = f"{label} {obj['kind']}/{obj['metadata']['name']}"
+        if obj["kind"] != "CronJob":
+            problems.add(where, "trainer refresh must run as a CronJob (or a Deployment with --interval-secs)")
+            continue
+        if obj["spec"].get("concurrencyPolicy") != "Forbid":
+            problems.add(where, f"concurrencyPolicy {obj['spec'].get('concurrencyPolicy', 'Allow')!r}: two refreshes "
+                                "would race on the candidate and the published folder; use Forbid")
+        if pod_template(obj)["spec"].get("restartPolicy") not in ("Never", "OnFailure"):
+            problems.add(where, "restartPolicy must be Never or OnFailure")
+        publish = effective("--publish")
+        if not publish:
+            problems.add(where, "no --publish folder")
+            continue
+        if not students:
+            problems.add(where, "publishes a student but no student-svc is rendered")
+        for student, student_effective in students:
+            other = f"{student['kind']}/{student['metadata']['name']}"
+            if student_effective("--model") != publish:
+                problems.add(where, f"--publish {publish!r} is not {other}'s --model "
+                                    f"{student_effective('--model')!r}: the students would never see it")
+            claims = lambda o: {v["persistentVolumeClaim"]["claimName"] for v in pod_template(o)["spec"].get("volumes", [])
+                                if "persistentVolumeClaim" in v}
+            if not claims(obj) & claims(student):
+                problems.add(where, f"shares no volume with {other}")
 
 
 def check_sharded_pull(runs, label: str, problems: Problems) -> None:
@@ -567,6 +611,178 @@ def check_server(c, where, bin_name, effective, svc, pod_spec, health, problems)
         problems.add(where, "drain delay is 0: clients get no time to see NOT_SERVING")
 
 
+# ---------------------------------------------------------------- metrics, dashboard, Flagger
+
+# The sources whose Prometheus registrations the dashboard and the Flagger templates may use.
+METRIC_SOURCES = ("student-svc/src", "teacher-svc/src", "serving/src")
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+PROMQL_KEYWORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
+    "offset", "bool", "inf", "nan", "Inf", "NaN",
+}
+FLAGGER_GROUP = "flagger.app/"
+FLAGGER_PROVIDERS = {"prometheus"}
+
+
+def registered_metrics(root: Path) -> set[str]:
+    """Every metric name the services register, read from their sources: the literal names
+    (`"student_..."`, `"teacher_..."`) and the shared server metrics (`format!("{prefix}_...")`
+    in serving) for each prefix given to `ServerTelemetry::new`. A histogram also exports
+    `_bucket`, `_sum` and `_count`."""
+    literals: dict[str, bool] = {}
+    templated: dict[str, bool] = {}
+    prefixes: set[str] = set()
+    for crate in METRIC_SOURCES:
+        for path in sorted((root / crate).rglob("*.rs")):
+            text = path.read_text()
+            prefixes.update(re.findall(r'ServerTelemetry::new\(\s*"(\w+)"', text))
+            for pattern, found in ((r'"((?:student|teacher)_[a-z0-9_]+)"', literals),
+                                   (r'format!\(\s*"\{prefix\}(_[a-z0-9_]+)"', templated)):
+                for m in re.finditer(pattern, text):
+                    before = text[max(0, m.start() - 160):m.start()]
+                    found[m.group(1)] = found.get(m.group(1), False) or "istogram" in before
+    names = dict(literals)
+    for prefix in prefixes:
+        for suffix, histogram in templated.items():
+            names[prefix + suffix] = histogram
+    out = set(names)
+    out.update(n + s for n, histogram in names.items() if histogram for s in HISTOGRAM_SUFFIXES)
+    return out
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads: identifiers outside strings, label
+    matchers, ranges and grouping clauses that are not called like functions."""
+    s = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    previous = None
+    while previous != s:  # label matchers, and {{ }} template variables inside them
+        previous, s = s, re.sub(r"\{[^{}]*\}", " ", s)
+    s = re.sub(r"\[[^\]]*\]", " ", s)
+    s = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", s)
+    names = set()
+    for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", s):
+        token = m.group(0)
+        if m.start() > 0 and (s[m.start() - 1].isdigit() or s[m.start() - 1] in ".$"):
+            continue  # 1e-3, $variables
+        if s[m.end():].lstrip().startswith("(") or token in PROMQL_KEYWORDS:
+            continue
+        names.add(token)
+    return names
+
+
+def check_dashboard(path: Path, registered: set[str], problems: Problems) -> None:
+    """A Grafana dashboard: valid JSON, every panel with queries, and every metric name its
+    queries (and `label_values(...)` variables) read registered by a service."""
+    where = path.relative_to(DEPLOY).as_posix() if path.is_relative_to(DEPLOY) else str(path)
+    try:
+        dashboard = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        problems.add(where, f"not a JSON dashboard: {e}")
+        return
+    for key in ("title", "uid", "panels"):
+        if key not in dashboard:
+            problems.add(where, f"no {key!r}")
+    queries: list[tuple[str, str]] = []
+
+    def panels(items):
+        for panel in items:
+            yield panel
+            yield from panels(panel.get("panels", []))
+
+    for panel in panels(dashboard.get("panels", [])):
+        if panel.get("type") == "row":
+            continue
+        title = panel.get("title", f"id {panel.get('id')}")
+        targets = [t for t in panel.get("targets", []) if t.get("expr")]
+        if not targets:
+            problems.add(f"{where} panel {title!r}", "has no PromQL query")
+        queries += [(f"{where} panel {title!r}", t["expr"]) for t in targets]
+    for variable in dashboard.get("templating", {}).get("list", []):
+        query = variable.get("query")
+        text = query.get("query", "") if isinstance(query, dict) else str(query or "")
+        for m in re.finditer(r"label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*,", text):
+            queries.append((f"{where} variable {variable.get('name')!r}", m.group(1)))
+    if not queries:
+        problems.add(where, "no queries")
+    for place, expr in queries:
+        for name in sorted(promql_metric_names(expr) - registered):
+            problems.add(place, f"metric {name} is not registered by the services ({', '.join(METRIC_SOURCES)})")
+
+
+def check_flagger(objects: list[dict], context: list[dict], label: str, registered: set[str],
+                  problems: Problems) -> None:
+    """Flagger MetricTemplates and Canaries (no Flagger schema ships with a registry we reach,
+    see deploy/README.md): the fields Flagger needs, PromQL on registered metrics, and
+    references that resolve to the rendered base (`context`)."""
+    templates = {o["metadata"]["name"] for o in objects if o.get("kind") == "MetricTemplate"}
+    by_kind = lambda kind: {o["metadata"]["name"]: o for o in context if o.get("kind") == kind}
+    for obj in objects:
+        kind, name = obj.get("kind"), obj.get("metadata", {}).get("name")
+        where = f"{label} {kind}/{name}"
+        if obj.get("apiVersion") != "flagger.app/v1beta1":
+            problems.add(where, f"apiVersion {obj.get('apiVersion')!r} is not flagger.app/v1beta1")
+        spec = obj.get("spec", {})
+        if kind == "MetricTemplate":
+            provider = spec.get("provider", {})
+            if provider.get("type") not in FLAGGER_PROVIDERS:
+                problems.add(where, f"provider type {provider.get('type')!r} is not one of {sorted(FLAGGER_PROVIDERS)}")
+            if not str(provider.get("address", "")).startswith(("http://", "https://")):
+                problems.add(where, "provider address is not an http(s) URL")
+            query = spec.get("query", "")
+            if not query.strip():
+                problems.add(where, "no query")
+            for metric in sorted(promql_metric_names(query) - registered):
+                problems.add(where, f"metric {metric} is not registered by the services ({', '.join(METRIC_SOURCES)})")
+        elif kind == "Canary":
+            target = spec.get("targetRef", {})
+            deployments = by_kind(target.get("kind", "Deployment"))
+            if target.get("name") not in deployments:
+                problems.add(where, f"targetRef {target.get('kind')}/{target.get('name')} is not rendered by the base")
+            scaler = spec.get("autoscalerRef")
+            if scaler and scaler.get("name") not in by_kind(scaler.get("kind", "")):
+                problems.add(where, f"autoscalerRef {scaler.get('kind')}/{scaler.get('name')} is not rendered by the base")
+            service = spec.get("service", {})
+            ports = {p["port"] for s in by_kind("Service").values() for p in s["spec"].get("ports", [])
+                     if s["metadata"]["name"] == target.get("name")}
+            if service.get("port") not in ports:
+                problems.add(where, f"service port {service.get('port')} is not a port of Service/{target.get('name')} {sorted(ports)}")
+            analysis = spec.get("analysis", {})
+            for key in ("interval", "threshold"):
+                if key not in analysis:
+                    problems.add(where, f"analysis has no {key}")
+            metrics = analysis.get("metrics", [])
+            if not metrics:
+                problems.add(where, "analysis has no metrics")
+            for metric in metrics:
+                ref = metric.get("templateRef")
+                if ref is None:
+                    problems.add(where, f"metric {metric.get('name')!r} has no templateRef")
+                elif ref.get("name") not in templates:
+                    problems.add(where, f"metric {metric.get('name')!r}: templateRef names MetricTemplate "
+                                        f"{ref.get('name')}, which is not rendered")
+                if "thresholdRange" not in metric:
+                    problems.add(where, f"metric {metric.get('name')!r} has no thresholdRange: it could never fail")
+        else:
+            problems.add(where, "not a Flagger kind this check knows (MetricTemplate, Canary)")
+
+
+def check_progressive(kubectl, directory: Path, label: str, base: list[dict], registered: set[str]) -> Problems:
+    """A kustomization of Flagger objects, checked against the rendered base."""
+    problems = Problems()
+    try:
+        objects = render(kubectl, directory)
+    except RuntimeError as e:
+        problems.add(label, str(e))
+        return problems
+    flagger = [o for o in objects if str(o.get("apiVersion", "")).startswith(FLAGGER_GROUP)]
+    if len(flagger) != len(objects):
+        problems.add(label, "holds objects other than Flagger's")
+    if not flagger:
+        problems.add(label, "renders no Flagger object")
+    check_flagger(flagger, base, label, registered, problems)
+    return problems
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -584,6 +800,19 @@ def check_tree(kubectl, directory: Path, label: str, binaries, targets, health) 
     if directory.name == "local" or directory.name.startswith("local-"):
         check_local_images(objects, label, problems)
     return problems
+
+
+def check_fixture(kubectl, fixture: Path, label: str, binaries, targets, health, base, registered) -> list[str]:
+    """A broken fixture: a dashboard (dashboard.json), Flagger objects (progressive, checked
+    against the base), or an overlay."""
+    if (fixture / "dashboard.json").exists():
+        problems = Problems()
+        check_dashboard(fixture / "dashboard.json", registered, problems)
+        return problems.items
+    objects = render(kubectl, fixture)
+    if objects and all(str(o.get("apiVersion", "")).startswith(FLAGGER_GROUP) for o in objects):
+        return check_progressive(kubectl, fixture, label, base, registered).items
+    return check_tree(kubectl, fixture, label, binaries, targets, health).items
 
 
 def main() -> int:
@@ -609,7 +838,7 @@ def main() -> int:
         "teacher-svc": load_binary(opts.bin_dir, "teacher-svc", None),
         "student-svc": load_binary(opts.bin_dir, "student-svc", None),
     }
-    trainer_subcommands = ["distill", "pull", "prepare", "train", "evaluate", "gen-synthetic", "report"]
+    trainer_subcommands = ["distill", "pull", "refresh", "prepare", "train", "evaluate", "gen-synthetic", "report"]
     for sub in trainer_subcommands:
         binaries[f"trainer {sub}"] = load_binary(opts.bin_dir, "trainer", sub)
     for required in ("teacher-svc", "trainer distill", "trainer pull"):
@@ -636,6 +865,16 @@ def main() -> int:
     targets = dockerfile_targets(dockerfile_problems)
     result(f"Dockerfile targets {sorted(targets)}", dockerfile_problems.items)
 
+    registered = registered_metrics(DEPLOY.parent)
+    dashboard_problems = Problems()
+    check_dashboard(DEPLOY / "grafana" / "rankdistill.json", registered, dashboard_problems)
+    result(f"grafana/rankdistill.json: parses, every query reads one of the {len(registered)} metric names "
+           "the services register", dashboard_problems.items)
+    base_objects = render(opts.kubectl, DEPLOY / "k8s" / "base")
+    result("k8s/progressive: Flagger MetricTemplate and Canary match the base and the registered metrics",
+           check_progressive(opts.kubectl, DEPLOY / "k8s" / "progressive", "k8s/progressive",
+                             base_objects, registered).items)
+
     overlays = sorted(p for p in (DEPLOY / "k8s" / "overlays").iterdir() if p.is_dir())
     for overlay in [DEPLOY / "k8s" / "base"] + overlays:
         label = overlay.relative_to(DEPLOY).as_posix()
@@ -649,7 +888,7 @@ def main() -> int:
     for fixture in fixtures:
         label = fixture.relative_to(DEPLOY).as_posix()
         expected = [l for l in (fixture / "expect.txt").read_text().splitlines() if l.strip()]
-        found = check_tree(opts.kubectl, fixture, label, binaries, targets, health).items
+        found = check_fixture(opts.kubectl, fixture, label, binaries, targets, health, base_objects, registered)
         missing = [e for e in expected if not any(e in f for f in found)]
         for f in found:
             print(f"    (fixture {fixture.name} reports) {f}")

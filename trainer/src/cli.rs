@@ -16,7 +16,7 @@ use crate::report::input::{Group, LatencyInput};
 
 pub mod numbers;
 
-use numbers::{fraction, non_negative, positive, unit_interval};
+use numbers::{fraction, non_negative, positive, signed_unit, unit_interval};
 
 /// The rankdistill trainer.
 #[derive(Debug, Parser)]
@@ -65,6 +65,9 @@ pub enum Command {
     Pull(PullArgs),
     /// Summarise groups of runs (seeds) in one table: mean ± std, parameters.
     Report(ReportArgs),
+    /// Distill a new student when the teacher's version changed, and publish it to the
+    /// served folder when it passes the gates (once, or every --interval-secs).
+    Refresh(RefreshArgs),
 }
 
 /// Flags of `gen-synthetic`.
@@ -514,4 +517,75 @@ pub struct ReportArgs {
     /// Title of the report.
     #[arg(long, env = "RD_REPORT_TITLE", default_value = "rankdistill report")]
     pub title: String,
+}
+
+/// Flags of `refresh`.
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// Prepared dataset folder (the teachers must serve the same fingerprint).
+    #[arg(long, env = "RD_DATA", default_value = "runs/data")]
+    pub data: PathBuf,
+    /// The folder student-svc serves (`--model`): a candidate that passes the gates replaces
+    /// it atomically; the last --keep publications are kept in DIR.versions/VERSION/.
+    #[arg(long, env = "RD_PUBLISH")]
+    pub publish: PathBuf,
+    /// State folder: the candidate student (candidate/) and the last decision (report.json).
+    #[arg(long, env = "RD_REFRESH_STATE", default_value = "runs/refresh")]
+    pub state_dir: PathBuf,
+    /// Teachers and the rankings cache (refresh pulls in --pull-shards files; --shard-count
+    /// must stay 1).
+    #[command(flatten)]
+    pub source: TeacherArgs,
+    /// The pull is written as this many shard files, one after another: after a crash, the
+    /// next refresh pulls only the shards not yet written for this teacher.
+    #[arg(long, env = "RD_PULL_SHARDS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub pull_shards: u32,
+    /// Student shape (as `distill`).
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Optimisation (as `distill`); --seed also draws the fidelity sample.
+    #[command(flatten)]
+    pub optim: OptimArgs,
+    /// Ranking Distillation (as `distill`).
+    #[command(flatten)]
+    pub rd: RdArgs,
+    /// Gate: publish only when the candidate's MAP >= the current student's MAP minus this
+    /// (on --eval-split). A negative value asks for an improvement.
+    #[arg(long, env = "RD_MAX_MAP_DROP", default_value_t = 0.005, allow_negative_numbers = true,
+          value_parser = signed_unit("--max-map-drop"))]
+    pub max_map_drop: f64,
+    /// Gate: publish only when the candidate's mean overlap@10 with the teacher's cached top
+    /// 10 (over --fidelity-users sampled users) is at least this.
+    #[arg(long, env = "RD_MIN_OVERLAP", default_value_t = 0.0, value_parser = unit_interval("--min-overlap"))]
+    pub min_overlap: f64,
+    /// Users sampled (with --seed) for the fidelity figures.
+    #[arg(long, env = "RD_FIDELITY_USERS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub fidelity_users: u64,
+    /// Publish the candidate without the gates (the figures are still computed and reported).
+    #[arg(long, env = "RD_FORCE")]
+    pub force: bool,
+    /// Publications kept in DIR.versions for --rollback-to (the served one included).
+    #[arg(long, env = "RD_KEEP", default_value_t = 3,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub keep: u64,
+    /// Publish a kept version again (its version, or a unique prefix) and exit; needs no
+    /// teacher.
+    #[arg(long, env = "RD_ROLLBACK_TO", value_name = "VERSION",
+          conflicts_with_all = ["interval_secs", "force"])]
+    pub rollback_to: Option<String>,
+    /// Run a cycle every this many seconds instead of once (a long-running process); a
+    /// failed cycle is reported and the next one runs.
+    #[arg(long, env = "RD_INTERVAL_SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval_secs: Option<u64>,
+    /// With --interval-secs: stop after this many cycles (0: never).
+    #[arg(
+        long,
+        env = "RD_MAX_CYCLES",
+        default_value_t = 0,
+        requires = "interval_secs"
+    )]
+    pub max_cycles: u64,
 }

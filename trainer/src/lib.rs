@@ -12,6 +12,7 @@ pub mod pull;
 pub mod pull_shard;
 pub mod ranking_cache;
 pub mod rd_loss;
+pub mod refresh;
 pub mod report;
 pub mod search;
 pub mod teacher_rankings;

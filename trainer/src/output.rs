@@ -100,13 +100,29 @@ pub struct Output {
     pub json: Option<PathBuf>,
     /// `--quiet`.
     pub quiet: bool,
+    /// A step of another command (`refresh` runs `pull` and `distill`): its text goes to
+    /// stderr (none with `--quiet`), and it prints no summary and writes no JSON.
+    pub nested: bool,
 }
 
 impl Output {
     /// Output for `--json` and `--quiet`; also sets the process-wide progress visibility.
     pub fn new(json: Option<PathBuf>, quiet: bool) -> Output {
         set_quiet(quiet);
-        Output { json, quiet }
+        Output {
+            json,
+            quiet,
+            nested: false,
+        }
+    }
+
+    /// The output of a step that this command runs: text on stderr, no summary, no JSON.
+    pub fn nested(&self) -> Output {
+        Output {
+            json: None,
+            quiet: self.quiet,
+            nested: true,
+        }
     }
 
     /// True when the JSON document takes stdout (`--json` or `--json -`).
@@ -118,7 +134,11 @@ impl Output {
     pub fn say(&self, text: impl Display) {
         let text = text.to_string();
         let text = text.strip_suffix('\n').unwrap_or(&text);
-        if self.json_on_stdout() {
+        if self.nested {
+            if !self.quiet {
+                bars().suspend(|| eprintln!("{text}"));
+            }
+        } else if self.json_on_stdout() {
             bars().suspend(|| eprintln!("{text}"));
         } else {
             bars().suspend(|| println!("{text}"));
@@ -127,14 +147,14 @@ impl Output {
 
     /// The one-line summary of a command, on stderr (not with `--quiet`).
     pub fn summary(&self, text: impl Display) {
-        if !self.quiet {
+        if !self.quiet && !self.nested {
             bars().suspend(|| eprintln!("{text}"));
         }
     }
 
     /// Writes the command's figures as JSON where `--json` says; nothing without it.
     pub fn json(&self, value: &impl Serialize) -> anyhow::Result<()> {
-        let Some(path) = &self.json else {
+        let Some(path) = self.json.as_ref().filter(|_| !self.nested) else {
             return Ok(());
         };
         let mut text = serde_json::to_string_pretty(value)?;
@@ -218,6 +238,7 @@ mod tests {
         let out = Output {
             json: Some(path.clone()),
             quiet: true,
+            nested: false,
         };
         assert!(!out.json_on_stdout());
         out.json(&serde_json::json!({"a": 1})).unwrap();
@@ -227,7 +248,8 @@ mod tests {
         assert!(
             Output {
                 json: Some("-".into()),
-                quiet: false
+                quiet: false,
+                nested: false,
             }
             .json_on_stdout()
         );

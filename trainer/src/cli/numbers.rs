@@ -40,6 +40,11 @@ fn checked(flag: &'static str, what: &'static str, ok: fn(f64) -> bool) -> impl 
     }
 }
 
+/// A number in [-1, 1]: a change of a figure that lies in [0, 1] (`--max-map-drop`).
+pub fn signed_unit(flag: &'static str) -> impl NumberParser {
+    checked(flag, "in [-1, 1]", |v| (-1.0..=1.0).contains(&v))
+}
+
 /// A fraction in [0, 1) (held-out fractions, dropout).
 pub fn fraction(flag: &'static str) -> impl NumberParser {
     checked(flag, "in [0, 1)", |v| (0.0..1.0).contains(&v))
@@ -124,6 +129,15 @@ mod tests {
         assert_eq!(n("0"), Ok(0.0));
         for bad in ["-0.5", "NaN", "inf", "-inf"] {
             assert!(n(bad).is_err(), "{bad}");
+        }
+        let d = signed_unit("--max-map-drop");
+        assert_eq!(d("-1"), Ok(-1.0));
+        assert_eq!(d("0.005"), Ok(0.005));
+        for bad in ["-1.01", "2", "NaN", "inf"] {
+            assert!(
+                d(bad).unwrap_err().to_string().contains("in [-1, 1]"),
+                "{bad}"
+            );
         }
         let lr = learning_rate("--lr");
         assert_eq!(lr("0.001"), Ok(0.001));

@@ -8,6 +8,7 @@ pub mod flag_groups;
 pub mod gen_synthetic;
 pub mod prepare;
 pub mod pull;
+pub mod refresh;
 pub mod report;
 pub mod search;
 pub mod train;
@@ -27,5 +28,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pull(args) => pull::run(args, &out),
         Command::Report(args) => report::run(args, &out),
         Command::Search(args) => search::run(args, &out),
+        Command::Refresh(args) => refresh::run(args, &out),
     }
 }
