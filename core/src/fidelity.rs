@@ -13,7 +13,24 @@
 //! - **rank correlation**: Kendall's tau over the items both top-k lists contain (concordant
 //!   minus discordant pairs over all pairs). `None` when fewer than two items are shared.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
+
+/// The two lists of raw item ids as small integers, equal ids mapping to equal integers (the
+/// figures only compare items), for lists as the services return them.
+pub fn interned(student: &[String], teacher: &[String]) -> (Vec<u32>, Vec<u32>) {
+    let mut ids: HashMap<&str, u32> = HashMap::new();
+    let mut out = [Vec::new(), Vec::new()];
+    for (list, side) in [student, teacher].into_iter().zip(out.iter_mut()) {
+        for id in list {
+            let next = ids.len() as u32;
+            side.push(*ids.entry(id.as_str()).or_insert(next));
+        }
+    }
+    let [s, t] = out;
+    (s, t)
+}
 
 /// Share of the teacher's top `k` that the student's top `k` contains, in [0, 1].
 /// Lists shorter than `k` count as given; `k = 0` gives 0.
@@ -134,6 +151,16 @@ impl FidelitySummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_are_compared_by_id() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let (a, b) = interned(&s(&["7", "3", "9"]), &s(&["3", "12", "7"]));
+        assert_eq!(a, vec![0, 1, 2]);
+        assert_eq!(b, vec![1, 3, 0]);
+        let f = QueryFidelity::measure(&a, &b, 3);
+        assert!((f.overlap - 2.0 / 3.0).abs() < 1e-12);
+    }
 
     #[test]
     fn identical_lists_are_fully_faithful() {

@@ -10,17 +10,16 @@
 //! and the same exclusions. student-svc's `exclude_seen` (on by default) removes the user's
 //! training items and the query's recent items; teacher-svc's removes the training items
 //! only, so the recent items travel in the teacher's `exclude_items`. Both answer raw item
-//! ids from the dataset's id map; the lists are compared by id ([`interned`]), so no dense
+//! ids from the dataset's id map; the lists are compared by id (`core::fidelity::interned`), so no dense
 //! index of either side is assumed. Only model answers for known users with at least 10
 //! items are sampled: the teacher refuses unknown users, the popularity fallback is not the
 //! model, and a shorter list has no overlap@10.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rankdistill_core::fidelity::QueryFidelity;
+use rankdistill_core::fidelity::{QueryFidelity, interned};
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{Query, RankRequest};
 use tokio::sync::{Semaphore, mpsc};
@@ -80,21 +79,6 @@ impl From<&ShadowJob> for RankRequest {
             exclude_seen: spec.exclude_seen,
         }
     }
-}
-
-/// The two lists as small integers, equal ids mapping to equal integers (the fidelity
-/// functions only compare items).
-pub fn interned(student: &[String], teacher: &[String]) -> (Vec<u32>, Vec<u32>) {
-    let mut ids: HashMap<&str, u32> = HashMap::new();
-    let mut out = [Vec::new(), Vec::new()];
-    for (list, side) in [student, teacher].into_iter().zip(out.iter_mut()) {
-        for id in list {
-            let next = ids.len() as u32;
-            side.push(*ids.entry(id.as_str()).or_insert(next));
-        }
-    }
-    let [s, t] = out;
-    (s, t)
 }
 
 /// A queued shadow query and the figures it will count in.
@@ -294,16 +278,6 @@ mod tests {
         assert!(!r.exclude_seen);
         assert_eq!(r.exclude_items, vec!["x"]);
         assert_eq!(RankRequest::from(&job(3, true)).k, 10);
-    }
-
-    #[test]
-    fn lists_are_compared_by_id() {
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        let (a, b) = interned(&s(&["7", "3", "9"]), &s(&["3", "12", "7"]));
-        assert_eq!(a, vec![0, 1, 2]);
-        assert_eq!(b, vec![1, 3, 0]);
-        let f = QueryFidelity::measure(&a, &b, 3);
-        assert!((f.overlap - 2.0 / 3.0).abs() < 1e-12);
     }
 
     #[tokio::test]

@@ -68,6 +68,10 @@ pub enum Command {
     /// Distill a new student when the teacher's version changed, and publish it to the
     /// served folder when it passes the gates (once, or every --interval-secs).
     Refresh(RefreshArgs),
+    /// Ask a served student and a served teacher for the same users and report how close the
+    /// student's lists are (overlap@k, NDCG against the teacher, rank correlation), beside the
+    /// student's own live figures from its shadow path.
+    Fidelity(FidelityArgs),
 }
 
 /// Flags of `gen-synthetic`.
@@ -517,6 +521,32 @@ pub struct ReportArgs {
     /// Title of the report.
     #[arg(long, env = "RD_REPORT_TITLE", default_value = "rankdistill report")]
     pub title: String,
+}
+
+/// Flags of `fidelity`.
+#[derive(Debug, Args)]
+pub struct FidelityArgs {
+    /// Prepared dataset folder (its users are asked).
+    #[arg(long, env = "RD_DATA", default_value = "runs/data")]
+    pub data: PathBuf,
+    /// student-svc endpoint (host:port or http://host:port).
+    #[arg(long, env = "RD_STUDENT")]
+    pub student: String,
+    /// teacher-svc endpoint (host:port or http://host:port).
+    #[arg(long, env = "RD_TEACHER")]
+    pub teacher: String,
+    /// Users to sample with --seed (default: every user, in users.txt order).
+    #[arg(long, env = "RD_FIDELITY_USERS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub users: Option<u64>,
+    /// Seed of the user sample.
+    #[arg(long, env = "RD_SEED", default_value_t = 0)]
+    pub seed: u64,
+    /// Cut-off of the figures (the student's live figures are at 10).
+    #[arg(long, env = "RD_FIDELITY_K", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub k: u64,
+    /// Seconds to wait for the student's shadow path to measure the queries sent.
+    #[arg(long, env = "RD_LIVE_WAIT_S", default_value_t = 30)]
+    pub live_wait_s: u64,
 }
 
 /// Flags of `refresh`.

@@ -15,6 +15,7 @@ pub mod rd_loss;
 pub mod refresh;
 pub mod report;
 pub mod search;
+pub mod served_fidelity;
 pub mod teacher_rankings;
 pub mod teachers;
 pub mod tls;

@@ -4,6 +4,7 @@
 
 pub mod distill;
 pub mod evaluate;
+pub mod fidelity;
 pub mod flag_groups;
 pub mod gen_synthetic;
 pub mod prepare;
@@ -29,5 +30,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report::run(args, &out),
         Command::Search(args) => search::run(args, &out),
         Command::Refresh(args) => refresh::run(args, &out),
+        Command::Fidelity(args) => fidelity::run(args, &out),
     }
 }
