@@ -10,20 +10,28 @@
 #
 #   scripts/bench-shadow.sh     # RD_BENCH_SECONDS (10), RD_BENCH_CONCURRENCY (4), RD_BENCH_ROUNDS (3),
 #                               # RD_BENCH_FRACTIONS ("0.01 0.1"), RD_BENCH_ITEMS, RD_BENCH_USERS
-# Everything runs on one machine: the teacher's shadow work competes with the student for
-# the same cores, so the figures are an upper bound on the cost with the teacher elsewhere.
+# Everything runs on one machine: unpinned, the teacher's shadow work competes with the student
+# for the same cores, so the figures are an upper bound on the cost with the teacher elsewhere.
+# RD_BENCH_TEACHER_CPUS / RD_BENCH_STUDENT_CPUS (taskset lists, e.g. 1 and 0) pin teacher-svc
+# (then with one LibTorch thread) and student-svc + rd-loadgen apart, so the student pays only
+# for its own shadow path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${RD_BENCH_SECONDS:-10}"
 CONCURRENCY="${RD_BENCH_CONCURRENCY:-4}"
 FRACTIONS="${RD_BENCH_FRACTIONS:-0.01 0.1}"
 ROUNDS="${RD_BENCH_ROUNDS:-3}"
+TEACHER_PIN=() STUDENT_PIN=() TEACHER_THREADS=()
+if [ -n "${RD_BENCH_TEACHER_CPUS:-}" ]; then
+  TEACHER_PIN=(taskset -c "$RD_BENCH_TEACHER_CPUS") TEACHER_THREADS=(--torch-threads 1)
+fi
+[ -z "${RD_BENCH_STUDENT_CPUS:-}" ] || STUDENT_PIN=(taskset -c "$RD_BENCH_STUDENT_CPUS")
 source scripts/bench-common.sh
 bench_models
 
 echo "== teacher-svc"
-serve teacher "$BIN/teacher-svc" --data "$WORK/data" --model "$WORK/teacher" --addr 127.0.0.1:0 \
-  --metrics-addr 127.0.0.1:0 --device cpu
+serve teacher "${TEACHER_PIN[@]}" "$BIN/teacher-svc" --data "$WORK/data" --model "$WORK/teacher" \
+  --addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 --device cpu "${TEACHER_THREADS[@]}"
 TEACHER_ADDR=$SERVED_ADDR
 
 RUNS=()
@@ -33,10 +41,10 @@ for round in $(seq "$ROUNDS"); do
     [ "$f" = off ] || shadow=(--shadow-teacher "http://$TEACHER_ADDR" --shadow-fraction "$f")
     run="$f-r$round"
     echo "== round $round, shadowing $f: concurrency $CONCURRENCY, ${SECONDS_PER_RUN}s"
-    serve "student-shadow-$run" "$BIN/student-svc" --model "$WORK/student" --data "$WORK/data" \
+    serve "student-shadow-$run" "${STUDENT_PIN[@]}" "$BIN/student-svc" --model "$WORK/student" --data "$WORK/data" \
       --addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 --watch-interval-ms 0 --log-filter info "${shadow[@]}"
     METRICS_ADDR=$(awk '/metrics on/ {print $3; exit}' "$WORK/student-shadow-$run.out")
-    "$BIN/rd-loadgen" --target student --addr "http://$SERVED_ADDR" --data "$WORK/data" \
+    "${STUDENT_PIN[@]}" "$BIN/rd-loadgen" --target student --addr "http://$SERVED_ADDR" --data "$WORK/data" \
       --concurrency "$CONCURRENCY" --duration-s "$SECONDS_PER_RUN" --k 10 \
       --out "$WORK/shadow-$run.json" > /dev/null
     # Let the queued shadow calls finish before reading the counters.
@@ -48,9 +56,10 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 
-python3 - "$OUT" "$WORK" "$NUM_ITEMS" "$CONCURRENCY" "$SECONDS_PER_RUN" "${RUNS[@]}" <<'PY'
+python3 - "$OUT" "$WORK" "$NUM_ITEMS" "$CONCURRENCY" "$SECONDS_PER_RUN" "${RD_BENCH_TEACHER_CPUS:-}" \
+  "${RD_BENCH_STUDENT_CPUS:-}" "${RUNS[@]}" <<'PY'
 import json, re, statistics, sys
-out, work, items, concurrency, seconds, *names = sys.argv[1:]
+out, work, items, concurrency, seconds, teacher_cpus, student_cpus, *names = sys.argv[1:]
 def metric(text, name, **labels):
     total = None
     for line in text.splitlines():
@@ -90,6 +99,7 @@ for f, s in settings.items():
         s["qps_over_off"] = s["median_qps"] / base["median_qps"]
 report = {"catalog_items": int(items), "student": "caser d=50", "teacher": "caser d=100 (cpu)",
           "concurrency": int(concurrency), "seconds_per_run": float(seconds),
+          "teacher_cpus": teacher_cpus or None, "student_cpus": student_cpus or None,
           "rounds": len(runs.get("off", [])), "settings": settings}
 json.dump(report, open(f"{out}/shadow.json", "w"), indent=2)
 for f, s in settings.items():

@@ -153,9 +153,14 @@ pub fn teacher_endpoint(url: &str, timeout: Duration) -> Result<Endpoint, String
 
 /// Starts shadowing: the queue and its worker, which stops with `stop`. The teacher is
 /// connected lazily (a teacher that is down only makes shadow calls fail).
+///
+/// The worker runs on its own OS thread ("shadow", a single-threaded runtime) at the lowest
+/// CPU priority (SCHED_IDLE, else nice 19), not on the serving runtime: its gRPC calls, decoding and fidelity
+/// arithmetic then take CPU only when the request path leaves some, so shadowing does not
+/// delay requests; when the core is saturated the queue fills and samples are dropped
+/// (counted) instead.
 pub fn start(settings: &ShadowSettings, stop: CancellationToken) -> Result<ShadowQueue, String> {
     let endpoint = teacher_endpoint(&settings.teacher, settings.timeout)?;
-    let client = TeacherServiceClient::new(endpoint.connect_lazy());
     let (shadow, jobs) = queue(
         Sampler::new(settings.fraction, settings.seed),
         settings.queue,
@@ -167,14 +172,39 @@ pub fn start(settings: &ShadowSettings, stop: CancellationToken) -> Result<Shado
         timeout_ms = settings.timeout.as_millis() as u64,
         "shadowing a sample of Recommend queries to the teacher"
     );
-    tokio::spawn(work(
-        jobs,
-        client,
-        settings.timeout,
-        settings.concurrency.max(1),
-        stop,
-    ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the shadow worker's runtime: {e}"))?;
+    let (timeout, concurrency) = (settings.timeout, settings.concurrency.max(1));
+    std::thread::Builder::new()
+        .name("shadow".into())
+        .spawn(move || {
+            lowest_priority();
+            runtime.block_on(async move {
+                // Created on this runtime: the channel's connection tasks run here too.
+                let client = TeacherServiceClient::new(endpoint.connect_lazy());
+                work(jobs, client, timeout, concurrency, stop).await
+            })
+        })
+        .map_err(|e| format!("cannot start the shadow worker's thread: {e}"))?;
     Ok(shadow)
+}
+
+/// Gives the calling thread the lowest CPU priority: Linux's SCHED_IDLE policy (it runs only
+/// on a core nothing else wants), else nice 19. Failure (a sandbox that forbids both) only
+/// leaves the thread at normal priority.
+fn lowest_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads `param` (valid for the call); pid 0 is this thread.
+    let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0;
+    // SAFETY: setpriority only reads its integer arguments; `who` = 0 is the calling thread.
+    if !idle && unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) } != 0 {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "cannot lower the shadow worker's priority; it runs at normal priority"
+        );
+    }
 }
 
 /// The worker: asks the teacher for each queued query, `concurrency` at once.
