@@ -18,12 +18,7 @@ async fn a_replica_drained_under_balanced_load_fails_no_request() {
     let second = Server::start(&args(&fx.model, &extra));
     first.wait_for_health(ServingStatus::Serving).await;
     second.wait_for_health(ServingStatus::Serving).await;
-    let mut loadgen = std::process::Command::new(env!("CARGO_BIN_EXE_rd-loadgen"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("LOADGEN_") {
-            loadgen.env_remove(key);
-        }
-    }
+    let mut loadgen = common::loadgen();
     let child = loadgen
         .args(["--addr", &format!("{},{}", first.url(), second.url())])
         .args(["--data", &path(&fx.data)])

@@ -297,30 +297,20 @@ async fn with_the_shadow_teacher_down_requests_succeed_and_failures_are_counted(
     assert!(info(&plain).await.fidelity.is_none());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bad_version_on_probation_is_rolled_back_and_rejected() {
-    let fx = Fixture::new();
-    // The teacher serves v1's own weights: v1 agrees with it; v2 (other random weights) not.
+/// A teacher serving v1's own weights (so v1 agrees with it), student-svc serving v1 and
+/// shadowing every query to it with `probation` flags, a client load, and v1's fidelity
+/// measured on 40 queries. The teacher process is returned to keep it alive.
+async fn v1_shadowed(
+    fx: &Fixture,
+    probation: &[&str],
+) -> (rankdistill_testkit::ServerProcess, Server, Load) {
     let teacher_dir = fx.root.join("teacher");
     rankdistill_testkit::dataset::copy_dir(&fx.model, &teacher_dir);
     let teacher = teacher::start(&fx.data, &teacher_dir).await;
-    let server = Server::start_serving(&shadow_args(
-        &fx,
-        &teacher.url(),
-        &[
-            "--watch-interval-ms",
-            "50",
-            "--probation-secs",
-            "300",
-            "--probation-min-queries",
-            "20",
-            "--enable-admin",
-        ],
-    ))
-    .await;
-    let v1 = fx.manifest.version.clone();
-
-    let load = Load::start(&server, &fx).await;
+    let mut extra = vec!["--watch-interval-ms", "50"];
+    extra.extend_from_slice(probation);
+    let server = Server::start_serving(&shadow_args(fx, &teacher.url(), &extra)).await;
+    let load = Load::start(&server, fx).await;
     wait_for("v1's fidelity measured on enough queries", async || {
         info(&server)
             .await
@@ -328,6 +318,25 @@ async fn a_bad_version_on_probation_is_rolled_back_and_rejected() {
             .is_some_and(|f| f.queries >= 40)
     })
     .await;
+    (teacher, server, load)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_version_on_probation_is_rolled_back_and_rejected() {
+    let fx = Fixture::new();
+    // v2 (other random weights) disagrees with the teacher, which serves v1's weights.
+    let (_teacher, server, load) = v1_shadowed(
+        &fx,
+        &[
+            "--probation-secs",
+            "300",
+            "--probation-min-queries",
+            "20",
+            "--enable-admin",
+        ],
+    )
+    .await;
+    let v1 = fx.manifest.version.clone();
     let before = info(&server).await.fidelity.unwrap();
     eprintln!("v1 before the reload: {before:?}");
     assert!(before.overlap_at_10 > 0.9, "{before:?}");
@@ -387,15 +396,9 @@ fn nudged_weights(model: &std::path::Path) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_version_passes_its_probation_and_the_previous_one_is_released() {
     let fx = Fixture::new();
-    let teacher_dir = fx.root.join("teacher");
-    rankdistill_testkit::dataset::copy_dir(&fx.model, &teacher_dir);
-    let teacher = teacher::start(&fx.data, &teacher_dir).await;
-    let server = Server::start_serving(&shadow_args(
+    let (_teacher, server, load) = v1_shadowed(
         &fx,
-        &teacher.url(),
         &[
-            "--watch-interval-ms",
-            "50",
             "--probation-secs",
             "2",
             "--probation-min-queries",
@@ -404,17 +407,9 @@ async fn a_good_version_passes_its_probation_and_the_previous_one_is_released() 
             "--rollback-max-p99-ratio",
             "1000",
         ],
-    ))
+    )
     .await;
     let v1 = fx.manifest.version.clone();
-    let load = Load::start(&server, &fx).await;
-    wait_for("v1's fidelity measured on enough queries", async || {
-        info(&server)
-            .await
-            .fidelity
-            .is_some_and(|f| f.queries >= 40)
-    })
-    .await;
     let v2 = write_artifact_weights(
         &fx.model,
         &fx.config,

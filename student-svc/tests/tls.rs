@@ -177,12 +177,7 @@ async fn rd_loadgen_loads_a_mutual_tls_server() {
     let good = pki.client(true);
     wait_serving_tls(server.addr, &good, SERVICE).await;
     let loadgen = |extra: &[String]| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rd-loadgen"));
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("LOADGEN_") {
-                command.env_remove(key);
-            }
-        }
+        let mut command = common::loadgen();
         command
             .args(["--addr", &format!("https://{}", server.addr)])
             .args(["--data", &path(&fx.data)])

@@ -2,7 +2,7 @@
 //! teacher v1 → `trainer refresh` publishes student v1 → student-svc serves it and shadows
 //! every query to the teacher → teacher v2 replaces v1 at the same address → `trainer refresh`
 //! notices the new teacher version and publishes student v2 → student-svc hot-reloads it and
-//! v2 passes its probation → a bad student v3 (weights never trained, as a broken training
+//! v2 passes its probation (15 s) → a bad student v3 (weights never trained, as a broken training
 //! job would leave them) is published by force → student-svc rolls back to v2 by itself,
 //! rejects v3, and counts the rollback. A client load runs through all of it: no request fails.
 
@@ -200,8 +200,9 @@ fn teacher_update_refresh_reload_and_automatic_rollback_fail_no_request() {
     let v1 = first["served_version"].as_str().unwrap().to_string();
 
     // student-svc serves v1 and shadows every query; a version that loses more than 0.1 of
-    // overlap@10 within 5 s of its reload is rolled back. The latency rule is off
-    // (ratio 1000): tests share the machine, so p99 here says nothing about the versions.
+    // overlap@10 within 15 s of its reload is rolled back. The latency rule is off
+    // (ratio 1000) and shadow calls may be slow: tests share the machine, so timings here say
+    // nothing about the versions.
     let teacher_url = format!("http://{teacher_addr}");
     let student = Server::start(
         &workspace_bin("student-svc"),
@@ -219,8 +220,10 @@ fn teacher_update_refresh_reload_and_automatic_rollback_fail_no_request() {
             &teacher_url,
             "--shadow-fraction",
             "1",
+            "--shadow-timeout-ms",
+            "60000",
             "--probation-secs",
-            "5",
+            "15",
             "--probation-min-queries",
             "30",
             "--rollback-max-overlap-drop",

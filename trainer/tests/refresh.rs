@@ -45,15 +45,15 @@ impl Setup {
         }
     }
 
-    /// The same, returning the exit code, stdout and stderr.
-    fn refresh_raw(&self, teacher: &str, extra: &[&str]) -> (Option<i32>, String, String) {
+    /// `refresh` with this setup's folders, `teacher` and a tiny student (d = 8, 20 samples).
+    fn base_args(&self, teacher: &str) -> Vec<String> {
         let (data, cache, state, publish) = (
             p(&self.data),
             p(&self.cache),
             p(&self.state),
             p(&self.publish),
         );
-        let mut args = vec![
+        [
             "refresh",
             "--data",
             &data,
@@ -67,17 +67,28 @@ impl Setup {
             &publish,
             "--dim",
             "8",
-            "--epochs",
-            "1",
             "--samples",
             "20",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    }
+
+    /// The same, returning the exit code, stdout and stderr.
+    fn refresh_raw(&self, teacher: &str, extra: &[&str]) -> (Option<i32>, String, String) {
+        let mut args = self.base_args(teacher);
+        let tail = [
+            "--epochs",
+            "1",
             "--pull-shards",
             "3",
             "--fidelity-users",
             "60",
             "--json",
         ];
-        args.extend_from_slice(extra);
+        args.extend(tail.iter().chain(extra).map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         trainer_env(&args, &[])
     }
 
@@ -178,32 +189,14 @@ fn refresh_publishes_gates_keeps_prunes_and_rolls_back() {
     );
     assert!(again.report["pull"].is_null() && again.report["candidate"].is_null());
     assert_eq!(s.served_version(), v1);
-    let (code, stdout, stderr) = trainer_env(
-        &[
-            "refresh",
-            "--data",
-            &p(&s.data),
-            "--teacher",
-            &a.addr,
-            "--cache-dir",
-            &p(&s.cache),
-            "--state-dir",
-            &p(&s.state),
-            "--publish",
-            &p(&s.publish),
-            "--dim",
-            "8",
-            "--epochs",
-            "1",
-            "--samples",
-            "20",
-            "--interval-secs",
-            "1",
-            "--max-cycles",
-            "2",
-        ],
-        &[],
+    let mut args = s.base_args(&a.addr);
+    args.extend(
+        ["--epochs", "1", "--interval-secs", "1", "--max-cycles", "2"]
+            .iter()
+            .map(|a| a.to_string()),
     );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, stderr) = trainer_env(&args, &[]);
     assert_eq!(code, Some(0), "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{stdout}");
@@ -362,20 +355,8 @@ fn refresh_publishes_gates_keeps_prunes_and_rolls_back() {
         cache: dir.path().join("cache-crash"),
         ..Setup::new(dir.path())
     };
-    let mut args: Vec<String> = [
-        "refresh",
-        "--data",
-        &p(&crashed.data),
-        "--teacher",
-        &b.addr,
-        "--cache-dir",
-        &p(&crashed.cache),
-        "--state-dir",
-        &p(&crashed.state),
-        "--publish",
-        &p(&crashed.publish),
-        "--dim",
-        "8",
+    let mut args = crashed.base_args(&b.addr);
+    let slow = [
         "--epochs",
         "1000000",
         "--seed",
@@ -384,11 +365,10 @@ fn refresh_publishes_gates_keeps_prunes_and_rolls_back() {
         "3",
         "--pull-rate",
         "300",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    args.extend(["--stream-batch".to_string(), "16".to_string()]);
+        "--stream-batch",
+        "16",
+    ];
+    args.extend(slow.iter().map(|a| a.to_string()));
     let mut child = support::trainer_command(&args).spawn().unwrap();
     let first_shard = || {
         std::fs::read_dir(&crashed.cache)

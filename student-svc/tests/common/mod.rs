@@ -198,3 +198,15 @@ pub fn run_to_refusal(args: &[OsString]) -> (ExitStatus, String) {
 }
 
 pub mod teacher;
+
+/// The rd-loadgen binary of this package, without the caller's `LOADGEN_*` environment (each
+/// test passes its flags).
+pub fn loadgen() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rd-loadgen"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("LOADGEN_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
