@@ -35,13 +35,7 @@ async fn a_replica_drained_under_balanced_load_fails_no_request() {
         .await
         .expect("join")
         .expect("rd-loadgen output");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    let report = common::loadgen_report(&out);
     assert_eq!(report["errors"], 0, "{report}");
     let by_addr = &report["ok_by_addr"];
     assert!(by_addr[first.url()].as_u64().unwrap() > 0, "{report}");

@@ -188,13 +188,7 @@ async fn rd_loadgen_loads_a_mutual_tls_server() {
             .expect("run rd-loadgen")
     };
     let out = loadgen(&cert_and_key(&pki.client_cert, &pki.client_key));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    let report = common::loadgen_report(&out);
     assert_eq!(report["ok"], 20, "{report}");
     assert_eq!(report["errors"], 0, "{report}");
     // Without a client certificate the server refuses every call (or the connection).

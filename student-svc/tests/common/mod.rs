@@ -210,3 +210,15 @@ pub fn loadgen() -> std::process::Command {
     }
     command
 }
+
+/// rd-loadgen's JSON report from its finished process; fails the test, showing the output,
+/// when it did not succeed.
+pub fn loadgen_report(out: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout).expect("JSON report")
+}
