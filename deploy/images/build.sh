@@ -102,10 +102,16 @@ for spec in "${IMAGES[@]}"; do
     --build-arg BUILD=prebuilt --build-arg RUNTIME_IMAGE="$runtime" \
     --build-arg VERSION="$VERSION" --build-arg REVISION="$REVISION" --build-arg SOURCE="$SOURCE" \
     -t "rankdistill/$name:$TAG" "$CONTEXT" >/dev/null
+  # The image this tag named before, if the build changed it, is left without a name: remove
+  # such images of ours, or every build with new binaries would keep another ~700 MB.
+  docker image prune -f --filter "label=org.opencontainers.image.title=$name" >/dev/null 2>&1 || true
   bytes="$(docker image inspect --format '{{.Size}}' "rankdistill/$name:$TAG")"
   sizes+=("\"$name\": $bytes")
   printf '  %-12s %6d MB\n' "$name" $((bytes / 1000000))
 done
+# BuildKit keeps every staged context in its cache (the binaries change with every commit):
+# keep the cache of this engine under 3 GB.
+docker builder prune -f --keep-storage 3000000000 >/dev/null 2>&1 || true
 echo "build.sh: images built in $((SECONDS - started)) s" >&2
 if [[ -n "$SIZES" ]]; then
   mkdir -p "$(dirname "$SIZES")"
