@@ -97,8 +97,8 @@ for t in "$T1" "$T2"; do
     --addr 0.0.0.0:50051 --metrics-addr 0.0.0.0:9464 --data /artifacts/data \
     --model /artifacts/teacher --device cpu >/dev/null
 done
-wait_log "$T1" SERVING 120
-wait_log "$T2" SERVING 120
+wait_log "$T1" "model ready: SERVING" 120
+wait_log "$T2" "model ready: SERVING" 120
 TEACHERS="http://$T1:50051,http://$T2:50051"
 SHARDS=3
 pull() { # RUN RATE_FLAGS...: one container per shard, detached
@@ -127,7 +127,7 @@ log "killed $T1 mid-pull"
 sleep 1
 docker start "$T1" >/dev/null
 # The log of a restarted container goes on from the old one: wait for a second SERVING.
-wait_log "$T1" SERVING 120 2
+wait_log "$T1" "model ready: SERVING" 120 2
 # Longer than the trainer's keep-alive detection (5 s ping interval + 5 s timeout), so the
 # streams from the cut teacher fail and are resumed after the reconnection.
 docker network disconnect "$NET" "$T2"
@@ -170,8 +170,8 @@ for s in "$S1" "$S2"; do
     --addr 0.0.0.0:50051 --metrics-addr 0.0.0.0:9464 --model /artifacts/student \
     --data /artifacts/data --watch-interval-ms 200 --drain-delay-ms 2000 >/dev/null
 done
-wait_log "$S1" SERVING 60
-wait_log "$S2" SERVING 60
+wait_log "$S1" "model ready: SERVING" 60
+wait_log "$S2" "model ready: SERVING" 60
 # v2 is distilled first (another seed) and published under load the way trainer publishes:
 # the old folder renamed away, the new one renamed in (core::atomic::replace_dir_atomic).
 distill run1 /artifacts/v2 2
