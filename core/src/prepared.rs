@@ -319,6 +319,12 @@ fn read_text(path: &Path) -> Result<String, PreparedError> {
     })
 }
 
+/// The raw user ids of a prepared dataset folder (its `users.txt`), without loading the rest;
+/// for clients that only need to name users (load generators, fidelity checks).
+pub fn read_users(dir: &Path) -> Result<Vec<String>, PreparedError> {
+    read_lines(&dir.join("users.txt"))
+}
+
 fn read_lines(path: &Path) -> Result<Vec<String>, PreparedError> {
     Ok(read_text(path)?.lines().map(str::to_string).collect())
 }

@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rankdistill_core::fidelity::{FidelitySummary, QueryFidelity, interned};
+use rankdistill_core::prepared::read_users;
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{Query, RankRequest, RecommendRequest, StudentInfoRequest};
@@ -82,14 +83,12 @@ fn url(endpoint: &str) -> String {
 
 /// The users of `settings` in the order they are asked.
 fn sampled_users(settings: &ServedFidelitySettings) -> anyhow::Result<Vec<String>> {
-    let path = settings.data.join("users.txt");
-    let mut users: Vec<String> = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
-    anyhow::ensure!(!users.is_empty(), "{} lists no users", path.display());
+    let mut users = read_users(&settings.data)?;
+    anyhow::ensure!(
+        !users.is_empty(),
+        "{} lists no users",
+        settings.data.join("users.txt").display()
+    );
     if let Some(n) = settings.users {
         users.shuffle(&mut ChaCha8Rng::seed_from_u64(settings.seed));
         users.truncate(n);

@@ -3,7 +3,7 @@
 //! (`--shadow-fraction 1`, no other traffic), query for query.
 
 mod support;
-use support::{STUDENT, Server, p, prepared, trainer_ok, workspace_bin};
+use support::{Server, p, prepared, trainer_ok};
 
 #[test]
 fn client_figures_equal_the_live_shadow_figures() {
@@ -26,26 +26,7 @@ fn client_figures_equal_the_live_shadow_figures() {
         ]);
     }
     let teacher = Server::teacher(&data, &teacher_dir);
-    let shadow = format!("http://{}", teacher.addr);
-    let student = Server::start(
-        &workspace_bin("student-svc"),
-        STUDENT,
-        &[
-            "--data",
-            &p(&data),
-            "--model",
-            &p(&student_dir),
-            "--addr",
-            "127.0.0.1:0",
-            "--shadow-teacher",
-            &shadow,
-            "--shadow-fraction",
-            "1",
-            // A slow teacher call on a loaded machine is not what this test is about.
-            "--shadow-timeout-ms",
-            "60000",
-        ],
-    );
+    let student = Server::shadowing_student(&data, &student_dir, &teacher.addr, &[]);
     student.wait_serving();
     let out = trainer_ok(&[
         "fidelity",

@@ -17,7 +17,7 @@ use rankdistill_proto::v1::{Query, RecommendRequest, StudentInfo, StudentInfoReq
 use rankdistill_testkit::workspace_bin;
 
 mod support;
-use support::{STUDENT, Server, TEACHER, p, prepared, trainer_ok};
+use support::{Server, TEACHER, p, prepared, trainer_ok};
 
 /// How long any awaited state change may take before the test calls it stuck.
 const PATIENCE: Duration = Duration::from_secs(180);
@@ -203,25 +203,13 @@ fn teacher_update_refresh_reload_and_automatic_rollback_fail_no_request() {
     // overlap@10 within 15 s of its reload is rolled back. The latency rule is off
     // (ratio 1000) and shadow calls may be slow: tests share the machine, so timings here say
     // nothing about the versions.
-    let teacher_url = format!("http://{teacher_addr}");
-    let student = Server::start(
-        &workspace_bin("student-svc"),
-        STUDENT,
+    let student = Server::shadowing_student(
+        &data,
+        &publish,
+        &teacher_addr,
         &[
-            "--data",
-            &p(&data),
-            "--model",
-            &p(&publish),
-            "--addr",
-            "127.0.0.1:0",
             "--watch-interval-ms",
             "100",
-            "--shadow-teacher",
-            &teacher_url,
-            "--shadow-fraction",
-            "1",
-            "--shadow-timeout-ms",
-            "60000",
             "--probation-secs",
             "15",
             "--probation-min-queries",
@@ -233,11 +221,7 @@ fn teacher_update_refresh_reload_and_automatic_rollback_fail_no_request() {
         ],
     );
     student.wait_serving();
-    let users: Vec<String> = std::fs::read_to_string(data.join("users.txt"))
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let users = rankdistill_core::prepared::read_users(&data).unwrap();
     let load = Load::start(student.url(), users);
     let before = wait_until(&runtime, &student, "shadowed v1", |i, _| {
         i.fidelity.as_ref().is_some_and(|f| f.queries >= 50)

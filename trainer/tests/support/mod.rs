@@ -126,6 +126,23 @@ impl Server {
         Server::serving("student-svc", STUDENT, data, model, &[])
     }
 
+    /// student-svc serving `model` with the users of `data`, shadowing every query to the
+    /// teacher at `teacher` (host:port), plus `extra` flags. Shadow calls may take up to a
+    /// minute: a slow teacher call on a loaded test machine is not a failure.
+    pub fn shadowing_student(data: &Path, model: &Path, teacher: &str, extra: &[&str]) -> Server {
+        let shadow = format!("http://{teacher}");
+        let mut args = vec![
+            "--shadow-teacher",
+            shadow.as_str(),
+            "--shadow-fraction",
+            "1",
+            "--shadow-timeout-ms",
+            "60000",
+        ];
+        args.extend_from_slice(extra);
+        Server::serving("student-svc", STUDENT, data, model, &args)
+    }
+
     /// A service binary on `data` and `model`, on an ephemeral port, plus `extra` flags.
     fn serving(
         binary: &str,

@@ -326,14 +326,12 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
 }
 
 async fn run(args: Args) -> anyhow::Result<Report> {
-    let users_path = args.data.join("users.txt");
-    let users: Vec<String> = std::fs::read_to_string(&users_path)
-        .with_context(|| format!("reading {}", users_path.display()))?
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
-    anyhow::ensure!(!users.is_empty(), "{} lists no users", users_path.display());
+    let users = rankdistill_core::prepared::read_users(&args.data)?;
+    anyhow::ensure!(
+        !users.is_empty(),
+        "{} lists no users",
+        args.data.join("users.txt").display()
+    );
     let users = Arc::new(users);
     let args = Arc::new(args);
     let addrs = args.addrs();
