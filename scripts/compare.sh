@@ -14,6 +14,12 @@
 #        student d=50 alone and with RD, the sweeps over d and K; students distill from the
 #        seed-1 teacher through teacher-svc;
 #     4. one report: runs/compare/report/ (report.md, report.html, charts, summary.json).
+#   scripts/compare.sh --methods the method axis: teacher, student alone and every distillation
+#     method (RD_METHODS, default rd cd rrd dcd rcekd) at its reference defaults, 3 seeds, Caser
+#     d=100 teacher and d=50 students, 30 epochs, on ML-100K (reusing runs/compare's data,
+#     teachers and students alone) and on a synthetic set of 10,000 items (RD_SYNTH_ITEMS,
+#     RD_SYNTH_USERS; runs/compare-synth); one report each (report-methods/), with a cost table
+#     (pull size and time, seconds per epoch, online ScoreItems calls).
 #   scripts/compare.sh --quick   the regression guard CI runs: the embedded synthetic set (2,000
 #     users, 1,000 items, seed 42), 1 seed, 8 epochs, teacher d=100, students d=25, reference
 #     defaults; fails unless MAP orders teacher > student + RD > student alone.
@@ -25,11 +31,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=0
+METHODS=0
 case "${1:-}" in
   --quick) QUICK=1 ;;
+  --methods) METHODS=1 ;;
   "") ;;
-  -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "unknown option '$1' (use --quick or nothing)" >&2; exit 2 ;;
+  -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "unknown option '$1' (use --quick, --methods or nothing)" >&2; exit 2 ;;
 esac
 source scripts/env.sh
 LANES="${RD_LANES:-2}"
@@ -139,6 +147,44 @@ if not (maps[0] > maps[2] > maps[1]):
     sys.exit("regression: the order teacher > student + RD > student alone does not hold")
 print("order holds: teacher > student + RD > student alone")
 EOF
+  exit 0
+fi
+
+if [ "$METHODS" = 1 ]; then
+  METHOD_LIST="${RD_METHODS:-rd cd rrd dcd rcekd}"
+  # method_axis DIR DATA_SOURCE TITLE: teacher, students alone and every method under DIR.
+  method_axis() {
+    local dir="$1" source="$2" title="$3"
+    OUT="$dir"; mkdir -p "$OUT/logs"; FAILED="$OUT/logs/FAILED"; rm -f "$FAILED"
+    [ -f "$OUT/data/manifest.json" ] || "$BIN/trainer" prepare --input "$source" --out "$OUT/data" -q
+    local F="--data $OUT/data --eval-every 1 --epochs $EPOCHS"
+    for s in $SEEDS; do queue train teacher-s$s "$OUT/teacher-s$s" $F --seed "$s" --model caser --dim 100; done
+    for s in $SEEDS; do queue train alone-d$STUDENT-s$s "$OUT/alone-d$STUDENT-s$s" $F --seed "$s" --model caser --dim "$STUDENT"; done
+    run_pool
+    serve T "$OUT/data" "$OUT/teacher-s1"
+    for m in $METHOD_LIST; do
+      for s in $SEEDS; do
+        queue step m-$m-d$STUDENT-s$s "$OUT/m-$m-d$STUDENT-s$s" "$BIN/trainer" distill --method "$m" \
+          --teacher "$ADDR_T" --cache-dir "$OUT/cache" $F --seed "$s" --model caser --dim "$STUDENT"
+      done
+    done
+    run_pool
+    local groups=(--group "teacher Caser d=100=$(dirs teacher)"
+      --group "student Caser d=$STUDENT alone=$(dirs alone-d$STUDENT)")
+    for m in $METHOD_LIST; do groups+=(--group "student + ${m^^}=$(dirs m-$m-d$STUDENT)"); done
+    "$BIN/trainer" report "${groups[@]}" --title "$title" --out "$OUT/report-methods" --html \
+      --json "$OUT/report-methods.json" > "$OUT/logs/report-methods.out"
+    python3 scripts/method_costs.py "$OUT" "$STUDENT" $METHOD_LIST >> "$OUT/report-methods/report.md"
+    echo "report: $OUT/report-methods/report.md"
+  }
+  method_axis runs/compare "${RD_ML100K:-$RD_SHARED_DATA/ml-100k/u.data}" \
+    "Distillation methods on MovieLens-100K (reference defaults)"
+  SYNTH="${RD_COMPARE_SYNTH_DIR:-runs/compare-synth}"
+  mkdir -p "$SYNTH"
+  [ -f "$SYNTH/u.data" ] || "$BIN/trainer" gen-synthetic --out "$SYNTH/u.data" \
+    --users "${RD_SYNTH_USERS:-3000}" --items "${RD_SYNTH_ITEMS:-10000}" --seed 7 -q
+  method_axis "$SYNTH" "$SYNTH/u.data" \
+    "Distillation methods on a synthetic set of ${RD_SYNTH_ITEMS:-10000} items (reference defaults)"
   exit 0
 fi
 

@@ -56,6 +56,10 @@ pub struct Config {
     #[arg(long, env = "TEACHER_MAX_STREAM_BATCH_SIZE", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_stream_batch_size: u32,
 
+    /// Most queries in one ScoreItems call.
+    #[arg(long, env = "TEACHER_MAX_SCORE_QUERIES", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_score_queries: u32,
+
     /// Concurrent StreamRankings calls; more get RESOURCE_EXHAUSTED.
     #[arg(long, env = "TEACHER_MAX_STREAMS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_streams: u32,

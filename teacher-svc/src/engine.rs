@@ -1,7 +1,8 @@
 //! The model thread and dynamic batching. One `std::thread` owns the tch objects; requests
-//! reach it over a bounded channel as jobs `{queries, k, reply}`. The thread blocks on the
+//! reach it over a bounded channel as jobs `{queries, work, reply}`. The thread blocks on the
 //! channel (never a tokio worker), drains queued jobs up to `max_batch` queries, runs one
-//! forward pass (score all items, mask exclusions, top-k) and answers each job on its oneshot.
+//! forward pass per kind of work (score all items, then mask exclusions and take the top k,
+//! or pick the scores of given items) and answers each job on its oneshot.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use rankdistill_models::{ids_tensor, mask_excluded, top_k_rows};
+use tch::{Kind, Tensor};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
@@ -31,11 +33,36 @@ pub struct EngineSettings {
     pub torch_threads: usize,
 }
 
+/// Scores of given items for one query, parallel to the items asked for.
+pub type ItemScores = Vec<f32>;
+
+/// What a job asks of the forward pass.
+enum Work {
+    /// The top k of every query.
+    Rank {
+        k: usize,
+        reply: oneshot::Sender<Result<Vec<Ranking>, ServiceError>>,
+    },
+    /// The scores of given items, one list per query.
+    Score {
+        items: Vec<Vec<u32>>,
+        reply: oneshot::Sender<Result<Vec<ItemScores>, ServiceError>>,
+    },
+}
+
+impl Work {
+    fn is_closed(&self) -> bool {
+        match self {
+            Work::Rank { reply, .. } => reply.is_closed(),
+            Work::Score { reply, .. } => reply.is_closed(),
+        }
+    }
+}
+
 struct Job {
     queries: Vec<ScoringQuery>,
-    k: usize,
+    work: Work,
     enqueued_at: Instant,
-    reply: oneshot::Sender<Result<Vec<Ranking>, ServiceError>>,
 }
 
 /// Handle to the model thread; cheap to clone.
@@ -47,10 +74,13 @@ pub struct Engine {
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job")
-            .field("queries", &self.queries.len())
-            .field("k", &self.k)
-            .finish()
+        let mut f = f.debug_struct("Job");
+        f.field("queries", &self.queries.len());
+        match &self.work {
+            Work::Rank { k, .. } => f.field("k", k),
+            Work::Score { items, .. } => f.field("items", &items.len()),
+        };
+        f.finish()
     }
 }
 
@@ -61,6 +91,17 @@ pub struct PendingRanking(oneshot::Receiver<Result<Vec<Ranking>, ServiceError>>)
 impl PendingRanking {
     /// Waits for the model thread's answer: one ranking per query, in order.
     pub async fn wait(self) -> Result<Vec<Ranking>, ServiceError> {
+        self.0.await.map_err(|_| ServiceError::EngineStopped)?
+    }
+}
+
+/// The answer to a submitted scoring job, to be awaited.
+#[derive(Debug)]
+pub struct PendingScores(oneshot::Receiver<Result<Vec<ItemScores>, ServiceError>>);
+
+impl PendingScores {
+    /// Waits for the model thread's answer: one list of scores per query, in order.
+    pub async fn wait(self) -> Result<Vec<ItemScores>, ServiceError> {
         self.0.await.map_err(|_| ServiceError::EngineStopped)?
     }
 }
@@ -125,11 +166,19 @@ impl Engine {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             queries,
-            k,
+            work: Work::Rank { k, reply },
             enqueued_at: Instant::now(),
-            reply,
         };
         (job, PendingRanking(answer))
+    }
+
+    fn try_send(&self, job: Job) -> Result<(), ServiceError> {
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                ServiceError::Overloaded("the model queue is full".into())
+            }
+            mpsc::error::TrySendError::Closed(_) => ServiceError::EngineStopped,
+        })
     }
 
     /// Queues a job, or refuses with `Overloaded` when the queue is full (admission control).
@@ -139,13 +188,24 @@ impl Engine {
         k: usize,
     ) -> Result<PendingRanking, ServiceError> {
         let (job, answer) = Self::job(queries, k);
-        self.jobs.try_send(job).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => {
-                ServiceError::Overloaded("the model queue is full".into())
-            }
-            mpsc::error::TrySendError::Closed(_) => ServiceError::EngineStopped,
-        })?;
+        self.try_send(job)?;
         Ok(answer)
+    }
+
+    /// Queues a job scoring `items[q]` for query `q`, or refuses with `Overloaded` when the
+    /// queue is full. Every item must be below the model's item count.
+    pub fn try_submit_scores(
+        &self,
+        queries: Vec<ScoringQuery>,
+        items: Vec<Vec<u32>>,
+    ) -> Result<PendingScores, ServiceError> {
+        let (reply, answer) = oneshot::channel();
+        self.try_send(Job {
+            queries,
+            work: Work::Score { items, reply },
+            enqueued_at: Instant::now(),
+        })?;
+        Ok(PendingScores(answer))
     }
 
     /// Queues a job, waiting for room in the queue (backpressure for streams, which are
@@ -200,35 +260,87 @@ fn serve_jobs<S: Scorer>(
         }
         let now = Instant::now();
         // A caller that went away needs no answer: skip its work.
-        jobs.retain(|job| !job.reply.is_closed());
+        jobs.retain(|job| !job.work.is_closed());
         for job in &jobs {
             metrics
                 .queue_wait
                 .observe(now.duration_since(job.enqueued_at).as_secs_f64());
         }
-        let Some(k) = jobs.iter().map(|job| job.k).max() else {
-            continue;
-        };
-        let queries: Vec<&ScoringQuery> = jobs.iter().flat_map(|job| &job.queries).collect();
-        match rank_batch(scorer, &queries, k, max_batch, Some(metrics)) {
-            Ok(rankings) => {
-                let mut rankings = rankings.into_iter();
-                for job in jobs.drain(..) {
-                    let answer: Vec<Ranking> = rankings
+        let (rank_jobs, score_jobs): (Vec<Job>, Vec<Job>) = jobs
+            .drain(..)
+            .partition(|job| matches!(job.work, Work::Rank { .. }));
+        answer_rank_jobs(scorer, rank_jobs, max_batch, metrics);
+        answer_score_jobs(scorer, score_jobs, max_batch, metrics);
+    }
+}
+
+fn answer_rank_jobs<S: Scorer>(scorer: &S, jobs: Vec<Job>, max_batch: usize, metrics: &Metrics) {
+    let Some(k) = jobs
+        .iter()
+        .filter_map(|job| match job.work {
+            Work::Rank { k, .. } => Some(k),
+            Work::Score { .. } => None,
+        })
+        .max()
+    else {
+        return;
+    };
+    let queries: Vec<&ScoringQuery> = jobs.iter().flat_map(|job| &job.queries).collect();
+    let result = rank_batch(scorer, &queries, k, max_batch, Some(metrics));
+    match result {
+        Ok(rankings) => {
+            let mut rankings = rankings.into_iter();
+            for Job { queries, work, .. } in jobs {
+                if let Work::Rank { k, reply } = work {
+                    let answer = rankings
                         .by_ref()
-                        .take(job.queries.len())
+                        .take(queries.len())
                         .map(|mut ranking| {
-                            ranking.truncate(job.k);
+                            ranking.truncate(k);
                             ranking
                         })
                         .collect();
-                    let _ = job.reply.send(Ok(answer));
+                    let _ = reply.send(Ok(answer));
                 }
             }
-            Err(e) => {
-                warn!(error = %e, queries = queries.len(), "forward pass failed");
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(e.clone()));
+        }
+        Err(e) => {
+            warn!(error = %e, queries = queries.len(), "forward pass failed");
+            for job in jobs {
+                if let Work::Rank { reply, .. } = job.work {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn answer_score_jobs<S: Scorer>(scorer: &S, jobs: Vec<Job>, max_batch: usize, metrics: &Metrics) {
+    if jobs.is_empty() {
+        return;
+    }
+    let queries: Vec<&ScoringQuery> = jobs.iter().flat_map(|job| &job.queries).collect();
+    let items: Vec<&[u32]> = jobs
+        .iter()
+        .flat_map(|job| match &job.work {
+            Work::Score { items, .. } => items.iter().map(Vec::as_slice).collect(),
+            Work::Rank { .. } => Vec::new(),
+        })
+        .collect();
+    match score_batch(scorer, &queries, &items, max_batch, Some(metrics)) {
+        Ok(scores) => {
+            let mut scores = scores.into_iter();
+            for Job { queries, work, .. } in jobs {
+                if let Work::Score { reply, .. } = work {
+                    let _ = reply.send(Ok(scores.by_ref().take(queries.len()).collect()));
+                }
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, queries = queries.len(), "forward pass failed");
+            for job in jobs {
+                if let Work::Score { reply, .. } = job.work {
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
@@ -300,6 +412,96 @@ pub fn rank_batch<S: Scorer>(
                 .observe(started.elapsed().as_secs_f64());
         }
         out.extend(rankings);
+    }
+    Ok(out)
+}
+
+/// Scores `items[q]` for query `q` in forward passes of at most `max_batch` queries (score all
+/// items, then gather), and returns one list of scores per query. Items must be below the
+/// model's item count. Must run on the thread that owns the scorer.
+pub fn score_batch<S: Scorer>(
+    scorer: &S,
+    queries: &[&ScoringQuery],
+    items: &[&[u32]],
+    max_batch: usize,
+    metrics: Option<&Metrics>,
+) -> Result<Vec<ItemScores>, ServiceError> {
+    let description = scorer.description();
+    let (l, n_items) = (description.sequence_length, description.num_items);
+    if queries.len() != items.len() {
+        return Err(ServiceError::Model(format!(
+            "{} queries but {} item lists",
+            queries.len(),
+            items.len()
+        )));
+    }
+    if let Some(bad) = items
+        .iter()
+        .flat_map(|i| i.iter())
+        .find(|&&i| i as usize >= n_items)
+    {
+        return Err(ServiceError::InvalidArgument(format!(
+            "item {bad} is beyond the model's {n_items} items"
+        )));
+    }
+    let device = scorer.device();
+    let mut out = Vec::with_capacity(queries.len());
+    for (chunk, chunk_items) in queries
+        .chunks(max_batch.max(1))
+        .zip(items.chunks(max_batch.max(1)))
+    {
+        let started = Instant::now();
+        let b = chunk.len();
+        let mut users = Vec::with_capacity(b);
+        let mut inputs = Vec::with_capacity(b * l);
+        for query in chunk {
+            if query.inputs.len() != l {
+                return Err(ServiceError::Model(format!(
+                    "query has {} inputs, the model reads {l}",
+                    query.inputs.len()
+                )));
+            }
+            users.push(query.user);
+            inputs.extend_from_slice(&query.inputs);
+        }
+        // Row-major (row, item) positions into the [b, n_items] score matrix.
+        let flat: Vec<i64> = chunk_items
+            .iter()
+            .enumerate()
+            .flat_map(|(row, items)| {
+                items
+                    .iter()
+                    .map(move |&item| (row * n_items) as i64 + item as i64)
+            })
+            .collect();
+        let forward = catch_unwind(AssertUnwindSafe(|| {
+            let users = ids_tensor(&users, &[b as i64], device);
+            let inputs = ids_tensor(&inputs, &[b as i64, l as i64], device);
+            let scores = scorer.score_all(&users, &inputs)?;
+            let picked = scores
+                .view([-1])
+                .index_select(0, &Tensor::from_slice(&flat).to_device(device))
+                .to_kind(Kind::Float)
+                .to_device(tch::Device::Cpu);
+            Vec::<f32>::try_from(&picked).map_err(|e| e.to_string())
+        }));
+        let picked = match forward {
+            Ok(Ok(picked)) => picked,
+            Ok(Err(message)) => return Err(ServiceError::Model(message)),
+            Err(payload) => return Err(ServiceError::Model(panic_message(payload.as_ref()))),
+        };
+        let mut rest = picked.as_slice();
+        for items in chunk_items {
+            let (mine, tail) = rest.split_at(items.len());
+            out.push(mine.to_vec());
+            rest = tail;
+        }
+        if let Some(metrics) = metrics {
+            metrics.batch_size.observe(b as f64);
+            metrics
+                .forward_duration
+                .observe(started.elapsed().as_secs_f64());
+        }
     }
     Ok(out)
 }

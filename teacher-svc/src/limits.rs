@@ -18,6 +18,8 @@ pub struct ServiceLimits {
     pub max_streams: usize,
     /// Largest encoded message (`--max-message-bytes`).
     pub max_message_bytes: usize,
+    /// Most queries in one ScoreItems call.
+    pub max_score_queries: usize,
 }
 
 impl ServiceLimits {

@@ -3,7 +3,7 @@
 //! and map the error. Checks that need the loaded dataset (fingerprint, ids, cursor) stay
 //! with the dataset.
 
-use rankdistill_proto::v1::{Query, RankRequest, StreamRankingsRequest};
+use rankdistill_proto::v1::{Query, RankRequest, ScoreItemsRequest, StreamRankingsRequest};
 
 use crate::catalog::MAX_TARGET_LENGTH;
 use crate::error::ServiceError;
@@ -155,13 +155,83 @@ impl TryFrom<(StreamRankingsRequest, &ServiceLimits)> for StreamPlan {
 impl StreamPlan {
     /// Refuses the plan when the caller expects another dataset than `served`.
     pub fn check_fingerprint(&self, served: &str) -> Result<(), ServiceError> {
-        match &self.expected_data_fingerprint {
-            Some(expected) if expected != served => Err(ServiceError::FingerprintMismatch {
-                expected: expected.clone(),
-                actual: served.to_string(),
-            }),
-            _ => Ok(()),
+        check_fingerprint(self.expected_data_fingerprint.as_deref(), served)
+    }
+}
+
+/// Refuses a request that expects data other than the served fingerprint.
+fn check_fingerprint(expected: Option<&str>, served: &str) -> Result<(), ServiceError> {
+    match expected {
+        Some(expected) if expected != served => Err(ServiceError::FingerprintMismatch {
+            expected: expected.to_string(),
+            actual: served.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A `ScoreItems` call: training queries by index, and the dense items to score for each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScorePlan {
+    /// Targets per training window T (the training queries are those of StreamRankings).
+    pub target_length: usize,
+    /// (query index, items) in request order.
+    pub queries: Vec<(u64, Vec<u32>)>,
+    /// The dataset fingerprint the caller expects, when it gave one.
+    pub expected_data_fingerprint: Option<String>,
+}
+
+impl TryFrom<(ScoreItemsRequest, &ServiceLimits)> for ScorePlan {
+    type Error = ServiceError;
+
+    fn try_from(
+        (request, limits): (ScoreItemsRequest, &ServiceLimits),
+    ) -> Result<ScorePlan, ServiceError> {
+        if request.queries.is_empty() {
+            return Err(ServiceError::InvalidArgument(
+                "queries is empty: give at least one query with items to score".into(),
+            ));
         }
+        if request.queries.len() > limits.max_score_queries {
+            return Err(ServiceError::InvalidArgument(format!(
+                "{} queries in one ScoreItems call, above the server's limit {} (--max-score-queries): split the call",
+                request.queries.len(),
+                limits.max_score_queries
+            )));
+        }
+        let target_length = request.target_length.max(1) as usize;
+        if target_length > MAX_TARGET_LENGTH {
+            return Err(ServiceError::InvalidArgument(format!(
+                "target_length {target_length} is above {MAX_TARGET_LENGTH}"
+            )));
+        }
+        let queries = request
+            .queries
+            .into_iter()
+            .enumerate()
+            .map(|(index, query)| {
+                if query.items.is_empty() {
+                    return Err(ServiceError::InvalidArgument(format!(
+                        "queries[{index}] (query_index {}) has no items to score",
+                        query.query_index
+                    )));
+                }
+                Ok((query.query_index, query.items))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ScorePlan {
+            target_length,
+            queries,
+            expected_data_fingerprint: Some(request.expected_data_fingerprint)
+                .filter(|f| !f.is_empty()),
+        })
+    }
+}
+
+impl ScorePlan {
+    /// Refuses the call when the caller expects another dataset.
+    pub fn check_fingerprint(&self, served: &str) -> Result<(), ServiceError> {
+        check_fingerprint(self.expected_data_fingerprint.as_deref(), served)
     }
 }
 
@@ -178,6 +248,7 @@ mod tests {
         stream_buffer: 2,
         max_streams: 2,
         max_message_bytes: 4 << 20,
+        max_score_queries: 8,
     };
 
     fn query(user: &str) -> Query {

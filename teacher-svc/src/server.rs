@@ -94,6 +94,7 @@ pub async fn run(
         stream_buffer: config.stream_buffer as usize,
         max_streams: config.max_streams as usize,
         max_message_bytes: limit,
+        max_score_queries: config.max_score_queries as usize,
     };
     let api = TeacherApi::new(state.clone(), limits, metrics.clone(), draining.clone());
     let service = TeacherServiceServer::new(api)

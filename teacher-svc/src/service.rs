@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use rankdistill_proto::v1::teacher_service_server::TeacherService;
 use rankdistill_proto::v1::{
-    InfoRequest, ModelInfo, RankRequest, RankResponse, RankingBatch, ScoredItem,
-    StreamRankingsRequest,
+    InfoRequest, ModelInfo, QueryScores, RankRequest, RankResponse, RankingBatch,
+    ScoreItemsRequest, ScoreItemsResponse, ScoredItem, StreamRankingsRequest,
 };
 use rankdistill_serving::deadline::Deadline;
 use tokio::sync::{Semaphore, mpsc};
@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status};
 use tracing::{Instrument, Span, debug};
 
 use crate::error::ServiceError;
-use crate::request::{RankQuery, StreamPlan};
+use crate::request::{RankQuery, ScorePlan, StreamPlan};
 use crate::stream::{QuerySource, StreamProducer};
 use crate::telemetry::Metrics;
 
@@ -85,6 +85,60 @@ impl TeacherApi {
                 .map(|(item, score)| ScoredItem {
                     item_id: catalog.item_id(item).to_string(),
                     score,
+                })
+                .collect(),
+            model_version: ready.engine.model().version.clone(),
+        })
+    }
+
+    async fn score_items_inner(
+        &self,
+        request: ScoreItemsRequest,
+    ) -> Result<ScoreItemsResponse, ServiceError> {
+        let ready = self.ready()?;
+        let plan = ScorePlan::try_from((request, &self.limits))?;
+        plan.check_fingerprint(ready.catalog.fingerprint())?;
+        let catalog = ready.catalog.clone();
+        let num_items = ready.engine.model().num_items;
+        // Building the queries is CPU work: off the async workers.
+        let (indices, queries, items) = tokio::task::spawn_blocking(move || {
+            let instances = catalog.training_queries(plan.target_length);
+            let total = instances.len() as u64;
+            let mut indices = Vec::with_capacity(plan.queries.len());
+            let mut queries = Vec::with_capacity(plan.queries.len());
+            let mut items = Vec::with_capacity(plan.queries.len());
+            for (position, (query_index, query_items)) in plan.queries.into_iter().enumerate() {
+                if query_index >= total {
+                    return Err(ServiceError::InvalidArgument(format!(
+                        "queries[{position}]: query_index {query_index} is past the end of the training queries ({total} with target_length {})",
+                        plan.target_length
+                    )));
+                }
+                if let Some(bad) = query_items.iter().find(|&&i| i as usize >= num_items) {
+                    return Err(ServiceError::InvalidArgument(format!(
+                        "queries[{position}]: item {bad} is beyond the model's {num_items} items (dense indices are 0..{num_items})"
+                    )));
+                }
+                indices.push(query_index);
+                queries.push(catalog.training_query(&instances, query_index as usize, false));
+                items.push(query_items);
+            }
+            Ok((indices, queries, items))
+        })
+        .await
+        .map_err(|e| ServiceError::Model(format!("building the queries failed: {e}")))??;
+        let scores = ready
+            .engine
+            .try_submit_scores(queries, items)?
+            .wait()
+            .await?;
+        Ok(ScoreItemsResponse {
+            queries: indices
+                .into_iter()
+                .zip(scores)
+                .map(|(query_index, scores)| QueryScores {
+                    query_index,
+                    scores,
                 })
                 .collect(),
             model_version: ready.engine.model().version.clone(),
@@ -182,5 +236,14 @@ impl TeacherService for TeacherApi {
 
     async fn info(&self, _request: Request<InfoRequest>) -> Result<Response<ModelInfo>, Status> {
         Ok(Response::new(self.info_inner()?))
+    }
+
+    async fn score_items(
+        &self,
+        request: Request<ScoreItemsRequest>,
+    ) -> Result<Response<ScoreItemsResponse>, Status> {
+        Ok(Response::new(
+            self.score_items_inner(request.into_inner()).await?,
+        ))
     }
 }

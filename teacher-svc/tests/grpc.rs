@@ -1,6 +1,6 @@
 //! The teacher-svc binary serving a native checkpoint, called through the generated clients:
-//! Info, Rank, StreamRankings (shards, resume, parity with Rank), precise errors, metrics,
-//! reflection, and refusing data it was not trained on.
+//! Info, Rank, StreamRankings (shards, resume, parity with Rank), ScoreItems (parity with the
+//! stream), precise errors, metrics, reflection, and refusing data it was not trained on.
 
 mod common;
 
@@ -10,7 +10,8 @@ use common::{Fixture, L, SERVICE, Server, args, assert_same_ranking, run_to_refu
 use rankdistill_core::instances::{Instances, PAD, WindowConfig};
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{
-    InfoRequest, Query, QueryList, QueryRanking, RankRequest, RankingBatch, StreamRankingsRequest,
+    InfoRequest, Query, QueryItems, QueryList, QueryRanking, RankRequest, RankingBatch,
+    ScoreItemsRequest, StreamRankingsRequest,
 };
 use rankdistill_testkit::reflection::list_services_v1alpha;
 use tonic::Code;
@@ -608,6 +609,102 @@ async fn stream_batches_must_fit_the_message_limit() {
     assert!(batches.iter().all(|b| b.rankings.len() <= 142));
     let total = batches[0].total_queries as usize;
     assert_eq!(flatten(&batches).len(), total);
+}
+
+/// ScoreItems gives the scores the stream gave for the same training queries and items, in the
+/// order asked (not the ranked order), for any subset of queries; bad requests get precise
+/// statuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn score_items_agrees_with_the_stream_and_refuses_bad_requests() {
+    let fx = Fixture::new();
+    let mut a = args(&fx.data, &fx.checkpoint);
+    a.extend(["--max-score-queries".into(), "16".into()]);
+    let server = Server::start_serving(&a).await;
+    let mut client = server.client().await;
+    let ranked = flatten(&stream(&mut client, stream_request(6, 32)).await.unwrap());
+    let total = ranked.len() as u64;
+    // Every third query, its ranked items reversed, with one item asked twice.
+    let picked: Vec<&QueryRanking> = ranked.iter().step_by(3).take(16).collect();
+    let request = ScoreItemsRequest {
+        queries: picked
+            .iter()
+            .map(|r| {
+                let mut items: Vec<u32> = r.items.iter().rev().copied().collect();
+                items.push(r.items[0]);
+                QueryItems {
+                    query_index: r.query_index,
+                    items,
+                }
+            })
+            .collect(),
+        target_length: 1,
+        expected_data_fingerprint: fx.dataset.manifest.fingerprint.clone(),
+    };
+    let answer = client
+        .score_items(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.model_version, fx.manifest.version);
+    assert_eq!(answer.queries.len(), picked.len());
+    for (got, want) in answer.queries.iter().zip(&picked) {
+        assert_eq!(got.query_index, want.query_index);
+        let mut expected: Vec<f32> = want.scores.iter().rev().copied().collect();
+        expected.push(want.scores[0]);
+        assert_eq!(got.scores.len(), expected.len());
+        for (g, w) in got.scores.iter().zip(&expected) {
+            assert!(
+                (g - w).abs() < 1e-5,
+                "query {}: {g} vs {w}",
+                want.query_index
+            );
+        }
+    }
+    let num_items = fx.dataset.num_items() as u32;
+    let with = |f: &dyn Fn(&mut ScoreItemsRequest)| {
+        let mut r = request.clone();
+        f(&mut r);
+        r
+    };
+    let cases: Vec<(ScoreItemsRequest, Code, String)> = vec![
+        (
+            with(&|r| r.queries.clear()),
+            Code::InvalidArgument,
+            "queries is empty".into(),
+        ),
+        (
+            with(&|r| r.queries[2].query_index = total),
+            Code::InvalidArgument,
+            format!("queries[2]: query_index {total} is past the end of the training queries"),
+        ),
+        (
+            with(&|r| r.queries[1].items[0] = num_items),
+            Code::InvalidArgument,
+            format!("queries[1]: item {num_items} is beyond the model's {num_items} items"),
+        ),
+        (
+            with(&|r| r.queries[0].items.clear()),
+            Code::InvalidArgument,
+            "has no items to score".into(),
+        ),
+        (
+            with(&|r| {
+                let extra = r.queries[0].clone();
+                r.queries.push(extra)
+            }),
+            Code::InvalidArgument,
+            "17 queries in one ScoreItems call, above the server's limit 16 (--max-score-queries)"
+                .into(),
+        ),
+        (
+            with(&|r| r.expected_data_fingerprint = "other".into()),
+            Code::FailedPrecondition,
+            "fingerprint".into(),
+        ),
+    ];
+    for (bad, code, needle) in cases {
+        expect_code(client.score_items(bad).await, code, &needle);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

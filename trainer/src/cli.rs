@@ -211,9 +211,10 @@ pub struct RankingArgs {
     /// Length K of the teacher rankings.
     #[arg(long = "rd-k", env = "RD_K", default_value_t = 10)]
     pub k: usize,
-    /// Teacher rankings also exclude the user's other training items.
-    #[arg(long, env = "RD_EXCLUDE_SEEN", default_value_t = false, action = clap::ArgAction::Set)]
-    pub exclude_seen: bool,
+    /// Teacher rankings also exclude the user's other training items (default: the method's
+    /// reference: false for RD and RCE-KD, true for CD, RRD and DCD).
+    #[arg(long, env = "RD_EXCLUDE_SEEN", action = clap::ArgAction::Set)]
+    pub exclude_seen: Option<bool>,
 }
 
 /// Where the teacher rankings come from, shared by `distill` and `pull`.
@@ -415,6 +416,99 @@ pub struct DistillArgs {
     /// Ranking Distillation.
     #[command(flatten)]
     pub rd: RdArgs,
+    /// The method, and the settings of the methods after RD.
+    #[command(flatten)]
+    pub methods: MethodArgs,
+}
+
+/// `--method` of `distill`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MethodArg {
+    /// Ranking Distillation (Tang & Wang 2018).
+    Rd,
+    /// Collaborative Distillation (Lee et al. 2019).
+    Cd,
+    /// Relaxed Ranking Distillation (DE-RRD, Kang et al. 2020).
+    Rrd,
+    /// Dual Correction Distillation (Lee & Kim 2021).
+    Dcd,
+    /// RCE-KD (arXiv 2509.20989); needs a live teacher (ScoreItems).
+    Rcekd,
+}
+
+/// The distillation method and the settings of CD, RRD, DCD and RCE-KD (defaults: woriazzc/KDs'
+/// configurations; see the README).
+#[derive(Debug, Clone, Args)]
+pub struct MethodArgs {
+    /// Which method distills.
+    #[arg(long, env = "RD_METHOD", value_enum, default_value_t = MethodArg::Rd)]
+    pub method: MethodArg,
+    /// CD: length N of the teacher lists the items are drawn from.
+    #[arg(long, default_value_t = 1000)]
+    pub cd_top_n: usize,
+    /// CD: distinct items drawn per query.
+    #[arg(long, default_value_t = 2)]
+    pub cd_samples: usize,
+    /// CD: temperature T of the draw weights exp(-r / (N T)).
+    #[arg(long, default_value_t = 20.0, value_parser = positive("--cd-temperature"))]
+    pub cd_temperature: f64,
+    /// CD: soft-label temperature t1 of sigma((s_T + t2) / t1).
+    #[arg(long, default_value_t = 2.0, value_parser = positive("--cd-t1"))]
+    pub cd_t1: f64,
+    /// CD: soft-label shift t2.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub cd_t2: f64,
+    /// CD: weight of its loss against L_R.
+    #[arg(long, default_value_t = 0.5, value_parser = positive("--cd-lambda"))]
+    pub cd_lambda: f64,
+    /// RRD: interesting items K per query per epoch.
+    #[arg(long, default_value_t = 100)]
+    pub rrd_k: usize,
+    /// RRD: uninteresting items L per query per epoch.
+    #[arg(long, default_value_t = 200)]
+    pub rrd_l: usize,
+    /// RRD: temperature T of the draw weights exp(-rank / T).
+    #[arg(long, default_value_t = 10.0, value_parser = positive("--rrd-temperature"))]
+    pub rrd_temperature: f64,
+    /// RRD: length N of the teacher lists.
+    #[arg(long, default_value_t = 500)]
+    pub rrd_top_n: usize,
+    /// RRD: weight of its loss against L_R.
+    #[arg(long, default_value_t = 0.1, value_parser = positive("--rrd-lambda"))]
+    pub rrd_lambda: f64,
+    /// DCD: items per direction per query per epoch.
+    #[arg(long, default_value_t = 100)]
+    pub dcd_k: usize,
+    /// DCD: temperature T of the discrepancy weights.
+    #[arg(long, default_value_t = 10.0, value_parser = positive("--dcd-temperature"))]
+    pub dcd_temperature: f64,
+    /// DCD: length N of the teacher lists.
+    #[arg(long, default_value_t = 500)]
+    pub dcd_top_n: usize,
+    /// DCD: weight of its loss against L_R.
+    #[arg(long, default_value_t = 0.01, value_parser = positive("--dcd-lambda"))]
+    pub dcd_lambda: f64,
+    /// RCE-KD: length K of the teacher's list and of the student's own top-K.
+    #[arg(long, default_value_t = 50)]
+    pub rcekd_k: usize,
+    /// RCE-KD: items L drawn from the student's top-N per query per epoch.
+    #[arg(long, default_value_t = 50)]
+    pub rcekd_l: usize,
+    /// RCE-KD: temperature T of the draw weights.
+    #[arg(long, default_value_t = 10.0, value_parser = positive("--rcekd-temperature"))]
+    pub rcekd_temperature: f64,
+    /// RCE-KD: length N of the student's list the L items come from.
+    #[arg(long, default_value_t = 200)]
+    pub rcekd_top_n: usize,
+    /// RCE-KD: overlap sharpness beta.
+    #[arg(long, default_value_t = 3.0, value_parser = non_negative("--rcekd-beta"))]
+    pub rcekd_beta: f64,
+    /// RCE-KD: softmax temperature tau.
+    #[arg(long, default_value_t = 1.0, value_parser = positive("--rcekd-tau"))]
+    pub rcekd_tau: f64,
+    /// RCE-KD: weight of its loss against L_R.
+    #[arg(long, default_value_t = 500.0, value_parser = positive("--rcekd-lambda"))]
+    pub rcekd_lambda: f64,
 }
 
 /// What `search` trains (`crate::search::SearchMethod`).

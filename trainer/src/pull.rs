@@ -101,13 +101,19 @@ pub async fn identity(url: &str, transport: &TeacherTransport) -> anyhow::Result
     }
 }
 
-/// True for errors that a starting or restarting server gives: no connection, UNAVAILABLE.
-fn is_transient(error: &anyhow::Error) -> bool {
+/// True for errors that a starting, restarting or vanishing server gives: no connection,
+/// UNAVAILABLE, or a call cut off with its connection (CANCELLED, or UNKNOWN carrying the
+/// transport's error).
+pub(crate) fn is_transient(error: &anyhow::Error) -> bool {
     if crate::tls::is_tls_failure(error) {
         return false;
     }
     match error.downcast_ref::<tonic::Status>() {
-        Some(status) => status.code() == tonic::Code::Unavailable,
+        Some(status) => match status.code() {
+            tonic::Code::Unavailable | tonic::Code::Cancelled => true,
+            tonic::Code::Unknown => std::error::Error::source(status).is_some(),
+            _ => false,
+        },
         None => error.downcast_ref::<tonic::transport::Error>().is_some(),
     }
 }
@@ -192,13 +198,15 @@ impl std::fmt::Display for Shard {
 }
 
 /// Rankings of a shard's queries (every query for [`Shard::ALL`]) in query order,
-/// `rows x k` dense item ids.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `rows x k` dense item ids and the teacher's scores of them.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rankings {
     /// Ranking length.
     pub k: usize,
     /// Row-major items.
     pub items: Vec<u32>,
+    /// Row-major scores, parallel to `items`.
+    pub scores: Vec<f32>,
 }
 
 impl Rankings {
@@ -213,6 +221,7 @@ impl Rankings {
         let count = parts.len() as u32;
         let k = parts.first().map_or(0, |p| p.k);
         let mut items = vec![0u32; num_queries as usize * k];
+        let mut scores = vec![0f32; num_queries as usize * k];
         for (index, part) in parts.iter().enumerate() {
             let shard = Shard::new(index as u32, count)?;
             if part.k != k || part.rows() as u64 != shard.len(num_queries) {
@@ -223,17 +232,23 @@ impl Rankings {
                     shard.len(num_queries)
                 );
             }
-            for (row, ranking) in part.items.chunks_exact(k.max(1)).enumerate() {
+            for (row, (ranking, ranking_scores)) in part
+                .items
+                .chunks_exact(k.max(1))
+                .zip(part.scores.chunks_exact(k.max(1)))
+                .enumerate()
+            {
                 let q = index + row * count as usize;
                 items[q * k..(q + 1) * k].copy_from_slice(ranking);
+                scores[q * k..(q + 1) * k].copy_from_slice(ranking_scores);
             }
         }
-        Ok(Rankings { k, items })
+        Ok(Rankings { k, items, scores })
     }
 }
 
 struct ShardResult {
-    rows: Vec<(u64, Vec<u32>)>,
+    rows: Vec<(u64, Vec<u32>, Vec<f32>)>,
     retries: u32,
 }
 
@@ -251,7 +266,7 @@ async fn pull_shard(
         count: shard_count,
     }
     .len(num_queries) as usize;
-    let mut rows: Vec<(u64, Vec<u32>)> = Vec::with_capacity(expected_rows);
+    let mut rows: Vec<(u64, Vec<u32>, Vec<f32>)> = Vec::with_capacity(expected_rows);
     let mut cursor = 0u64;
     let mut failures = 0u32;
     let mut retries = 0u32;
@@ -299,13 +314,20 @@ async fn pull_shard(
                             config.k
                         )));
                     }
+                    if ranking.scores.len() != config.k {
+                        return Ok(Some(anyhow::anyhow!(
+                            "teacher {url} sent {} scores for the {} items of query {q}",
+                            ranking.scores.len(),
+                            config.k
+                        )));
+                    }
                     if let Some(bad) = ranking.items.iter().find(|&&i| i >= identity.num_items) {
                         return Ok(Some(anyhow::anyhow!(
                             "teacher {url} sent item {bad} for query {q}, beyond its {} items",
                             identity.num_items
                         )));
                     }
-                    rows.push((q, ranking.items));
+                    rows.push((q, ranking.items, ranking.scores));
                     streamed += 1;
                     progress.inc(1);
                 }
@@ -395,17 +417,26 @@ pub async fn pull_rankings(
     }
     let rows = part.len(num_queries) as usize;
     let mut items = vec![u32::MAX; rows * config.k];
+    let mut scores = vec![0f32; rows * config.k];
     let mut retries = 0;
     while let Some(joined) = tasks.join_next().await {
         let shard = joined.context("a pull task panicked")??;
         retries += shard.retries;
-        for (q, ranking) in shard.rows {
+        for (q, ranking, ranking_scores) in shard.rows {
             let row = part.row(q);
             items[row * config.k..(row + 1) * config.k].copy_from_slice(&ranking);
+            scores[row * config.k..(row + 1) * config.k].copy_from_slice(&ranking_scores);
         }
     }
     if items.contains(&u32::MAX) {
         bail!("some queries of {part} have no ranking after the pull");
     }
-    Ok((Rankings { k: config.k, items }, retries))
+    Ok((
+        Rankings {
+            k: config.k,
+            items,
+            scores,
+        },
+        retries,
+    ))
 }

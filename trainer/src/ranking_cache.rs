@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::pull::{Rankings, Shard, TeacherIdentity};
 
-const MAGIC: &[u8; 8] = b"RDRANK01";
-const SHARD_MAGIC: &[u8; 8] = b"RDSHRD01";
+/// Version 2 files carry scores; version 1 files (items only) are refused as not valid, so
+/// the rankings are pulled again.
+const MAGIC: &[u8; 8] = b"RDRANK02";
+const SHARD_MAGIC: &[u8; 8] = b"RDSHRD02";
 
 /// Which training queries were ranked and how: everything but the teacher.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,14 +91,23 @@ pub struct ShardHeader {
     pub shard: Shard,
 }
 
-/// Writes magic, header length, JSON header, items (u32 LE), blake3 of everything before it.
-fn write_file(path: &Path, magic: &[u8; 8], header: &[u8], items: &[u32]) -> std::io::Result<()> {
-    let mut body = Vec::with_capacity(16 + header.len() + items.len() * 4);
+/// Writes magic, header length, JSON header, items (u32 LE), scores (f16 LE), blake3 of
+/// everything before it.
+fn write_file(
+    path: &Path,
+    magic: &[u8; 8],
+    header: &[u8],
+    rankings: &Rankings,
+) -> std::io::Result<()> {
+    let mut body = Vec::with_capacity(16 + header.len() + rankings.items.len() * 6);
     body.extend_from_slice(magic);
     body.extend_from_slice(&(header.len() as u64).to_le_bytes());
     body.extend_from_slice(header);
-    for item in items {
+    for item in &rankings.items {
         body.extend_from_slice(&item.to_le_bytes());
+    }
+    for &score in &rankings.scores {
+        body.extend_from_slice(&half::f16::from_f32(score).to_le_bytes());
     }
     let checksum = blake3::hash(&body);
     write_atomic_with(path, |w| {
@@ -106,8 +117,8 @@ fn write_file(path: &Path, magic: &[u8; 8], header: &[u8], items: &[u32]) -> std
     })
 }
 
-/// A file's JSON header bytes and its items.
-type FileContent = (Vec<u8>, Vec<u32>);
+/// A file's JSON header bytes, its items and their scores.
+type FileContent = (Vec<u8>, Vec<u32>, Vec<f32>);
 
 /// Reads a file written by [`write_file`]: `Ok(None)` when it does not exist, else the header
 /// bytes and the items, or why the file is not valid.
@@ -129,20 +140,38 @@ fn read_file(path: &Path, magic: &[u8; 8]) -> Result<Option<FileContent>, String
     let Some(header) = body.get(16..16usize.saturating_add(header_len)) else {
         return bad("header runs past the end of the file");
     };
-    let items_bytes = &body[16 + header_len..];
-    if items_bytes.len() % 4 != 0 {
-        return bad("the items are not whole u32 values");
+    let payload = &body[16 + header_len..];
+    if payload.len() % 6 != 0 {
+        return bad("the items and scores are not whole u32 and f16 values");
     }
+    let (items_bytes, scores_bytes) = payload.split_at(payload.len() / 6 * 4);
     let items = items_bytes
         .chunks_exact(4)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
-    Ok(Some((header.to_vec(), items)))
+    let scores: Vec<f32> = scores_bytes
+        .chunks_exact(2)
+        .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+        .collect();
+    if scores.iter().any(|s| s.is_nan()) {
+        return bad("a score is NaN");
+    }
+    Ok(Some((header.to_vec(), items, scores)))
 }
 
-/// Checks that `items` hold `rows` rankings of `k` items below `num_items`.
-fn check_items(items: &[u32], rows: u64, k: usize, num_items: u32) -> Result<(), String> {
+/// Checks that `items` hold `rows` rankings of `k` items below `num_items`, with one score
+/// each.
+fn check_items(
+    items: &[u32],
+    scores: &[f32],
+    rows: u64,
+    k: usize,
+    num_items: u32,
+) -> Result<(), String> {
     let expected = rows as usize * k;
+    if scores.len() != items.len() {
+        return Err(format!("{} scores for {} items", scores.len(), items.len()));
+    }
     if items.len() != expected {
         return Err(format!("{} items, expected {expected}", items.len()));
     }
@@ -152,12 +181,12 @@ fn check_items(items: &[u32], rows: u64, k: usize, num_items: u32) -> Result<(),
     Ok(())
 }
 
-/// Writes rankings atomically: magic, header length, JSON header, items (u32 LE), blake3 of
-/// everything before it.
+/// Writes rankings atomically: magic, header length, JSON header, items (u32 LE), scores (f16
+/// LE), blake3 of everything before it.
 pub fn store(dir: &Path, key: &CacheKey, rankings: &Rankings) -> std::io::Result<PathBuf> {
     let path = key.path(dir);
     let header = serde_json::to_vec(key).map_err(std::io::Error::other)?;
-    write_file(&path, MAGIC, &header, &rankings.items)?;
+    write_file(&path, MAGIC, &header, rankings)?;
     Ok(path)
 }
 
@@ -165,7 +194,7 @@ pub fn store(dir: &Path, key: &CacheKey, rankings: &Rankings) -> std::io::Result
 /// `Err(reason)` when a file is there but not valid for this key.
 pub fn load(dir: &Path, key: &CacheKey) -> Result<Option<Rankings>, String> {
     let path = key.path(dir);
-    let Some((header, items)) = read_file(&path, MAGIC)? else {
+    let Some((header, items, scores)) = read_file(&path, MAGIC)? else {
         return Ok(None);
     };
     let bad = |why: &str| Err(format!("{}: {why}", path.display()));
@@ -177,10 +206,14 @@ pub fn load(dir: &Path, key: &CacheKey) -> Result<Option<Rankings>, String> {
         return bad("written for another teacher, dataset or setting");
     }
     let s = &key.settings;
-    if let Err(why) = check_items(&items, s.num_queries, s.k, key.teacher.num_items) {
+    if let Err(why) = check_items(&items, &scores, s.num_queries, s.k, key.teacher.num_items) {
         return bad(&why);
     }
-    Ok(Some(Rankings { k: s.k, items }))
+    Ok(Some(Rankings {
+        k: s.k,
+        items,
+        scores,
+    }))
 }
 
 /// Writes the rankings of one shard atomically (same layout as [`store`], with a
@@ -197,12 +230,12 @@ pub fn store_shard(
         shard,
     })
     .map_err(std::io::Error::other)?;
-    write_file(&path, SHARD_MAGIC, &header, &rankings.items)?;
+    write_file(&path, SHARD_MAGIC, &header, rankings)?;
     Ok(path)
 }
 
 /// What is on disk for one shard.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ShardFile {
     /// No file.
     Missing(PathBuf),
@@ -223,7 +256,7 @@ pub enum ShardFile {
 /// size, item range). The teacher is returned, not checked: see [`merge_shards`].
 pub fn load_shard(dir: &Path, settings: &QuerySettings, shard: Shard) -> ShardFile {
     let path = settings.shard_path(dir, shard);
-    let (header, items) = match read_file(&path, SHARD_MAGIC) {
+    let (header, items, scores) = match read_file(&path, SHARD_MAGIC) {
         Ok(Some(found)) => found,
         Ok(None) => return ShardFile::Missing(path),
         Err(why) => return ShardFile::Invalid(path, why),
@@ -245,7 +278,13 @@ pub fn load_shard(dir: &Path, settings: &QuerySettings, shard: Shard) -> ShardFi
         return ShardFile::Invalid(path, format!("holds {}, not {shard}", header.shard));
     }
     let rows = shard.len(settings.num_queries);
-    if let Err(why) = check_items(&items, rows, settings.k, header.key.teacher.num_items) {
+    if let Err(why) = check_items(
+        &items,
+        &scores,
+        rows,
+        settings.k,
+        header.key.teacher.num_items,
+    ) {
         return ShardFile::Invalid(path, why);
     }
     ShardFile::Valid {
@@ -254,6 +293,7 @@ pub fn load_shard(dir: &Path, settings: &QuerySettings, shard: Shard) -> ShardFi
         rankings: Rankings {
             k: settings.k,
             items,
+            scores,
         },
     }
 }
@@ -362,10 +402,32 @@ mod tests {
         let rankings = Rankings {
             k: 3,
             items: (0..12).collect(),
+            // Values f16 holds exactly.
+            scores: (0..12).map(|i| i as f32 * 0.25 - 1.0).collect(),
         };
         assert_eq!(load(dir.path(), &key()), Ok(None));
         let path = store(dir.path(), &key(), &rankings).unwrap();
-        assert_eq!(load(dir.path(), &key()), Ok(Some(rankings)));
+        assert_eq!(load(dir.path(), &key()), Ok(Some(rankings.clone())));
+        // Any score comes back within f16's relative precision (2^-11).
+        let rough = Rankings {
+            scores: (0..12).map(|i| (i as f32 * 1.37).sin() * 9.3).collect(),
+            ..rankings.clone()
+        };
+        store(dir.path(), &key(), &rough).unwrap();
+        let back = load(dir.path(), &key()).unwrap().unwrap();
+        for (got, want) in back.scores.iter().zip(&rough.scores) {
+            assert!(
+                (got - want).abs() <= want.abs() / 2048.0 + 1e-7,
+                "{got} vs {want}"
+            );
+        }
+        store(dir.path(), &key(), &rankings).unwrap();
+        // A file of the first version (items only) is refused, so the rankings are pulled again.
+        let mut v1 = std::fs::read(&path).unwrap();
+        v1[..8].copy_from_slice(b"RDRANK01");
+        std::fs::write(&path, &v1).unwrap();
+        assert!(load(dir.path(), &key()).is_err());
+        store(dir.path(), &key(), &rankings).unwrap();
         // Another teacher version has another file.
         let mut other = key();
         other.teacher.version = "v2".into();
@@ -404,11 +466,21 @@ mod tests {
 
     fn shard_rankings(full: &Rankings, shard: Shard, num_queries: u64) -> Rankings {
         let k = full.k;
-        let items = (0..num_queries)
-            .filter(|&q| shard.contains(q))
-            .flat_map(|q| full.items[q as usize * k..(q as usize + 1) * k].to_vec())
+        let rows = |v: &[u32]| -> Vec<u32> {
+            (0..num_queries)
+                .filter(|&q| shard.contains(q))
+                .flat_map(|q| v[q as usize * k..(q as usize + 1) * k].to_vec())
+                .collect()
+        };
+        let scores = rows(&full.scores.iter().map(|s| s.to_bits()).collect::<Vec<_>>())
+            .into_iter()
+            .map(f32::from_bits)
             .collect();
-        Rankings { k, items }
+        Rankings {
+            k,
+            items: rows(&full.items),
+            scores,
+        }
     }
 
     #[test]
@@ -418,6 +490,7 @@ mod tests {
         let full = Rankings {
             k: 3,
             items: (0..21).map(|i| (i * 7) % 50).collect(),
+            scores: (0..21).map(|i| 10.0 - i as f32 * 0.5).collect(),
         };
         let dir = tempfile::tempdir().unwrap();
         let settings = key.settings.clone();

@@ -424,7 +424,14 @@ fn cycle(
             "distilled"
         }
     });
-    let (rankings, ranked_by, _) = obtain_rankings(&distill.source, 0, &data, window, &distill.rd)?;
+    let (rankings, ranked_by, _) = obtain_rankings(
+        &distill.source,
+        0,
+        &data,
+        window,
+        distill.rd.k,
+        distill.rd.exclude_seen,
+    )?;
     anyhow::ensure!(
         ranked_by.version == teacher.version,
         "the rankings read back come from teacher version {}, not {}",

@@ -21,7 +21,7 @@ use crate::rd_loss::RdConfig;
 use crate::teacher_rankings::obtain_rankings;
 use crate::teachers::TeacherSource;
 use crate::train::config::{OptimConfig, TrainingSettings};
-use crate::train::fit::{Distillation, rankings_tensor, train_model};
+use crate::train::fit::{Distillation, Teaching, rankings_tensor, train_model};
 
 /// What the search trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,8 +256,14 @@ pub fn run_search(args: &SearchSettings, out: &Output) -> anyhow::Result<Choice>
     let rankings = match args.method {
         SearchMethod::Alone => None,
         SearchMethod::Rd => {
-            let (rankings, teacher, pull) =
-                obtain_rankings(&args.source, args.shard_wait_s, &data, window, &args.rd)?;
+            let (rankings, teacher, pull) = obtain_rankings(
+                &args.source,
+                args.shard_wait_s,
+                &data,
+                window,
+                args.rd.k,
+                args.rd.exclude_seen,
+            )?;
             out.say(format!(
                 "rankings: {} queries of teacher {} from the {}",
                 pull.queries, teacher.version, pull.source
@@ -290,7 +296,10 @@ pub fn run_search(args: &SearchSettings, out: &Output) -> anyhow::Result<Choice>
             &optim,
             training.device,
             HeldOut::Valid,
-            distillation.as_ref(),
+            match &distillation {
+                Some(d) => Teaching::Rd(d),
+                None => Teaching::Alone,
+            },
         )?;
         let trial = Trial {
             index,

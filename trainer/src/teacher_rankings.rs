@@ -9,7 +9,6 @@ use rankdistill_core::prepared::PreparedDataset;
 
 use crate::pull::{Rankings, Shard, TeacherIdentity};
 use crate::ranking_cache::{self, CacheKey, QuerySettings};
-use crate::rd_loss::RdConfig;
 use crate::teachers::{TeacherSource, Teachers, query_settings};
 
 /// Where the rankings came from, for the report.
@@ -73,11 +72,12 @@ pub fn obtain_rankings(
     shard_wait_s: u64,
     data: &PreparedDataset,
     window: WindowConfig,
-    rd: &RdConfig,
+    k: usize,
+    exclude_seen: bool,
 ) -> anyhow::Result<(Rankings, TeacherIdentity, PullReport)> {
     let count = source.shard_count;
     Shard::new(0, count)?;
-    let settings = query_settings(data, window, rd.k, rd.exclude_seen);
+    let settings = query_settings(data, window, k, exclude_seen);
     let teachers = if source.teacher.is_empty() {
         None
     } else {

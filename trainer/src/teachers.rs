@@ -36,13 +36,13 @@ pub struct TeacherSource {
 /// The teachers behind `--teacher`, asked for who they are.
 pub struct Teachers {
     /// The runtime the gRPC clients run on.
-    runtime: tokio::runtime::Runtime,
+    pub(crate) runtime: tokio::runtime::Runtime,
     /// Endpoint URLs.
     pub endpoints: Vec<String>,
     /// Who they are (they agree).
     pub identity: TeacherIdentity,
     /// TLS and message limits.
-    transport: TeacherTransport,
+    pub(crate) transport: TeacherTransport,
 }
 
 impl Teachers {

@@ -20,7 +20,9 @@ use rankdistill_models::model::{Model, ModelConfig};
 use rankdistill_trainer::evaluate::HeldOut;
 use rankdistill_trainer::pull::{PullConfig, Shard, agreed_identity, pull_rankings};
 use rankdistill_trainer::rd_loss::{RdConfig, Weighting, position_weights, rd_weights};
-use rankdistill_trainer::train::{Distillation, OptimConfig, rankings_tensor, train_model};
+use rankdistill_trainer::train::{
+    Distillation, OptimConfig, Teaching, rankings_tensor, train_model,
+};
 use serde_json::{Value, json};
 use tch::{Device, Kind, Tensor, nn};
 
@@ -239,7 +241,7 @@ fn bench(name: &str, data: PreparedDataset, dir: &Path) -> Value {
             &optim,
             Device::Cpu,
             HeldOut::Test,
-            Some(&distillation),
+            Teaching::Rd(&distillation),
         )
         .expect("distill");
         epochs.insert(label.into(), json!(trained.train_seconds));

@@ -3,10 +3,9 @@
 use crate::cli::DistillArgs;
 use rankdistill_models::DeviceError;
 
-use crate::commands::flag_groups::training_settings;
+use crate::commands::flag_groups::{method_config, training_settings};
 use crate::distill::{DistillSettings, run_distill};
 use crate::output::Output;
-use crate::rd_loss::RdConfig;
 use crate::teachers::TeacherSource;
 
 impl TryFrom<&DistillArgs> for DistillSettings {
@@ -18,7 +17,8 @@ impl TryFrom<&DistillArgs> for DistillSettings {
             source: TeacherSource::from(&args.source),
             shard_wait_s: args.shard_wait_s,
             training: training_settings(&args.model, &args.optim)?,
-            rd: RdConfig::from(&args.rd),
+            rd: method_config(&args.rd, &args.methods).1,
+            method: method_config(&args.rd, &args.methods).0,
         })
     }
 }

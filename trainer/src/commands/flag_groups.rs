@@ -6,9 +6,10 @@ use rankdistill_models::DeviceError;
 use rankdistill_serving::tls::ClientTlsFiles;
 
 use crate::cli::{
-    BceFormArg, LossFormArg, ModelArgs, OptimArgs, RdArgs, TeacherArgs, TeacherTlsArgs,
-    WeightingArg, WindowArgs,
+    BceFormArg, LossFormArg, MethodArg, MethodArgs, ModelArgs, OptimArgs, RdArgs, TeacherArgs,
+    TeacherTlsArgs, WeightingArg, WindowArgs,
 };
+use crate::methods::{CdConfig, DcdConfig, Method, MethodConfig, RceKdConfig, RrdConfig};
 use crate::rd_loss::{LossForm, RdConfig, Weighting};
 use crate::teachers::TeacherSource;
 use crate::tls::TlsSettings;
@@ -136,9 +137,66 @@ impl From<&RdArgs> for RdConfig {
             weighting: args.weighting.into(),
             renormalise: args.renormalise,
             dynamic_start_epoch: args.dynamic_start_epoch,
-            exclude_seen: args.rankings.exclude_seen,
+            exclude_seen: args.rankings.exclude_seen.unwrap_or(false),
         }
     }
+}
+
+impl From<MethodArg> for Method {
+    fn from(arg: MethodArg) -> Self {
+        match arg {
+            MethodArg::Rd => Method::Rd,
+            MethodArg::Cd => Method::Cd,
+            MethodArg::Rrd => Method::Rrd,
+            MethodArg::Dcd => Method::Dcd,
+            MethodArg::Rcekd => Method::Rcekd,
+        }
+    }
+}
+
+/// The chosen method's settings, and the RD settings with the teacher lists' exclusion
+/// resolved for that method (the flag, else the method's reference default).
+pub fn method_config(rd: &RdArgs, args: &MethodArgs) -> (MethodConfig, RdConfig) {
+    let method = Method::from(args.method);
+    let mut rd_config = RdConfig::from(rd);
+    rd_config.exclude_seen = rd
+        .rankings
+        .exclude_seen
+        .unwrap_or(MethodConfig::default_exclude_seen(method));
+    let config = match method {
+        Method::Rd => MethodConfig::Rd(rd_config.clone()),
+        Method::Cd => MethodConfig::Cd(CdConfig {
+            top_n: args.cd_top_n,
+            samples: args.cd_samples,
+            temperature: args.cd_temperature,
+            t1: args.cd_t1,
+            t2: args.cd_t2,
+            lambda: args.cd_lambda,
+        }),
+        Method::Rrd => MethodConfig::Rrd(RrdConfig {
+            k: args.rrd_k,
+            l: args.rrd_l,
+            temperature: args.rrd_temperature,
+            top_n: args.rrd_top_n,
+            lambda: args.rrd_lambda,
+        }),
+        Method::Dcd => MethodConfig::Dcd(DcdConfig {
+            k: args.dcd_k,
+            temperature: args.dcd_temperature,
+            top_n: args.dcd_top_n,
+            lambda: args.dcd_lambda,
+        }),
+        Method::Rcekd => MethodConfig::Rcekd(RceKdConfig {
+            k: args.rcekd_k,
+            l: args.rcekd_l,
+            temperature: args.rcekd_temperature,
+            top_n: args.rcekd_top_n,
+            beta: args.rcekd_beta,
+            tau: args.rcekd_tau,
+            lambda: args.rcekd_lambda,
+        }),
+    };
+    (config, rd_config)
 }
 
 #[cfg(test)]

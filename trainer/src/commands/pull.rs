@@ -15,7 +15,7 @@ impl From<&PullArgs> for PullSettings {
             shard_index: args.shard_index,
             window: WindowConfig::from(&args.window),
             k: args.rankings.k,
-            exclude_seen: args.rankings.exclude_seen,
+            exclude_seen: args.rankings.exclude_seen.unwrap_or(false),
         }
     }
 }

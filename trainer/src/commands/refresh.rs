@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::cli::RefreshArgs;
 use crate::commands::flag_groups::training_settings;
 use crate::distill::DistillSettings;
+use crate::methods::MethodConfig;
 use crate::output::Output;
 use crate::rd_loss::RdConfig;
 use crate::refresh::gate::Gates;
@@ -39,6 +40,7 @@ impl TryFrom<&RefreshArgs> for RefreshSettings {
                 shard_wait_s: 0,
                 training: training_settings(&args.model, &args.optim)?,
                 rd: RdConfig::from(&args.rd),
+                method: MethodConfig::Rd(RdConfig::from(&args.rd)),
             },
             publish: args.publish.clone(),
             state_dir: args.state_dir.clone(),

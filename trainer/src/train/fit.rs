@@ -1,5 +1,6 @@
-//! The training loop: the reference BCE loop, or Ranking Distillation on top of it. Every random
-//! choice is seeded; a run whose loss stops being finite ends with an error.
+//! The training loop: the reference BCE loop, with Ranking Distillation or another
+//! distillation method (`crate::methods`) on top of it. Every random choice is seeded; a run
+//! whose loss stops being finite ends with an error.
 
 use std::time::Instant;
 
@@ -16,10 +17,11 @@ use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use crate::evaluate::{HeldOut, evaluate_native};
+use crate::methods::{Distiller, EpochContext};
 use crate::pull::Rankings;
 use crate::rd_loss::{RdConfig, rd_loss, rd_weights};
 use crate::train::config::OptimConfig;
-use crate::train::loss::bce_loss;
+use crate::train::loss::{bce_instance_terms, bce_loss};
 use crate::train::outcome::Trained;
 use crate::train::sampling::{InstanceTensors, sample_unobserved};
 
@@ -37,8 +39,18 @@ pub fn rankings_tensor(rankings: &Rankings) -> Tensor {
     Tensor::from_slice(&items).view([rankings.rows() as i64, rankings.k as i64])
 }
 
-/// Trains a model on the training instances of `data`: the reference BCE loop, or, with
-/// `distill`, Ranking Distillation on top of it.
+/// What a training run learns from beside the ground truth.
+pub enum Teaching<'a> {
+    /// Nothing: the model alone.
+    Alone,
+    /// Ranking Distillation.
+    Rd(&'a Distillation),
+    /// Another distillation method.
+    Method(&'a mut dyn Distiller),
+}
+
+/// Trains a model on the training instances of `data`: the reference BCE loop, with Ranking
+/// Distillation or another method on top of it as `teaching` says.
 pub fn train_model(
     data: &PreparedDataset,
     model_config: &ModelConfig,
@@ -46,8 +58,15 @@ pub fn train_model(
     optim: &OptimConfig,
     device: Device,
     held_out: HeldOut,
-    distill: Option<&Distillation>,
+    teaching: Teaching<'_>,
 ) -> anyhow::Result<Trained> {
+    let (distill, mut method): (Option<&Distillation>, Option<&mut dyn Distiller>) = match teaching
+    {
+        Teaching::Alone => (None, None),
+        Teaching::Rd(d) => (Some(d), None),
+        Teaching::Method(m) => (None, Some(m)),
+    };
+    let distilling = distill.is_some() || method.is_some();
     model_config.validate().map_err(anyhow::Error::msg)?;
     if window.sequence_length as i64 != model_config.sequence_length {
         bail!("window L must equal the model's L");
@@ -92,11 +111,7 @@ pub fn train_model(
     let t = window.target_length as i64;
     let bar = crate::output::progress_bar(
         (batches * optim.epochs) as u64,
-        if distill.is_some() {
-            "distill"
-        } else {
-            "train"
-        },
+        if distilling { "distill" } else { "train" },
     );
     for epoch in 1..=optim.epochs {
         let start = Instant::now();
@@ -118,6 +133,26 @@ pub fn train_model(
                 &mut rng,
             )
         });
+        // Another method chooses the epoch's items first (part of the epoch's time).
+        let epoch_items = match method.as_deref_mut() {
+            Some(m) => Some(m.prepare_epoch(EpochContext {
+                epoch,
+                model: &model,
+                users: &tensors.users,
+                inputs: &tensors.inputs,
+                rng: &mut rng,
+                device,
+            })?),
+            None => None,
+        };
+        if let Some(items) = &epoch_items
+            && items.items.size()[0] != n as i64
+        {
+            bail!(
+                "the distillation method chose items for {} queries, not {n}",
+                items.items.size()[0]
+            );
+        }
         let mut loss_sum = 0.0;
         // Distillation: sums of L_R and L_D, and of w_r and w_r^2 per position, [K].
         let (mut l_r_sum, mut l_d_sum) = (0.0, 0.0);
@@ -136,14 +171,32 @@ pub fn train_model(
             if let Some(samples) = &samples {
                 parts.push(samples.index_select(0, &index));
             }
+            if let Some(items) = &epoch_items {
+                parts.push(items.items.index_select(0, &index));
+            }
             let items = Tensor::cat(&parts, 1).to_device(device);
             // One forward pass scores targets, negatives, teacher items and samples together.
             let scores = model.score_items(&users, &inputs, &items, true);
             let positive = scores.narrow(1, 0, t);
             let negative = scores.narrow(1, t, optim.negatives as i64);
-            let loss = match distill {
-                None => bce_loss(&positive, &negative, optim.bce),
-                Some(d) => {
+            let loss = match (distill, method.as_deref(), &epoch_items) {
+                (None, Some(m), Some(items)) => {
+                    let start = t + optim.negatives as i64;
+                    let kd_scores = scores.narrow(1, start, items.items.size()[1]);
+                    let aux: Vec<Tensor> = items
+                        .aux
+                        .iter()
+                        .map(|a| a.index_select(0, &index).to_device(device))
+                        .collect();
+                    let l_r = bce_instance_terms(&positive, &negative, optim.bce);
+                    let l_d = m.loss(&kd_scores, &aux);
+                    let loss = (&l_r + &l_d * m.weight()).mean(Kind::Float);
+                    l_r_sum += l_r.mean(Kind::Float).double_value(&[]);
+                    l_d_sum += l_d.mean(Kind::Float).double_value(&[]);
+                    loss
+                }
+                (None, _, _) => bce_loss(&positive, &negative, optim.bce),
+                (Some(d), _, _) => {
                     let k = d.config.k as i64;
                     let start = t + optim.negatives as i64;
                     let teacher_scores = scores.narrow(1, start, k);
@@ -237,8 +290,8 @@ pub fn train_model(
         history.push(EpochRecord {
             epoch,
             loss: mean_loss,
-            l_r: distill.map(|_| l_r_sum / batches as f64),
-            l_d: distill.map(|_| l_d_sum / batches as f64),
+            l_r: distilling.then(|| l_r_sum / batches as f64),
+            l_d: distilling.then(|| l_d_sum / batches as f64),
             seconds,
             metrics,
             rd_weight_mean,

@@ -17,6 +17,6 @@ pub mod run;
 pub mod sampling;
 
 pub use config::{ModelSettings, OptimConfig, TrainSettings, TrainingSettings};
-pub use fit::{Distillation, rankings_tensor, train_model};
+pub use fit::{Distillation, Teaching, rankings_tensor, train_model};
 pub use outcome::Trained;
 pub use run::run_train;

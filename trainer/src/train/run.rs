@@ -6,7 +6,7 @@ use rankdistill_models::checkpoint::{self, CheckpointManifest};
 use crate::evaluate::HeldOut;
 use crate::output::Output;
 use crate::train::config::TrainSettings;
-use crate::train::fit::train_model;
+use crate::train::fit::{Teaching, train_model};
 use crate::train::outcome::report_written;
 
 /// Runs `trainer train`: trains, evaluates, writes the checkpoint atomically.
@@ -23,7 +23,15 @@ pub fn run_train(args: &TrainSettings, out: &Output) -> anyhow::Result<Checkpoin
     let mut settings = serde_json::Map::new();
     settings.insert("window".into(), serde_json::to_value(window)?);
     settings.insert("optim".into(), serde_json::to_value(&optim)?);
-    let trained = train_model(&data, &config, window, &optim, device, held_out, None)?;
+    let trained = train_model(
+        &data,
+        &config,
+        window,
+        &optim,
+        device,
+        held_out,
+        Teaching::Alone,
+    )?;
     let (manifest, metrics) =
         trained.manifest(config, &data, &args.data, &training.eval_split, settings)?;
     let written = checkpoint::save(&args.out, &trained.vs, manifest)?;
