@@ -589,6 +589,9 @@ pub struct PullArgs {
     /// The teacher rankings.
     #[command(flatten)]
     pub rankings: RankingArgs,
+    /// The method the lists are for (their length and exclusion follow its flags).
+    #[command(flatten)]
+    pub methods: MethodArgs,
 }
 
 /// Flags of `report`.

@@ -166,6 +166,43 @@ fn every_method_distills_from_a_live_teacher_and_is_seeded() {
     assert_eq!(json["metrics"]["map"].as_f64().unwrap(), maps[1]);
     let weights = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
     assert_eq!(weights(&again), weights(&dir.path().join("rrd")));
+
+    // `trainer pull --method dcd` in two shards, then `distill --method dcd` from the shards
+    // alone (no teacher): the same lists, so the same student as the pull from the teacher.
+    let shards = dir.path().join("shards");
+    for index in ["0", "1"] {
+        let mut args: Vec<String> = [
+            "pull",
+            "--data",
+            &p(&data),
+            "--teacher",
+            &teacher.addr,
+            "--cache-dir",
+            &p(&shards),
+            "--shard-count",
+            "2",
+            "--shard-index",
+            index,
+            "--method",
+            "dcd",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(SMALL.iter().map(|s| s.to_string()));
+        let (ok, _, err) = trainer(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(ok, "{err}");
+    }
+    let merged = dir.path().join("dcd-merged");
+    let mut args = distill_args(&data, &teacher.addr, &shards, &merged, "dcd", "3");
+    let at = args.iter().position(|a| a == "--teacher").unwrap();
+    args.drain(at..at + 2);
+    args.extend(["--shard-count".to_string(), "2".to_string()]);
+    let (ok, stdout, err) = trainer(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    let json = json_of(&stdout);
+    assert_eq!(json["pull"]["source"], "shards");
+    assert_eq!(weights(&merged), weights(&dir.path().join("dcd")));
 }
 
 #[test]

@@ -154,15 +154,15 @@ impl From<MethodArg> for Method {
     }
 }
 
-/// The chosen method's settings, and the RD settings with the teacher lists' exclusion
-/// resolved for that method (the flag, else the method's reference default).
-pub fn method_config(rd: &RdArgs, args: &MethodArgs) -> (MethodConfig, RdConfig) {
+/// The chosen method's settings, and `rd_config` with the teacher lists' exclusion resolved
+/// for that method (`exclude_seen`, the flag, else the method's reference default).
+pub fn method_config(
+    mut rd_config: RdConfig,
+    exclude_seen: Option<bool>,
+    args: &MethodArgs,
+) -> (MethodConfig, RdConfig) {
     let method = Method::from(args.method);
-    let mut rd_config = RdConfig::from(rd);
-    rd_config.exclude_seen = rd
-        .rankings
-        .exclude_seen
-        .unwrap_or(MethodConfig::default_exclude_seen(method));
+    rd_config.exclude_seen = exclude_seen.unwrap_or(MethodConfig::default_exclude_seen(method));
     let config = match method {
         Method::Rd => MethodConfig::Rd(rd_config.clone()),
         Method::Cd => MethodConfig::Cd(CdConfig {

@@ -3,19 +3,28 @@
 use rankdistill_core::instances::WindowConfig;
 
 use crate::cli::PullArgs;
+use crate::commands::flag_groups::method_config;
 use crate::output::Output;
 use crate::pull_shard::{PullSettings, run_pull};
+use crate::rd_loss::RdConfig;
 use crate::teachers::TeacherSource;
 
 impl From<&PullArgs> for PullSettings {
+    /// The lists `distill` with the same method flags reads: RD's `--rd-k`, or the method's
+    /// own length and exclusion.
     fn from(args: &PullArgs) -> Self {
+        let rd = RdConfig {
+            k: args.rankings.k,
+            ..RdConfig::default()
+        };
+        let (method, rd) = method_config(rd, args.rankings.exclude_seen, &args.methods);
         PullSettings {
             data: args.data.clone(),
             source: TeacherSource::from(&args.source),
             shard_index: args.shard_index,
             window: WindowConfig::from(&args.window),
-            k: args.rankings.k,
-            exclude_seen: args.rankings.exclude_seen.unwrap_or(false),
+            k: method.list_length(),
+            exclude_seen: rd.exclude_seen,
         }
     }
 }

@@ -46,7 +46,7 @@ impl RceKd {
 /// Per query, the draw weights exp((c_p + 1) / T) of the student's top-N positions
 /// (`student_top`, row-major [N, P]), c_p counting the teacher's items (`teacher`, [N, K]) at
 /// positions >= p, capped at 50; row-major [N, P].
-pub fn positions_and_overlaps(
+pub fn draw_weights(
     student_top: &[i64],
     teacher: &[i64],
     p: usize,
@@ -142,7 +142,7 @@ impl Distiller for RceKd {
         let rows = top.size()[0];
         let top_flat: Vec<i64> = Vec::try_from(top.contiguous().view([-1]))?;
         let teacher_flat: Vec<i64> = Vec::try_from(self.teacher_items.contiguous().view([-1]))?;
-        let weights = positions_and_overlaps(
+        let weights = draw_weights(
             &top_flat,
             &teacher_flat,
             p as usize,
@@ -259,7 +259,7 @@ mod tests {
     /// (1, 1, 1, 0), weights exp((c + 1) / T).
     #[test]
     fn draw_weights_count_the_teacher_items_below_each_position() {
-        let w = positions_and_overlaps(&[10, 11, 12, 13], &[12, 99], 4, 2, 10.0);
+        let w = draw_weights(&[10, 11, 12, 13], &[12, 99], 4, 2, 10.0);
         let want: Vec<f32> = [1.0f64, 1.0, 1.0, 0.0]
             .iter()
             .map(|c| ((c + 1.0) / 10.0).exp() as f32)
