@@ -538,7 +538,8 @@ def check_sharded_pull(runs, label: str, problems: Problems) -> None:
             if count(pull_effective) != n:
                 problems.add(where, f"merges --shard-count {n} but {other} pulls --shard-count "
                                     f"{count(pull_effective)}")
-            for flag in ("--cache-dir", "--rd-k", "--exclude-seen", "--seq-len", "--targets", "--data"):
+            for flag in ("--cache-dir", "--rd-k", "--exclude-seen", "--seq-len", "--targets", "--data",
+                         "--method", "--cd-top-n", "--rrd-top-n", "--dcd-top-n", "--rcekd-k"):
                 if effective(flag) != pull_effective(flag):
                     problems.add(where, f"{flag} {effective(flag)!r} differs from {other}'s "
                                         f"{pull_effective(flag)!r}: the shards would not be found")
