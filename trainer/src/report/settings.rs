@@ -1,6 +1,7 @@
 //! The settings behind the report's figures: per group, the training settings its runs'
 //! manifests record (`training.optim`, `training.window`) and, for distilled runs, those of
-//! Ranking Distillation (`training.rd`). A cell in which the runs of a group differ (other than
+//! Ranking Distillation (`training.rd`) or of the method after RD that trained them
+//! (`training.method_config`). A cell in which the runs of a group differ (other than
 //! by seed) reads `mixed`; a setting the runs do not record reads `—`.
 
 use serde::Serialize;
@@ -46,8 +47,29 @@ pub struct GroupSettings {
     pub group: String,
     /// Model, window, optimisation settings and the seeds of the runs.
     pub training: Vec<(String, String)>,
-    /// Ranking Distillation settings (`None` when no run of the group is distilled).
+    /// Ranking Distillation settings (`None` when no run of the group is distilled with RD).
     pub rd: Option<Vec<(String, String)>>,
+    /// The method after RD and its settings (`None` unless a run of the group used one).
+    pub method: Option<Vec<(String, String)>>,
+}
+
+/// A method run's settings in one cell: `key value` pairs of `training.method_config` in key
+/// order, and the teacher lists' exclusion.
+fn method_settings(run: &Run) -> String {
+    let Some(Value::Object(config)) = setting(run, &["method_config"]) else {
+        return ABSENT.to_string();
+    };
+    let mut pairs: Vec<String> = config
+        .iter()
+        .filter(|(key, _)| key.as_str() != "method")
+        .map(|(key, value)| format!("{key} {}", format_value(Some(value))))
+        .collect();
+    pairs.sort();
+    pairs.push(format!(
+        "exclude_seen {}",
+        format_value(setting(run, &["rd", "exclude_seen"]))
+    ));
+    pairs.join(", ")
 }
 
 /// A number as the settings table shows it: integers plain, small values in exponent form.
@@ -133,8 +155,12 @@ pub fn group_settings(group: &LoadedGroup) -> GroupSettings {
         ));
     }
     training.push(("seeds".to_string(), seeds(&group.runs)));
+    let methods = group
+        .runs
+        .iter()
+        .any(|r| r.settings.contains_key("method_config"));
     let distilled = group.runs.iter().any(|r| r.settings.contains_key("rd"));
-    let rd = distilled.then(|| {
+    let rd = (distilled && !methods).then(|| {
         RD.iter()
             .map(|key| {
                 (
@@ -144,10 +170,20 @@ pub fn group_settings(group: &LoadedGroup) -> GroupSettings {
             })
             .collect()
     });
+    let method = methods.then(|| {
+        vec![
+            (
+                "method".to_string(),
+                per_run(&|r| format_value(setting(r, &["method_config", "method"]))),
+            ),
+            ("settings".to_string(), per_run(&method_settings)),
+        ]
+    });
     GroupSettings {
         group: group.name.clone(),
         training,
         rd,
+        method,
     }
 }
 
@@ -192,7 +228,7 @@ pub fn rd_table(settings: &[GroupSettings]) -> Option<Table> {
 /// The section "Settings".
 pub fn settings_section(settings: &[GroupSettings]) -> Section {
     let mut blocks = vec![Block::Text(format!(
-        "The settings every table of this report used, per group, as the runs' manifests record them (`training.optim`, `training.window`, `training.rd`). `{MIXED}`: the runs of the group differ in that setting (the seed is not compared; `seeds` lists them); `{ABSENT}`: the runs do not record it (e.g. `BCE`, the form of the BCE loss, for runs written before it was recorded)."
+        "The settings every table of this report used, per group, as the runs' manifests record them (`training.optim`, `training.window`, `training.rd`, `training.method_config`). `{MIXED}`: the runs of the group differ in that setting (the seed is not compared; `seeds` lists them); `{ABSENT}`: the runs do not record it (e.g. `BCE`, the form of the BCE loss, for runs written before it was recorded)."
     ))];
     blocks.extend(training_table(settings).map(Block::Table));
     if let Some(rd) = rd_table(settings) {
@@ -200,6 +236,12 @@ pub fn settings_section(settings: &[GroupSettings]) -> Section {
             "Ranking Distillation settings of the distilled groups (`trainer distill` flags: `--rd-k`, `--lambda`, `--mu`, `--samples`, `--alpha`, `--loss-form`, `--weighting`, `--renormalise`, `--dynamic-start-epoch`, `--exclude-seen`).".into(),
         ));
         blocks.push(Block::Table(rd));
+    }
+    if let Some(methods) = table(settings, |s| s.method.as_ref()) {
+        blocks.push(Block::Text(
+            "Settings of the groups distilled with a method after RD (`trainer distill --method`; the keys are the method's flags without their prefix, e.g. `top_n` is `--rrd-top-n` for RRD; `exclude_seen` is `--exclude-seen`).".into(),
+        ));
+        blocks.push(Block::Table(methods));
     }
     Section {
         title: "Settings".into(),
@@ -247,6 +289,26 @@ mod tests {
 
     fn cell<'a>(cells: &'a [(String, String)], title: &str) -> &'a str {
         &cells.iter().find(|(t, _)| t == title).unwrap().1
+    }
+
+    #[test]
+    fn method_groups_get_their_own_settings_and_no_rd_row() {
+        let settings = serde_json::json!({
+            "optim": optim(1, 0.001),
+            "rd": {"k": 10, "exclude_seen": true},
+            "method_config": {"method": "rrd", "top_n": 500, "k": 100},
+        });
+        let s = group_settings(&group(vec![run(settings)]));
+        assert!(s.rd.is_none());
+        let method = s.method.unwrap();
+        assert_eq!(cell(&method, "method"), "rrd");
+        assert_eq!(
+            cell(&method, "settings"),
+            "k 100, top_n 500, exclude_seen true"
+        );
+        let rd_only = serde_json::json!({"optim": optim(1, 0.001), "rd": {"k": 10}});
+        let s = group_settings(&group(vec![run(rd_only)]));
+        assert!(s.method.is_none() && s.rd.is_some());
     }
 
     #[test]
