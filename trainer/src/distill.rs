@@ -70,19 +70,8 @@ fn build_method(
         )?),
         MethodConfig::Rrd(c) => {
             let tensors = InstanceTensors::new(data, window);
-            let per_user = data
-                .split
-                .train
-                .iter()
-                .map(|items| {
-                    let mut items = items.clone();
-                    items.sort_unstable();
-                    items.dedup();
-                    items
-                })
-                .collect();
             let seen = SeenItems {
-                per_user: Arc::new(per_user),
+                per_user: Arc::new(data.split.seen_sets()),
                 query_users: Arc::new(tensors.instances.users.clone()),
                 num_items: data.num_items(),
             };

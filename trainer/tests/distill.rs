@@ -5,40 +5,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{Server, TEACHER, prepared, trainer, trainer_command, workspace_bin};
-
-/// teacher-svc on `data` and `model` at `addr`: an ephemeral port, or the port of a teacher
-/// that was killed, to restart it where the client expects it.
-fn start_teacher(data: &Path, model: &Path, addr: &str) -> Server {
-    Server::start(
-        &workspace_bin("teacher-svc"),
-        TEACHER,
-        &[
-            "--data",
-            data.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-            "--addr",
-            addr,
-            "--device",
-            "cpu",
-        ],
-    )
-}
+use support::{Server, prepared, start_teacher, teacher_counter, trainer, trainer_command};
 
 /// Rankings this teacher has streamed so far, read from its Prometheus endpoint.
 fn streamed(teacher: &Server) -> u64 {
-    use std::io::{Read, Write};
-    let Ok(mut conn) = std::net::TcpStream::connect(&teacher.metrics) else {
-        return 0;
-    };
-    let _ = write!(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut body = String::new();
-    let _ = conn.read_to_string(&mut body);
-    body.lines()
-        .filter(|l| l.starts_with("teacher_streamed_rankings_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    teacher_counter(teacher, "teacher_streamed_rankings_total", "")
 }
 
 fn result_lines(stdout: &str) -> Vec<String> {

@@ -7,24 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{Server, TEACHER, p, prepared, trainer, trainer_command, workspace_bin};
-
-fn start_teacher(data: &Path, model: &Path, addr: &str) -> Server {
-    Server::start(
-        &workspace_bin("teacher-svc"),
-        TEACHER,
-        &[
-            "--data",
-            data.to_str().unwrap(),
-            "--model",
-            model.to_str().unwrap(),
-            "--addr",
-            addr,
-            "--device",
-            "cpu",
-        ],
-    )
-}
+use support::{Server, p, prepared, start_teacher, teacher_counter, trainer, trainer_command};
 
 /// Small lists and draws for the 200-item catalog.
 const SMALL: &[&str] = &[
@@ -88,17 +71,7 @@ fn distill_args(
 
 /// ScoreItems calls this teacher has answered, read from its Prometheus endpoint.
 fn score_calls(teacher: &Server) -> u64 {
-    use std::io::{Read, Write};
-    let Ok(mut conn) = std::net::TcpStream::connect(&teacher.metrics) else {
-        return 0;
-    };
-    let _ = write!(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
-    let mut body = String::new();
-    let _ = conn.read_to_string(&mut body);
-    body.lines()
-        .filter(|l| l.starts_with("teacher_requests_total") && l.contains("method=\"ScoreItems\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    teacher_counter(teacher, "teacher_requests_total", "method=\"ScoreItems\"")
 }
 
 fn json_of(stdout: &str) -> serde_json::Value {

@@ -182,3 +182,38 @@ impl std::ops::DerefMut for Server {
 pub const TEACHER: &str = "rankdistill.v1.TeacherService";
 /// The gRPC service name of student-svc.
 pub const STUDENT: &str = "rankdistill.v1.StudentService";
+
+/// teacher-svc on `data` and `model` at `addr`: an ephemeral port, or the port of a teacher
+/// that was killed, to restart it where the client expects it.
+pub fn start_teacher(data: &Path, model: &Path, addr: &str) -> Server {
+    Server::start(
+        &workspace_bin("teacher-svc"),
+        TEACHER,
+        &[
+            "--data",
+            data.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--addr",
+            addr,
+            "--device",
+            "cpu",
+        ],
+    )
+}
+
+/// The sum of a teacher's Prometheus samples whose line starts with `name` and contains
+/// `label` (0 while it cannot be reached).
+pub fn teacher_counter(teacher: &Server, name: &str, label: &str) -> u64 {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(&teacher.metrics) else {
+        return 0;
+    };
+    let _ = write!(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut body = String::new();
+    let _ = conn.read_to_string(&mut body);
+    body.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
