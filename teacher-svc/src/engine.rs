@@ -355,6 +355,27 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
+/// The users and the row-major inputs of a chunk of queries, each of which must have `l`
+/// inputs.
+fn users_and_inputs(
+    chunk: &[&ScoringQuery],
+    l: usize,
+) -> Result<(Vec<u32>, Vec<u32>), ServiceError> {
+    let mut users = Vec::with_capacity(chunk.len());
+    let mut inputs = Vec::with_capacity(chunk.len() * l);
+    for query in chunk {
+        if query.inputs.len() != l {
+            return Err(ServiceError::Model(format!(
+                "query has {} inputs, the model reads {l}",
+                query.inputs.len()
+            )));
+        }
+        users.push(query.user);
+        inputs.extend_from_slice(&query.inputs);
+    }
+    Ok((users, inputs))
+}
+
 /// Ranks queries with the scorer in forward passes of at most `max_batch` queries: score all
 /// items, mask each query's exclusions, top-k. Must run on the thread that owns the scorer.
 /// LibTorch reports errors by panicking; they are caught and returned as `Model` errors.
@@ -372,27 +393,18 @@ pub fn rank_batch<S: Scorer>(
     for chunk in queries.chunks(max_batch.max(1)) {
         let started = Instant::now();
         let b = chunk.len();
-        let mut users = Vec::with_capacity(b);
-        let mut inputs = Vec::with_capacity(b * l);
-        let mut excludes = Vec::with_capacity(b);
-        for query in chunk {
-            if query.inputs.len() != l {
-                return Err(ServiceError::Model(format!(
-                    "query has {} inputs, the model reads {l}",
-                    query.inputs.len()
-                )));
-            }
-            users.push(query.user);
-            inputs.extend_from_slice(&query.inputs);
-            excludes.push(
+        let (users, inputs) = users_and_inputs(chunk, l)?;
+        let excludes: Vec<Vec<u32>> = chunk
+            .iter()
+            .map(|query| {
                 query
                     .exclude
                     .iter()
                     .copied()
                     .filter(|&item| (item as usize) < n_items)
-                    .collect::<Vec<u32>>(),
-            );
-        }
+                    .collect()
+            })
+            .collect();
         let forward = catch_unwind(AssertUnwindSafe(|| {
             let users = ids_tensor(&users, &[b as i64], device);
             let inputs = ids_tensor(&inputs, &[b as i64, l as i64], device);
@@ -452,18 +464,7 @@ pub fn score_batch<S: Scorer>(
     {
         let started = Instant::now();
         let b = chunk.len();
-        let mut users = Vec::with_capacity(b);
-        let mut inputs = Vec::with_capacity(b * l);
-        for query in chunk {
-            if query.inputs.len() != l {
-                return Err(ServiceError::Model(format!(
-                    "query has {} inputs, the model reads {l}",
-                    query.inputs.len()
-                )));
-            }
-            users.push(query.user);
-            inputs.extend_from_slice(&query.inputs);
-        }
+        let (users, inputs) = users_and_inputs(chunk, l)?;
         // Row-major (row, item) positions into the [b, n_items] score matrix.
         let flat: Vec<i64> = chunk_items
             .iter()
