@@ -28,6 +28,9 @@ pub enum ModelKind {
     Caser,
     /// Matrix factorisation: score = P_u . Q_i + b_i.
     Mf,
+    /// SASRec: causal self-attention over the last L items (Kang and McAuley, ICDM 2018);
+    /// score = h_L . E_i with the input item table E as the output table.
+    SasRec,
 }
 
 impl std::str::FromStr for ModelKind {
@@ -36,7 +39,10 @@ impl std::str::FromStr for ModelKind {
         match s {
             "caser" => Ok(ModelKind::Caser),
             "mf" => Ok(ModelKind::Mf),
-            other => Err(format!("unknown model kind '{other}': use caser or mf")),
+            "sasrec" => Ok(ModelKind::SasRec),
+            other => Err(format!(
+                "unknown model kind '{other}': use caser, mf or sasrec"
+            )),
         }
     }
 }
@@ -46,6 +52,7 @@ impl std::fmt::Display for ModelKind {
         f.write_str(match self {
             ModelKind::Caser => "caser",
             ModelKind::Mf => "mf",
+            ModelKind::SasRec => "sasrec",
         })
     }
 }
@@ -108,12 +115,29 @@ pub struct ModelConfig {
     pub nv: i64,
     /// Caser: horizontal filters per height 1..=L.
     pub nh: i64,
-    /// Caser: dropout before the fc layer.
+    /// Dropout rate: Caser's before the fc layer; SASRec's on the embeddings, the attention
+    /// weights and both feed-forward layers.
     pub dropout: f64,
     /// Caser: activation after each horizontal convolution.
     pub conv_activation: Activation,
     /// Caser: activation after the fc layer.
     pub fc_activation: Activation,
+    /// SASRec: self-attention blocks (manifests without it read 2, the reference's default).
+    #[serde(default = "default_num_blocks")]
+    pub num_blocks: i64,
+    /// SASRec: attention heads; `dim` must be a multiple (manifests without it read 1).
+    #[serde(default = "default_num_heads")]
+    pub num_heads: i64,
+}
+
+/// SASRec's reference number of blocks (kang205/SASRec `main.py`).
+fn default_num_blocks() -> i64 {
+    2
+}
+
+/// SASRec's reference number of heads (kang205/SASRec `main.py`).
+fn default_num_heads() -> i64 {
+    1
 }
 
 impl ModelConfig {
@@ -130,6 +154,18 @@ impl ModelConfig {
             dropout: 0.5,
             conv_activation: Activation::Identity,
             fc_activation: Activation::Sigmoid,
+            num_blocks: default_num_blocks(),
+            num_heads: default_num_heads(),
+        }
+    }
+
+    /// The reference SASRec settings (kang205/SASRec `main.py`: maxlen 50, 2 blocks, 1 head,
+    /// dropout 0.5) for a dataset shape.
+    pub fn sasrec(dim: i64, num_users: i64, num_items: i64) -> Self {
+        ModelConfig {
+            kind: ModelKind::SasRec,
+            sequence_length: 50,
+            ..Self::caser(dim, num_users, num_items)
         }
     }
 
@@ -154,6 +190,8 @@ impl ModelConfig {
             ("num_items", self.num_items),
             ("nv", self.nv),
             ("nh", self.nh),
+            ("num_blocks", self.num_blocks),
+            ("num_heads", self.num_heads),
         ] {
             if value >= i64::from(u32::MAX) {
                 return Err(format!(
@@ -172,6 +210,23 @@ impl ModelConfig {
                 return Err(format!(
                     "sequence_length {} is too large (at most {MAX_SEQUENCE_LENGTH})",
                     self.sequence_length
+                ));
+            }
+            if !(0.0..1.0).contains(&self.dropout) {
+                return Err("dropout must be in [0, 1)".into());
+            }
+        }
+        if self.kind == ModelKind::SasRec {
+            if self.sequence_length <= 0 || self.sequence_length > MAX_SEQUENCE_LENGTH {
+                return Err(format!(
+                    "SASRec needs 1 <= L <= {MAX_SEQUENCE_LENGTH}, not {}",
+                    self.sequence_length
+                ));
+            }
+            if self.num_blocks < 1 || self.num_heads < 1 || self.dim % self.num_heads != 0 {
+                return Err(format!(
+                    "SASRec needs at least one block and one head, and dim ({}) a multiple of the heads ({})",
+                    self.dim, self.num_heads
                 ));
             }
             if !(0.0..1.0).contains(&self.dropout) {
@@ -198,6 +253,19 @@ impl ModelConfig {
         );
         let embeddings = users.checked_mul(d)?.checked_add(rows.checked_mul(d)?)?;
         match self.kind {
+            ModelKind::SasRec => {
+                // Per block: two layer norms (2 x 2d), Q, K, V and two feed-forward layers
+                // (5 x (d^2 + d)); then positions (L d) and the final norm (2d).
+                let block = d
+                    .checked_mul(d)?
+                    .checked_add(d)?
+                    .checked_mul(5)?
+                    .checked_add(d.checked_mul(4)?)?;
+                rows.checked_mul(d)?
+                    .checked_add(l.checked_mul(d)?)?
+                    .checked_add(block.checked_mul(u(self.num_blocks)?)?)?
+                    .checked_add(d.checked_mul(2)?)
+            }
             ModelKind::Mf => embeddings.checked_add(rows),
             ModelKind::Caser => {
                 let (nv, nh) = (u(self.nv)?, u(self.nh)?);
@@ -230,6 +298,9 @@ impl ModelConfig {
     pub fn expected_tensors(&self) -> Vec<(String, Vec<usize>)> {
         let u = |x: i64| x as usize;
         let (d, l, rows) = (u(self.dim), u(self.sequence_length), u(self.num_items) + 1);
+        if self.kind == ModelKind::SasRec {
+            return sasrec_tensors(d, l, rows, u(self.num_blocks));
+        }
         let mut out = vec![
             (
                 "user_embeddings.weight".to_string(),
@@ -239,6 +310,7 @@ impl ModelConfig {
         ];
         match self.kind {
             ModelKind::Mf => out.push(("item_bias.weight".into(), vec![rows, 1])),
+            ModelKind::SasRec => {}
             ModelKind::Caser => {
                 let (nv, nh) = (u(self.nv), u(self.nh));
                 if nv > 0 {
@@ -267,6 +339,38 @@ impl ModelConfig {
             .map(|(_, s)| s.iter().product::<usize>())
             .sum()
     }
+}
+
+/// SASRec's tensors: the item table (row 0, padding, held at zero), the learned positions,
+/// per block `blocks.{b}.` the attention's layer norm, Q, K and V (`[out, in]` with biases),
+/// the feed-forward's layer norm and two layers, then the final layer norm. SASRec has no user
+/// embedding.
+fn sasrec_tensors(d: usize, l: usize, rows: usize, blocks: usize) -> Vec<(String, Vec<usize>)> {
+    let mut out = vec![
+        ("item_embeddings.weight".to_string(), vec![rows, d]),
+        ("position_embeddings.weight".to_string(), vec![l, d]),
+    ];
+    for b in 0..blocks {
+        for layer in [
+            "attention_norm",
+            "query",
+            "key",
+            "value",
+            "feed_forward_norm",
+            "ff1",
+            "ff2",
+        ] {
+            if layer.ends_with("_norm") {
+                out.push((format!("blocks.{b}.{layer}.weight"), vec![d]));
+            } else {
+                out.push((format!("blocks.{b}.{layer}.weight"), vec![d, d]));
+            }
+            out.push((format!("blocks.{b}.{layer}.bias"), vec![d]));
+        }
+    }
+    out.push(("final_norm.weight".to_string(), vec![d]));
+    out.push(("final_norm.bias".to_string(), vec![d]));
+    out
 }
 
 /// Reference to the prepared dataset a model was trained on.
@@ -562,6 +666,44 @@ mod tests {
         );
         m.items = vec!["a".into(), "b".into(), "c".into()];
         m
+    }
+
+    #[test]
+    fn sasrec_shapes_count_and_validate() {
+        let config = ModelConfig::sasrec(6, 3, 10);
+        assert_eq!(
+            (config.sequence_length, config.num_blocks, config.num_heads),
+            (50, 2, 1)
+        );
+        config.validate().unwrap();
+        let (d, l, rows) = (6, 50, 11);
+        let block = 5 * (d * d + d) + 4 * d;
+        assert_eq!(
+            config.num_parameters(),
+            rows * d + l * d + 2 * block + 2 * d
+        );
+        assert_eq!(
+            config.checked_parameters(),
+            Some(config.num_parameters() as u64)
+        );
+        let names: Vec<String> = config.expected_tensors().into_iter().map(|t| t.0).collect();
+        assert!(!names.iter().any(|n| n.starts_with("user_")), "{names:?}");
+        assert!(names.contains(&"blocks.1.ff2.bias".to_string()));
+        let bad = |f: fn(&mut ModelConfig)| {
+            let mut c = ModelConfig::sasrec(6, 3, 10);
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert!(bad(|c| c.num_heads = 4).contains("multiple of the heads"));
+        assert!(bad(|c| c.num_blocks = 0).contains("at least one block"));
+        assert!(bad(|c| c.sequence_length = 0).contains("SASRec needs 1 <= L"));
+        // A manifest written before SASRec existed reads the reference's blocks and heads.
+        let mut json = serde_json::to_value(ModelConfig::caser(4, 2, 3)).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("num_blocks");
+        object.remove("num_heads");
+        let old: ModelConfig = serde_json::from_value(json).unwrap();
+        assert_eq!((old.num_blocks, old.num_heads), (2, 1));
     }
 
     #[test]

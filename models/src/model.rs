@@ -25,6 +25,7 @@ impl Model {
         match config.kind {
             ModelKind::Caser => Model::Caser(Box::new(Caser::new(path, config))),
             ModelKind::Mf => Model::Mf(Mf::new(path, config)),
+            ModelKind::SasRec => todo!("SASRec"),
         }
     }
 

@@ -61,6 +61,11 @@ impl StudentModel {
             u(config.num_items),
         );
         let rows = items + 1;
+        if config.kind == ModelKind::SasRec {
+            return Err(ModelError::Tensor(
+                "SASRec is not served by student-svc yet".into(),
+            ));
+        }
         let user_embeddings = take(&mut artifact, "user_embeddings.weight", users * d)?;
         let item_embeddings = take(&mut artifact, "item_embeddings.weight", rows * d)?;
         let (caser, query_dim, table_values, bias_values) = match config.kind {
@@ -68,6 +73,7 @@ impl StudentModel {
                 let bias = take(&mut artifact, "item_bias.weight", rows)?;
                 (None, d, None, bias)
             }
+            ModelKind::SasRec => unreachable!("refused above"),
             ModelKind::Caser => {
                 let layers = CaserLayers::take(&mut artifact, &config)?;
                 let w2 = take(&mut artifact, "W2.weight", rows * 2 * d)?;

@@ -276,7 +276,7 @@ pub struct TeacherTlsArgs {
 /// Model shape flags shared by `train` and `distill`.
 #[derive(Debug, Clone, Args)]
 pub struct ModelArgs {
-    /// Model kind: caser or mf.
+    /// Model kind: caser, mf or sasrec.
     #[arg(long = "model", env = "RD_MODEL_KIND", default_value = "caser")]
     pub kind: ModelKind,
     /// Embedding dimension d (default: 100 for `train`, 50 for `distill`).
@@ -300,6 +300,12 @@ pub struct ModelArgs {
     /// Caser fc activation: identity, relu, tanh, sigmoid.
     #[arg(long, env = "RD_FC_ACTIVATION", default_value = "sigmoid")]
     pub fc_activation: Activation,
+    /// SASRec self-attention blocks (the reference's default: 2).
+    #[arg(long, env = "RD_NUM_BLOCKS", default_value_t = 2, value_parser = clap::value_parser!(i64).range(1..=64))]
+    pub num_blocks: i64,
+    /// SASRec attention heads; --dim must be a multiple (the reference's default: 1).
+    #[arg(long, env = "RD_NUM_HEADS", default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=64))]
+    pub num_heads: i64,
 }
 
 /// Optimisation flags shared by `train` and `distill`.

@@ -36,6 +36,8 @@ impl From<&ModelArgs> for ModelSettings {
             dropout: args.dropout,
             conv_activation: args.conv_activation,
             fc_activation: args.fc_activation,
+            num_blocks: args.num_blocks,
+            num_heads: args.num_heads,
         }
     }
 }

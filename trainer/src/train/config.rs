@@ -68,6 +68,10 @@ pub struct ModelSettings {
     pub conv_activation: Activation,
     /// Caser fc activation.
     pub fc_activation: Activation,
+    /// SASRec self-attention blocks.
+    pub num_blocks: i64,
+    /// SASRec attention heads.
+    pub num_heads: i64,
 }
 
 impl ModelSettings {
@@ -84,6 +88,8 @@ impl ModelSettings {
             dropout: self.dropout,
             conv_activation: self.conv_activation,
             fc_activation: self.fc_activation,
+            num_blocks: self.num_blocks,
+            num_heads: self.num_heads,
         }
     }
 }
