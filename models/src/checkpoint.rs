@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn round_trip_gives_identical_scores() {
-        for kind in [ModelKind::Caser, ModelKind::Mf] {
+        for kind in [ModelKind::Caser, ModelKind::Mf, ModelKind::SasRec] {
             let dir = tempfile::tempdir().unwrap();
             let mut config = ModelConfig::caser(6, 3, 7);
             config.kind = kind;

@@ -80,6 +80,31 @@ pub(crate) fn linear(path: nn::Path, inputs: i64, outputs: i64) -> nn::Linear {
     )
 }
 
+/// TensorFlow's default initialiser (`glorot_uniform`), which the SASRec reference's
+/// variables get: uniform in +-sqrt(6 / (fan_in + fan_out)).
+pub(crate) fn glorot_uniform(fan_in: i64, fan_out: i64) -> nn::Init {
+    let bound = (6.0 / (fan_in + fan_out).max(1) as f64).sqrt();
+    nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    }
+}
+
+/// A dense layer with glorot-uniform weights and zero biases (TensorFlow's `dense` and
+/// `conv1d` defaults).
+pub(crate) fn glorot_linear(path: nn::Path, inputs: i64, outputs: i64) -> nn::Linear {
+    nn::linear(
+        path,
+        inputs,
+        outputs,
+        nn::LinearConfig {
+            ws_init: glorot_uniform(inputs, outputs),
+            bs_init: Some(nn::Init::Const(0.0)),
+            bias: true,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

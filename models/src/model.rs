@@ -1,4 +1,4 @@
-//! The native ranking model: Caser or MF behind one type. Both score a query (a user plus the
+//! The native ranking model: Caser, MF or SASRec behind one type. Each scores a query (a user plus the
 //! last L items) against items; serving scores all items and takes the top k on the model's
 //! device.
 
@@ -8,8 +8,9 @@ pub use rankdistill_core::artifact::{Activation, ModelConfig, ModelKind};
 
 use crate::caser::Caser;
 use crate::mf::Mf;
+use crate::sasrec::SasRec;
 
-/// A native model: Caser or MF. Items passed in and returned are dense indices (0-based real
+/// A native model: Caser, MF or SASRec. Items passed in and returned are dense indices (0-based real
 /// items); internally row `i + 1` holds item `i` and row 0 is padding, which is never scored.
 #[derive(Debug)]
 pub enum Model {
@@ -17,6 +18,8 @@ pub enum Model {
     Caser(Box<Caser>),
     /// MF.
     Mf(Mf),
+    /// SASRec (boxed, like Caser).
+    SasRec(Box<SasRec>),
 }
 
 impl Model {
@@ -25,7 +28,7 @@ impl Model {
         match config.kind {
             ModelKind::Caser => Model::Caser(Box::new(Caser::new(path, config))),
             ModelKind::Mf => Model::Mf(Mf::new(path, config)),
-            ModelKind::SasRec => todo!("SASRec"),
+            ModelKind::SasRec => Model::SasRec(Box::new(SasRec::new(path, config))),
         }
     }
 
@@ -45,6 +48,10 @@ impl Model {
             Model::Mf(m) => {
                 let (table, bias) = m.output_table();
                 (m.query(users), table, bias)
+            }
+            Model::SasRec(m) => {
+                let (table, bias) = m.output_table();
+                (m.query(inputs, train), table, bias)
             }
         }
     }
@@ -104,7 +111,7 @@ mod tests {
 
     #[test]
     fn score_items_agrees_with_score_all() {
-        for kind in [ModelKind::Caser, ModelKind::Mf] {
+        for kind in [ModelKind::Caser, ModelKind::Mf, ModelKind::SasRec] {
             let (_vs, model, _) = tiny(kind);
             let users = ids_tensor(&[0, 3], &[2], Device::Cpu);
             let inputs = ids_tensor(&[0, 1, 2, 4, 5, 6], &[2, 3], Device::Cpu);
