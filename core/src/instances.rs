@@ -36,6 +36,32 @@ pub struct Instances {
     pub inputs: Vec<u32>,
     /// Targets, `len x T`, as dense item indices.
     pub targets: Vec<u32>,
+    /// Where each instance's input ends in its user's training sequence: the input is the
+    /// last L items before this position (so a model with another L can build its own).
+    pub ends: Vec<u32>,
+}
+
+/// Which training queries a dataset gives a model: the sliding windows of L + T items
+/// (Caser's instances, the default) or every position of the last L + 1 items of each user
+/// (SASRec's training positions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuerySet {
+    /// [`Instances::build`].
+    #[default]
+    Windows,
+    /// [`Instances::positions`].
+    Positions,
+}
+
+impl QuerySet {
+    /// The flag value naming this set.
+    pub fn name(self) -> &'static str {
+        match self {
+            QuerySet::Windows => "windows",
+            QuerySet::Positions => "positions",
+        }
+    }
 }
 
 impl Instances {
@@ -48,16 +74,18 @@ impl Instances {
             users: Vec::new(),
             inputs: Vec::new(),
             targets: Vec::new(),
+            ends: Vec::new(),
         };
         for (user, seq) in train.iter().enumerate() {
             if seq.len() < t.max(1) {
                 continue;
             }
             if seq.len() >= l + t {
-                for window in seq.windows(l + t) {
+                for (start, window) in seq.windows(l + t).enumerate() {
                     out.users.push(user as u32);
                     out.inputs.extend(window[..l].iter().map(|&i| i + 1));
                     out.targets.extend_from_slice(&window[l..]);
+                    out.ends.push((start + l) as u32);
                 }
             } else {
                 let (input, target) = seq.split_at(seq.len() - t);
@@ -65,9 +93,57 @@ impl Instances {
                 out.inputs.extend(std::iter::repeat_n(PAD, l - input.len()));
                 out.inputs.extend(input.iter().map(|&i| i + 1));
                 out.targets.extend_from_slice(target);
+                out.ends.push(input.len() as u32);
             }
         }
         out
+    }
+
+    /// SASRec's training queries (kang205/SASRec `sampler.py`): for every user with at least
+    /// two training items, each of the last min(n - 1, L) positions p of the sequence, in
+    /// order: the input is the last L items before p (left-padded), the target item p.
+    pub fn positions(train: &[Vec<u32>], sequence_length: usize) -> Instances {
+        let mut out = Instances {
+            config: WindowConfig {
+                sequence_length,
+                target_length: 1,
+            },
+            users: Vec::new(),
+            inputs: Vec::new(),
+            targets: Vec::new(),
+            ends: Vec::new(),
+        };
+        for (user, seq) in train.iter().enumerate() {
+            let n = seq.len();
+            if n < 2 {
+                continue;
+            }
+            for p in n - (n - 1).min(sequence_length)..n {
+                out.users.push(user as u32);
+                out.inputs.extend(last_window(&seq[..p], sequence_length));
+                out.targets.push(seq[p]);
+                out.ends.push(p as u32);
+            }
+        }
+        out
+    }
+
+    /// The queries of `set` with windows `config` (`Positions` uses L only; T must be 1).
+    pub fn of_set(train: &[Vec<u32>], set: QuerySet, config: WindowConfig) -> Instances {
+        match set {
+            QuerySet::Windows => Instances::build(train, config),
+            QuerySet::Positions => Instances::positions(train, config.sequence_length),
+        }
+    }
+
+    /// Instance `i`'s input for a model reading `length` items: the last `length` training
+    /// items of its user before its end, left-padded (its own input when `length` is L).
+    pub fn input_of_length(&self, train: &[Vec<u32>], i: usize, length: usize) -> Vec<u32> {
+        if length == self.config.sequence_length {
+            return self.input(i).to_vec();
+        }
+        let seq = &train[self.users[i] as usize];
+        last_window(&seq[..(self.ends[i] as usize).min(seq.len())], length)
     }
 
     /// Number of instances.
@@ -127,6 +203,29 @@ mod tests {
         assert_eq!(inst.target(2), &[5]);
         assert_eq!(last_window(&train[0], 3), vec![2, 3, 4]);
         assert_eq!(last_window(&train[1], 3), vec![PAD, 5, 6]);
+    }
+
+    #[test]
+    fn positions_are_the_last_l_targets_of_each_user_with_their_prefixes() {
+        let train = vec![vec![0, 1, 2, 3, 4], vec![7], vec![5, 6]];
+        let inst = Instances::positions(&train, 3);
+        // User 0: the last three positions (2, 3, 4); user 1 has one item: none; user 2: 1.
+        assert_eq!(inst.users, vec![0, 0, 0, 2]);
+        assert_eq!(inst.targets, vec![2, 3, 4, 6]);
+        assert_eq!(inst.ends, vec![2, 3, 4, 1]);
+        assert_eq!(inst.input(0), &[PAD, 1, 2]);
+        assert_eq!(inst.input(2), &[2, 3, 4]);
+        assert_eq!(inst.input(3), &[PAD, PAD, 6]);
+        // Another model's L rebuilds its own input from the same prefix.
+        assert_eq!(inst.input_of_length(&train, 2, 5), vec![PAD, 1, 2, 3, 4]);
+        assert_eq!(inst.input_of_length(&train, 2, 1), vec![4]);
+        let windows = Instances::of_set(&train, QuerySet::Windows, WindowConfig::default());
+        for i in 0..windows.len() {
+            assert_eq!(
+                windows.input_of_length(&train, i, 7)[2..],
+                *windows.input(i)
+            );
+        }
     }
 
     #[test]

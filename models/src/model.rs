@@ -66,16 +66,28 @@ impl Model {
         train: bool,
     ) -> Tensor {
         let (x, table, bias) = self.query_and_table(users, inputs, train);
-        let rows = items + 1;
-        let w = table
-            .index_select(0, &rows.view([-1]))
-            .view([rows.size()[0], rows.size()[1], -1]);
-        let b = bias
-            .index_select(0, &rows.view([-1]))
-            .view(rows.size().as_slice());
-        w.matmul(&x.unsqueeze(2)).squeeze_dim(2) + b
+        score_rows(&x, table, bias, items)
     }
 
+    /// SASRec only (`None` for the others): scores items at chosen positions of whole input
+    /// windows, as SASRec trains: inputs [B, L], positions [P] (flat indices `b * L + j`),
+    /// items [P, M] -> [P, M], position j's output scoring its row of items.
+    pub fn score_positions(
+        &self,
+        inputs: &Tensor,
+        positions: &Tensor,
+        items: &Tensor,
+        train: bool,
+    ) -> Option<Tensor> {
+        let Model::SasRec(m) = self else {
+            return None;
+        };
+        let hidden = m.hidden(inputs, train);
+        let d = hidden.size()[2];
+        let x = hidden.view([-1, d]).index_select(0, positions);
+        let (table, bias) = m.output_table();
+        Some(score_rows(&x, table, bias, items))
+    }
     /// Scores every real item: users [B], inputs [B, L] -> [B, num_items].
     pub fn score_all(&self, users: &Tensor, inputs: &Tensor, train: bool) -> Tensor {
         let (x, table, bias) = self.query_and_table(users, inputs, train);
@@ -83,6 +95,19 @@ impl Model {
         let b = bias.narrow(0, 1, bias.size()[0] - 1).view([1, -1]);
         x.matmul(&w.tr()) + b
     }
+}
+
+/// Scores rows of items with one query vector each: x [B, e], items [B, M] (dense) against
+/// the output table and bias (row i + 1 holds item i) -> [B, M].
+fn score_rows(x: &Tensor, table: &Tensor, bias: &Tensor, items: &Tensor) -> Tensor {
+    let rows = items + 1;
+    let w = table
+        .index_select(0, &rows.view([-1]))
+        .view([rows.size()[0], rows.size()[1], -1]);
+    let b = bias
+        .index_select(0, &rows.view([-1]))
+        .view(rows.size().as_slice());
+    w.matmul(&x.unsqueeze(2)).squeeze_dim(2) + b
 }
 
 /// Number of trainable parameters in a var store.

@@ -197,9 +197,9 @@ pub enum LossFormArg {
 /// queries).
 #[derive(Debug, Clone, Copy, Args)]
 pub struct WindowArgs {
-    /// Input length L.
-    #[arg(long = "seq-len", env = "RD_SEQ_LEN", default_value_t = 5)]
-    pub sequence_length: usize,
+    /// Input length L (default: 5, Caser's reference; 50 for SASRec, its reference's maxlen).
+    #[arg(long = "seq-len", env = "RD_SEQ_LEN")]
+    pub sequence_length: Option<usize>,
     /// Targets per training instance T.
     #[arg(long = "targets", env = "RD_TARGETS", default_value_t = 1)]
     pub target_length: usize,
@@ -311,21 +311,21 @@ pub struct ModelArgs {
 /// Optimisation flags shared by `train` and `distill`.
 #[derive(Debug, Clone, Args)]
 pub struct OptimArgs {
-    /// Passes over the training instances.
-    #[arg(long, env = "RD_EPOCHS", default_value_t = 50)]
-    pub epochs: usize,
-    /// Minibatch size.
-    #[arg(long, env = "RD_BATCH_SIZE", default_value_t = 512)]
-    pub batch_size: usize,
+    /// Passes over the training instances (default: 50; 201 for SASRec, as its reference).
+    #[arg(long, env = "RD_EPOCHS")]
+    pub epochs: Option<usize>,
+    /// Minibatch size (default: 512; 128 users for SASRec, as its reference).
+    #[arg(long, env = "RD_BATCH_SIZE")]
+    pub batch_size: Option<usize>,
     /// Adam learning rate.
     #[arg(long = "lr", env = "RD_LR", default_value_t = 1e-3, value_parser = numbers::learning_rate("--lr"))]
     pub learning_rate: f64,
-    /// L2 penalty (Adam weight decay).
-    #[arg(long, env = "RD_L2", default_value_t = 1e-6, value_parser = non_negative("--l2"))]
-    pub l2: f64,
-    /// Sampled negatives per instance.
-    #[arg(long, env = "RD_NEGATIVES", default_value_t = 3)]
-    pub negatives: usize,
+    /// L2 penalty (Adam weight decay; default: 1e-6; 0 for SASRec, as its reference).
+    #[arg(long, env = "RD_L2", value_parser = non_negative("--l2"))]
+    pub l2: Option<f64>,
+    /// Sampled negatives per instance (default: 3; 1 per position for SASRec).
+    #[arg(long, env = "RD_NEGATIVES")]
+    pub negatives: Option<usize>,
     /// Reduction of the BCE ranking loss of every model: sum (the reference: targets' and
     /// negatives' terms summed per instance, then the batch mean) or mean (mean over targets
     /// plus mean over negatives, which weighs the negatives' term by 1/negatives).

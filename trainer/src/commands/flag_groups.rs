@@ -3,6 +3,7 @@
 
 use rankdistill_core::instances::WindowConfig;
 use rankdistill_models::DeviceError;
+use rankdistill_models::ModelKind;
 use rankdistill_serving::tls::ClientTlsFiles;
 
 use crate::cli::{
@@ -16,11 +17,52 @@ use crate::tls::TlsSettings;
 use crate::train::config::{ModelSettings, OptimConfig, TrainingSettings};
 use crate::train::loss::BceForm;
 
-impl From<&WindowArgs> for WindowConfig {
-    fn from(args: &WindowArgs) -> Self {
+/// The reference code's optimisation and window defaults of a model kind: Caser's
+/// (graytowne/rank_distill) for Caser and MF, SASRec's (kang205/SASRec `main.py`) for SASRec.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReferenceDefaults {
+    /// Input length L.
+    pub sequence_length: usize,
+    /// Epochs.
+    pub epochs: usize,
+    /// Minibatch size (instances; users for SASRec).
+    pub batch_size: usize,
+    /// Adam weight decay.
+    pub l2: f64,
+    /// Negatives per instance (per position for SASRec).
+    pub negatives: usize,
+}
+
+impl ReferenceDefaults {
+    /// The defaults of `kind`.
+    pub fn of(kind: ModelKind) -> ReferenceDefaults {
+        match kind {
+            ModelKind::Caser | ModelKind::Mf => ReferenceDefaults {
+                sequence_length: 5,
+                epochs: 50,
+                batch_size: 512,
+                l2: 1e-6,
+                negatives: 3,
+            },
+            ModelKind::SasRec => ReferenceDefaults {
+                sequence_length: 50,
+                epochs: 201,
+                batch_size: 128,
+                l2: 0.0,
+                negatives: 1,
+            },
+        }
+    }
+}
+
+impl WindowArgs {
+    /// The windows, L defaulting to `kind`'s reference value.
+    pub fn resolve(&self, kind: ModelKind) -> WindowConfig {
         WindowConfig {
-            sequence_length: args.sequence_length,
-            target_length: args.target_length,
+            sequence_length: self
+                .sequence_length
+                .unwrap_or(ReferenceDefaults::of(kind).sequence_length),
+            target_length: self.target_length,
         }
     }
 }
@@ -30,7 +72,7 @@ impl From<&ModelArgs> for ModelSettings {
         ModelSettings {
             kind: args.kind,
             dim: args.dim,
-            window: WindowConfig::from(&args.window),
+            window: args.window.resolve(args.kind),
             nv: args.nv,
             nh: args.nh,
             dropout: args.dropout,
@@ -42,14 +84,17 @@ impl From<&ModelArgs> for ModelSettings {
     }
 }
 
-impl From<&OptimArgs> for OptimConfig {
-    fn from(args: &OptimArgs) -> Self {
+impl OptimArgs {
+    /// The optimisation settings, unset flags taking `kind`'s reference defaults.
+    pub fn resolve(&self, kind: ModelKind) -> OptimConfig {
+        let defaults = ReferenceDefaults::of(kind);
+        let args = self;
         OptimConfig {
-            epochs: args.epochs,
-            batch_size: args.batch_size,
+            epochs: args.epochs.unwrap_or(defaults.epochs),
+            batch_size: args.batch_size.unwrap_or(defaults.batch_size),
             learning_rate: args.learning_rate,
-            l2: args.l2,
-            negatives: args.negatives,
+            l2: args.l2.unwrap_or(defaults.l2),
+            negatives: args.negatives.unwrap_or(defaults.negatives),
             bce: args.bce.into(),
             seed: args.seed,
             eval_every: args.eval_every,
@@ -64,7 +109,7 @@ pub fn training_settings(
 ) -> Result<TrainingSettings, DeviceError> {
     Ok(TrainingSettings {
         model: ModelSettings::from(model),
-        optim: OptimConfig::from(optim),
+        optim: optim.resolve(model.kind),
         eval_split: optim.eval_split.clone(),
         device: optim.device.resolve()?,
     })

@@ -1,7 +1,5 @@
 //! `trainer pull`: flags to settings.
 
-use rankdistill_core::instances::WindowConfig;
-
 use crate::cli::PullArgs;
 use crate::commands::flag_groups::method_config;
 use crate::output::Output;
@@ -22,7 +20,7 @@ impl From<&PullArgs> for PullSettings {
             data: args.data.clone(),
             source: TeacherSource::from(&args.source),
             shard_index: args.shard_index,
-            window: WindowConfig::from(&args.window),
+            window: args.window.resolve(rankdistill_models::ModelKind::Caser),
             k: method.list_length(),
             exclude_seen: rd.exclude_seen,
         }

@@ -9,10 +9,10 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rankdistill_core::history::EpochRecord;
-use rankdistill_core::instances::WindowConfig;
+use rankdistill_core::instances::{QuerySet, WindowConfig};
 use rankdistill_core::metrics::DEFAULT_KS;
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_models::model::{Model, ModelConfig};
+use rankdistill_models::model::{Model, ModelConfig, ModelKind};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -24,6 +24,7 @@ use crate::train::config::OptimConfig;
 use crate::train::loss::{bce_instance_terms, bce_loss};
 use crate::train::outcome::Trained;
 use crate::train::sampling::{InstanceTensors, sample_unobserved};
+use crate::train::user_windows::{UserWindows, WindowBatch};
 
 /// The teacher signal for Ranking Distillation: the top-K items of every training instance.
 pub struct Distillation {
@@ -37,6 +38,22 @@ pub struct Distillation {
 pub fn rankings_tensor(rankings: &Rankings) -> Tensor {
     let items: Vec<i64> = rankings.items.iter().map(|&i| i as i64).collect();
     Tensor::from_slice(&items).view([rankings.rows() as i64, rankings.k as i64])
+}
+
+/// The training queries a model kind trains on: SASRec's positions, the others' windows.
+pub fn query_set_of(kind: ModelKind) -> QuerySet {
+    match kind {
+        ModelKind::SasRec => QuerySet::Positions,
+        ModelKind::Caser | ModelKind::Mf => QuerySet::Windows,
+    }
+}
+
+/// One minibatch: the training queries it holds (its rows) and how they are scored.
+enum Batch {
+    /// Queries scored one forward pass each (Caser, MF): their indices.
+    Queries(Vec<i64>),
+    /// Whole user windows scored at every position with a target (SASRec).
+    Windows(WindowBatch),
 }
 
 /// What a training run learns from beside the ground truth.
@@ -78,12 +95,23 @@ pub fn train_model(
     let mut rng = ChaCha8Rng::seed_from_u64(optim.seed);
     let vs = nn::VarStore::new(device);
     let model = Model::new(&vs.root(), model_config);
+    let set = query_set_of(model_config.kind);
+    if set == QuerySet::Positions && window.target_length != 1 {
+        bail!("SASRec trains one target per position: --targets must be 1");
+    }
     let mut opt = nn::Adam {
         wd: optim.l2,
+        // SASRec's reference optimiser (kang205/SASRec `model.py`) sets beta2 to 0.98.
+        beta2: if set == QuerySet::Positions {
+            0.98
+        } else {
+            0.999
+        },
         ..Default::default()
     }
     .build(&vs, optim.learning_rate)?;
-    let tensors = InstanceTensors::new(data, window);
+    let tensors = InstanceTensors::of_set(data, set, window);
+    let windows = (set == QuerySet::Positions).then(|| UserWindows::new(&tensors.instances));
     let n = tensors.instances.len();
     if n == 0 {
         bail!("the dataset has no training instances");
@@ -107,7 +135,11 @@ pub fn train_model(
     let mut evaluations = Vec::new();
     let mut history = Vec::with_capacity(optim.epochs);
     let mut train_seconds = 0.0;
-    let batches = n.div_ceil(optim.batch_size);
+    // SASRec's epoch is the reference's number of batches of users, floor(users / batch).
+    let batches = match &windows {
+        Some(_) => (data.num_users() / optim.batch_size).max(1),
+        None => n.div_ceil(optim.batch_size),
+    };
     let t = window.target_length as i64;
     let bar = crate::output::progress_bar(
         (batches * optim.epochs) as u64,
@@ -157,10 +189,23 @@ pub fn train_model(
         // Distillation: sums of L_R and L_D, and of w_r and w_r^2 per position, [K].
         let (mut l_r_sum, mut l_d_sum) = (0.0, 0.0);
         let mut weight_sums: Option<(Tensor, Tensor)> = None;
-        for chunk in order.chunks(optim.batch_size) {
-            let index = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>());
-            let users = tensors.users.index_select(0, &index).to_device(device);
-            let inputs = tensors.inputs.index_select(0, &index).to_device(device);
+        let plan: Vec<Batch> = match &windows {
+            Some(w) => (0..batches)
+                .map(|_| Batch::Windows(w.sample(optim.batch_size, &mut rng)))
+                .collect(),
+            None => order
+                .chunks(optim.batch_size)
+                .map(|chunk| Batch::Queries(chunk.iter().map(|&i| i as i64).collect()))
+                .collect(),
+        };
+        for batch in &plan {
+            let (index, rows) = match batch {
+                Batch::Queries(chunk) => (Tensor::from_slice(chunk), chunk.len()),
+                Batch::Windows(w) => (w.queries.shallow_clone(), w.rows),
+            };
+            if rows == 0 {
+                continue;
+            }
             let mut parts = vec![
                 tensors.targets.index_select(0, &index),
                 negatives.index_select(0, &index),
@@ -176,7 +221,21 @@ pub fn train_model(
             }
             let items = Tensor::cat(&parts, 1).to_device(device);
             // One forward pass scores targets, negatives, teacher items and samples together.
-            let scores = model.score_items(&users, &inputs, &items, true);
+            let scores = match batch {
+                Batch::Queries(_) => {
+                    let users = tensors.users.index_select(0, &index).to_device(device);
+                    let inputs = tensors.inputs.index_select(0, &index).to_device(device);
+                    model.score_items(&users, &inputs, &items, true)
+                }
+                Batch::Windows(w) => model
+                    .score_positions(
+                        &w.inputs.to_device(device),
+                        &w.positions.to_device(device),
+                        &items,
+                        true,
+                    )
+                    .ok_or_else(|| anyhow::anyhow!("only SASRec trains on whole windows"))?,
+            };
             let positive = scores.narrow(1, 0, t);
             let negative = scores.narrow(1, t, optim.negatives as i64);
             let loss = match (distill, method.as_deref(), &epoch_items) {
@@ -205,7 +264,7 @@ pub fn train_model(
                         .map(|s| scores.narrow(1, start + k, s.size()[1]));
                     let weights = rd_weights(
                         &d.config,
-                        chunk.len() as i64,
+                        rows as i64,
                         sample_scores.as_ref().map(|s| (&teacher_scores, s)),
                         data.num_items() as i64,
                         device,

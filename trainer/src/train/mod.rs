@@ -4,6 +4,7 @@
 //!
 //! - `config`: what a run is given (optimisation, model shape, device);
 //! - `sampling`: instances as tensors, sampling of unobserved items;
+//! - `user_windows`: SASRec's batches of users' last windows;
 //! - `loss`: the reference BCE loss;
 //! - `fit`: the training loop;
 //! - `outcome`: the trained model, its manifest, `--json` figures and summary line;
@@ -15,6 +16,7 @@ pub mod loss;
 pub mod outcome;
 pub mod run;
 pub mod sampling;
+pub mod user_windows;
 
 pub use config::{ModelSettings, OptimConfig, TrainSettings, TrainingSettings};
 pub use fit::{Distillation, Teaching, rankings_tensor, train_model};
