@@ -33,6 +33,16 @@ pub enum ModelKind {
     SasRec,
 }
 
+impl ModelKind {
+    /// The training queries this kind trains on: SASRec's positions, the others' windows.
+    pub fn query_set(self) -> crate::instances::QuerySet {
+        match self {
+            ModelKind::SasRec => crate::instances::QuerySet::Positions,
+            ModelKind::Caser | ModelKind::Mf => crate::instances::QuerySet::Windows,
+        }
+    }
+}
+
 impl std::str::FromStr for ModelKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {

@@ -7,13 +7,16 @@ use serde::{Deserialize, Serialize};
 /// The padding input id. Real item `i` has input id `i + 1`.
 pub const PAD: u32 = 0;
 
-/// Window shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Window shape: which training queries, with L inputs and T targets each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WindowConfig {
     /// Input length L.
     pub sequence_length: usize,
     /// Targets per instance T.
     pub target_length: usize,
+    /// Sliding windows or SASRec's positions (absent from settings written before it: windows).
+    #[serde(default, skip_serializing_if = "QuerySet::is_windows")]
+    pub query_set: QuerySet,
 }
 
 impl Default for WindowConfig {
@@ -21,6 +24,7 @@ impl Default for WindowConfig {
         WindowConfig {
             sequence_length: 5,
             target_length: 1,
+            query_set: QuerySet::Windows,
         }
     }
 }
@@ -55,6 +59,11 @@ pub enum QuerySet {
 }
 
 impl QuerySet {
+    /// True for the sliding windows (the default, left out of serialised settings).
+    pub fn is_windows(&self) -> bool {
+        *self == QuerySet::Windows
+    }
+
     /// The flag value naming this set.
     pub fn name(self) -> &'static str {
         match self {
@@ -107,6 +116,7 @@ impl Instances {
             config: WindowConfig {
                 sequence_length,
                 target_length: 1,
+                query_set: QuerySet::Positions,
             },
             users: Vec::new(),
             inputs: Vec::new(),
@@ -128,9 +138,10 @@ impl Instances {
         out
     }
 
-    /// The queries of `set` with windows `config` (`Positions` uses L only; T must be 1).
-    pub fn of_set(train: &[Vec<u32>], set: QuerySet, config: WindowConfig) -> Instances {
-        match set {
+    /// The training queries `config` names: [`Instances::build`] or [`Instances::positions`]
+    /// (which reads L only; T is 1).
+    pub fn of(train: &[Vec<u32>], config: WindowConfig) -> Instances {
+        match config.query_set {
             QuerySet::Windows => Instances::build(train, config),
             QuerySet::Positions => Instances::positions(train, config.sequence_length),
         }
@@ -191,6 +202,7 @@ mod tests {
             WindowConfig {
                 sequence_length: 2,
                 target_length: 1,
+                ..WindowConfig::default()
             },
         );
         assert_eq!(inst.users, vec![0, 0, 1]);
@@ -219,7 +231,7 @@ mod tests {
         // Another model's L rebuilds its own input from the same prefix.
         assert_eq!(inst.input_of_length(&train, 2, 5), vec![PAD, 1, 2, 3, 4]);
         assert_eq!(inst.input_of_length(&train, 2, 1), vec![4]);
-        let windows = Instances::of_set(&train, QuerySet::Windows, WindowConfig::default());
+        let windows = Instances::of(&train, WindowConfig::default());
         for i in 0..windows.len() {
             assert_eq!(
                 windows.input_of_length(&train, i, 7)[2..],

@@ -1,10 +1,11 @@
 //! The served dataset, as request handlers need it: raw-id lookups, each user's training
-//! history, and the training queries (windows of L inputs and T targets) per T.
+//! history, and the training queries (windows of L inputs and T targets, or SASRec's
+//! positions) per shape.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use rankdistill_core::id_map::IdMap;
-use rankdistill_core::instances::{Instances, PAD, WindowConfig, last_window};
+use rankdistill_core::instances::{Instances, PAD, QuerySet, WindowConfig, last_window};
 use rankdistill_core::prepared::PreparedDataset;
 use rankdistill_serving::unknown_item::UnknownItem;
 
@@ -12,11 +13,35 @@ use crate::error::ServiceError;
 
 /// Largest T a StreamRankings request may ask for.
 pub const MAX_TARGET_LENGTH: usize = 256;
-/// Distinct T values whose training queries are kept in memory.
-const CACHED_TARGET_LENGTHS: usize = 4;
+/// Largest query length L a request may ask for.
+pub const MAX_QUERY_LENGTH: usize = rankdistill_core::artifact::MAX_SEQUENCE_LENGTH as usize;
+/// Distinct query shapes whose training queries are kept in memory.
+const CACHED_SHAPES: usize = 4;
 
-/// The training queries for one T, built once by the first caller that needs them.
+/// The training queries for one shape, built once by the first caller that needs them.
 type TrainingQueriesSlot = Arc<OnceLock<Arc<Instances>>>;
+
+/// Which training queries a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrainingShape {
+    /// Windows or positions.
+    pub set: QuerySet,
+    /// The queries' L; `None`: the model's own.
+    pub query_length: Option<usize>,
+    /// Targets per query T (1 for positions).
+    pub target_length: usize,
+}
+
+impl TrainingShape {
+    /// The sliding windows of the model's L with `target_length` targets.
+    pub fn windows(target_length: usize) -> TrainingShape {
+        TrainingShape {
+            set: QuerySet::Windows,
+            query_length: None,
+            target_length,
+        }
+    }
+}
 
 /// One query resolved to dense indices, ready for the model.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +63,7 @@ pub struct Catalog {
     items: IdMap,
     train: Vec<Vec<u32>>,
     seen: Vec<Vec<u32>>,
-    training_queries: Mutex<Vec<(usize, TrainingQueriesSlot)>>,
+    training_queries: Mutex<Vec<(WindowConfig, TrainingQueriesSlot)>>,
 }
 
 impl Catalog {
@@ -149,38 +174,35 @@ impl Catalog {
         })
     }
 
-    /// The training queries for T targets, in `Instances::build` order. Builds them on first
+    /// The training queries of `shape`, in `Instances::of` order. Builds them on first
     /// use (CPU work: call from a blocking thread). The cache's lock is held only to find or
-    /// add T's slot, never during the build: callers of other T's go on, callers of the same
-    /// T wait for that one build.
-    pub fn training_queries(&self, target_length: usize) -> Arc<Instances> {
+    /// add the shape's slot, never during the build: callers of other shapes go on, callers
+    /// of the same shape wait for that one build.
+    pub fn training_queries(&self, shape: TrainingShape) -> Arc<Instances> {
+        let key = WindowConfig {
+            sequence_length: shape.query_length.unwrap_or(self.sequence_length),
+            target_length: shape.target_length,
+            query_set: shape.set,
+        };
         let slot = {
             let mut cache = self
                 .training_queries
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            match cache.iter().find(|(t, _)| *t == target_length) {
+            match cache.iter().find(|(k, _)| *k == key) {
                 Some((_, slot)) => slot.clone(),
                 None => {
-                    if cache.len() >= CACHED_TARGET_LENGTHS {
+                    if cache.len() >= CACHED_SHAPES {
                         cache.remove(0);
                     }
                     let slot = TrainingQueriesSlot::default();
-                    cache.push((target_length, slot.clone()));
+                    cache.push((key, slot.clone()));
                     slot
                 }
             }
         };
-        slot.get_or_init(|| {
-            Arc::new(Instances::build(
-                &self.train,
-                WindowConfig {
-                    sequence_length: self.sequence_length,
-                    target_length,
-                },
-            ))
-        })
-        .clone()
+        slot.get_or_init(|| Arc::new(Instances::of(&self.train, key)))
+            .clone()
     }
 
     /// The model query of training instance `index`: its own targets are always excluded,
@@ -200,7 +222,7 @@ impl Catalog {
         exclude.dedup();
         ScoringQuery {
             user,
-            inputs: instances.input(index).to_vec(),
+            inputs: instances.input_of_length(&self.train, index, self.sequence_length),
             exclude,
         }
     }
@@ -277,7 +299,7 @@ mod tests {
     #[test]
     fn training_queries_exclude_their_targets() {
         let c = catalog();
-        let inst = c.training_queries(1);
+        let inst = c.training_queries(TrainingShape::windows(1));
         assert_eq!(inst.len(), 3, "user a: 2 windows, user b: 1 padded window");
         let q = c.training_query(&inst, 0, false);
         assert_eq!(
@@ -286,7 +308,39 @@ mod tests {
         );
         let q = c.training_query(&inst, 2, true);
         assert_eq!(q.exclude, vec![0, 2]);
-        assert!(Arc::ptr_eq(&inst, &c.training_queries(1)));
+        assert!(Arc::ptr_eq(
+            &inst,
+            &c.training_queries(TrainingShape::windows(1))
+        ));
+    }
+
+    #[test]
+    fn queries_of_another_length_or_set_give_the_model_its_own_inputs() {
+        // The model reads L = 3; a student's windows of L = 1 and SASRec's positions of L = 2
+        // number other queries, and each is answered with the model's own last 3 items.
+        let c = catalog();
+        let short = c.training_queries(TrainingShape {
+            set: QuerySet::Windows,
+            query_length: Some(1),
+            target_length: 1,
+        });
+        assert_eq!(short.len(), 5, "user a: 4 windows, user b: 1");
+        let q = c.training_query(&short, 3, false);
+        assert_eq!((q.inputs, q.exclude), (vec![2, 3, 4], vec![4]));
+        let q = c.training_query(&short, 0, false);
+        assert_eq!(q.inputs, vec![PAD, PAD, 1]);
+        let positions = c.training_queries(TrainingShape {
+            set: QuerySet::Positions,
+            query_length: Some(2),
+            target_length: 1,
+        });
+        assert_eq!(
+            positions.len(),
+            3,
+            "user a: its last 2 positions, user b: 1"
+        );
+        let q = c.training_query(&positions, 1, false);
+        assert_eq!((q.inputs, q.exclude), (vec![2, 3, 4], vec![4]));
     }
 
     #[test]
@@ -294,16 +348,19 @@ mod tests {
         let c = Arc::new(catalog());
         let built: Vec<Arc<Instances>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..4)
-                .map(|_| scope.spawn(|| c.training_queries(2)))
+                .map(|_| scope.spawn(|| c.training_queries(TrainingShape::windows(2))))
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert!(built.iter().all(|inst| Arc::ptr_eq(inst, &built[0])));
         for t in 3..=6 {
-            assert_eq!(c.training_queries(t).len(), c.training_queries(t).len());
+            assert_eq!(
+                c.training_queries(TrainingShape::windows(t)).len(),
+                c.training_queries(TrainingShape::windows(t)).len()
+            );
         }
         // T = 2 was the oldest of five: evicted, rebuilt equal but not the same.
-        let rebuilt = c.training_queries(2);
+        let rebuilt = c.training_queries(TrainingShape::windows(2));
         assert!(!Arc::ptr_eq(&rebuilt, &built[0]));
         assert_eq!(rebuilt.len(), built[0].len());
     }

@@ -3,9 +3,12 @@
 //! and map the error. Checks that need the loaded dataset (fingerprint, ids, cursor) stay
 //! with the dataset.
 
-use rankdistill_proto::v1::{Query, RankRequest, ScoreItemsRequest, StreamRankingsRequest};
+use rankdistill_core::instances::QuerySet;
+use rankdistill_proto::v1::{
+    Query, RankRequest, ScoreItemsRequest, StreamRankingsRequest, TrainingQuerySet,
+};
 
-use crate::catalog::MAX_TARGET_LENGTH;
+use crate::catalog::{MAX_QUERY_LENGTH, MAX_TARGET_LENGTH, TrainingShape};
 use crate::error::ServiceError;
 use crate::limits::{ServiceLimits, ranking_batch_bound};
 
@@ -59,14 +62,50 @@ impl TryFrom<(RankRequest, &ServiceLimits)> for RankQuery {
     }
 }
 
+/// The training queries a request names: its `target_length` (0 means 1), `query_length` (0
+/// means the model's L) and `query_set`, checked.
+fn training_shape(
+    target_length: u32,
+    query_length: u32,
+    query_set: i32,
+) -> Result<TrainingShape, ServiceError> {
+    let target_length = target_length.max(1) as usize;
+    if target_length > MAX_TARGET_LENGTH {
+        return Err(ServiceError::InvalidArgument(format!(
+            "target_length {target_length} is above {MAX_TARGET_LENGTH}"
+        )));
+    }
+    if query_length as usize > MAX_QUERY_LENGTH {
+        return Err(ServiceError::InvalidArgument(format!(
+            "query_length {query_length} is above {MAX_QUERY_LENGTH}"
+        )));
+    }
+    let set = match TrainingQuerySet::try_from(query_set) {
+        Ok(TrainingQuerySet::Windows) => QuerySet::Windows,
+        Ok(TrainingQuerySet::Positions) => QuerySet::Positions,
+        Err(_) => {
+            return Err(ServiceError::InvalidArgument(format!(
+                "query_set {query_set} is not a TrainingQuerySet: use 0 (windows) or 1 (positions)"
+            )));
+        }
+    };
+    if set == QuerySet::Positions && target_length != 1 {
+        return Err(ServiceError::InvalidArgument(format!(
+            "positions have one target each: target_length must be 0 or 1, not {target_length}"
+        )));
+    }
+    Ok(TrainingShape {
+        set,
+        query_length: (query_length > 0).then_some(query_length as usize),
+        target_length,
+    })
+}
+
 /// The queries a stream ranks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QuerySpec {
-    /// The dataset's training instances with T targets each (T within 1..=MAX_TARGET_LENGTH).
-    Training {
-        /// Targets per instance T.
-        target_length: usize,
-    },
+    /// The dataset's training queries of a shape (T within 1..=MAX_TARGET_LENGTH).
+    Training(TrainingShape),
     /// A caller's list, in order.
     Explicit(Vec<QueryIds>),
 }
@@ -128,15 +167,11 @@ impl TryFrom<(StreamRankingsRequest, &ServiceLimits)> for StreamPlan {
             Some(list) => {
                 QuerySpec::Explicit(list.queries.into_iter().map(QueryIds::from).collect())
             }
-            None => {
-                let target_length = request.target_length.max(1) as usize;
-                if target_length > MAX_TARGET_LENGTH {
-                    return Err(ServiceError::InvalidArgument(format!(
-                        "target_length {target_length} is above {MAX_TARGET_LENGTH}"
-                    )));
-                }
-                QuerySpec::Training { target_length }
-            }
+            None => QuerySpec::Training(training_shape(
+                request.target_length,
+                request.query_length,
+                request.query_set,
+            )?),
         };
         Ok(StreamPlan {
             queries,
@@ -173,8 +208,8 @@ fn check_fingerprint(expected: Option<&str>, served: &str) -> Result<(), Service
 /// A `ScoreItems` call: training queries by index, and the dense items to score for each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScorePlan {
-    /// Targets per training window T (the training queries are those of StreamRankings).
-    pub target_length: usize,
+    /// The training queries (those of StreamRankings).
+    pub shape: TrainingShape,
     /// (query index, items) in request order.
     pub queries: Vec<(u64, Vec<u32>)>,
     /// The dataset fingerprint the caller expects, when it gave one.
@@ -199,12 +234,11 @@ impl TryFrom<(ScoreItemsRequest, &ServiceLimits)> for ScorePlan {
                 limits.max_score_queries
             )));
         }
-        let target_length = request.target_length.max(1) as usize;
-        if target_length > MAX_TARGET_LENGTH {
-            return Err(ServiceError::InvalidArgument(format!(
-                "target_length {target_length} is above {MAX_TARGET_LENGTH}"
-            )));
-        }
+        let shape = training_shape(
+            request.target_length,
+            request.query_length,
+            request.query_set,
+        )?;
         let queries = request
             .queries
             .into_iter()
@@ -220,7 +254,7 @@ impl TryFrom<(ScoreItemsRequest, &ServiceLimits)> for ScorePlan {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ScorePlan {
-            target_length,
+            shape,
             queries,
             expected_data_fingerprint: Some(request.expected_data_fingerprint)
                 .filter(|f| !f.is_empty()),
@@ -301,7 +335,7 @@ mod tests {
             ..Default::default()
         };
         let plan = StreamPlan::try_from((request.clone(), &LIMITS)).unwrap();
-        assert_eq!(plan.queries, QuerySpec::Training { target_length: 1 });
+        assert_eq!(plan.queries, QuerySpec::Training(TrainingShape::windows(1)));
         assert_eq!(
             (plan.batch_size, plan.shard_index, plan.shard_count),
             (16, 0, 1)

@@ -102,7 +102,7 @@ impl TeacherApi {
         let num_items = ready.engine.model().num_items;
         // Building the queries is CPU work: off the async workers.
         let (indices, queries, items) = tokio::task::spawn_blocking(move || {
-            let instances = catalog.training_queries(plan.target_length);
+            let instances = catalog.training_queries(plan.shape);
             let total = instances.len() as u64;
             let mut indices = Vec::with_capacity(plan.queries.len());
             let mut queries = Vec::with_capacity(plan.queries.len());
@@ -110,8 +110,9 @@ impl TeacherApi {
             for (position, (query_index, query_items)) in plan.queries.into_iter().enumerate() {
                 if query_index >= total {
                     return Err(ServiceError::InvalidArgument(format!(
-                        "queries[{position}]: query_index {query_index} is past the end of the training queries ({total} with target_length {})",
-                        plan.target_length
+                        "queries[{position}]: query_index {query_index} is past the end of the training queries ({total} {} with target_length {})",
+                        plan.shape.set.name(),
+                        plan.shape.target_length
                     )));
                 }
                 if let Some(bad) = query_items.iter().find(|&&i| i as usize >= num_items) {

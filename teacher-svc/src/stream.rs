@@ -63,9 +63,9 @@ impl QuerySource {
                 .map_err(|e| ServiceError::Model(format!("resolving the queries failed: {e}")))??;
                 Ok(QuerySource::Explicit(queries))
             }
-            QuerySpec::Training { target_length } => {
+            QuerySpec::Training(shape) => {
                 let instances =
-                    tokio::task::spawn_blocking(move || catalog.training_queries(target_length))
+                    tokio::task::spawn_blocking(move || catalog.training_queries(shape))
                         .await
                         .map_err(|e| {
                             ServiceError::Model(format!("building training queries failed: {e}"))

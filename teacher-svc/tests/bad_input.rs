@@ -100,6 +100,7 @@ async fn every_rpc_refuses_bad_input_with_a_precise_status() {
         rankdistill_core::instances::WindowConfig {
             sequence_length: common::L,
             target_length: 1,
+            ..Default::default()
         },
     )
     .len() as u64;

@@ -93,6 +93,7 @@ fn stream(fx: &Fixture) -> impl Strategy<Value = StreamRankingsRequest> + use<> 
                             .collect(),
                     }),
                     target_length,
+                    ..Default::default()
                 }
             },
         )

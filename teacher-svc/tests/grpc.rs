@@ -368,6 +368,7 @@ async fn stream_shards_resume_and_parity_with_rank() {
         WindowConfig {
             sequence_length: L,
             target_length: 1,
+            ..Default::default()
         },
     );
     let n = instances.len();
@@ -522,6 +523,7 @@ async fn stream_shards_resume_and_parity_with_rank() {
         WindowConfig {
             sequence_length: L,
             target_length: 2,
+            ..Default::default()
         },
     );
     let batches = stream(
@@ -639,6 +641,7 @@ async fn score_items_agrees_with_the_stream_and_refuses_bad_requests() {
             .collect(),
         target_length: 1,
         expected_data_fingerprint: fx.dataset.manifest.fingerprint.clone(),
+        ..Default::default()
     };
     let answer = client
         .score_items(request.clone())

@@ -133,6 +133,7 @@ async fn a_traced_torchscript_teacher_is_served() {
         WindowConfig {
             sequence_length: L,
             target_length: 1,
+            ..Default::default()
         },
     );
     let request = StreamRankingsRequest {

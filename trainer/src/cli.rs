@@ -592,6 +592,10 @@ pub struct PullArgs {
     /// Training windows (as the student will use them).
     #[command(flatten)]
     pub window: WindowArgs,
+    /// The student the rankings are for: its kind decides the training queries (SASRec's
+    /// positions, the others' windows) and the default --seq-len, as `distill --model` does.
+    #[arg(long, env = "RD_STUDENT_MODEL", default_value = "caser")]
+    pub student_model: ModelKind,
     /// The teacher rankings.
     #[command(flatten)]
     pub rankings: RankingArgs,

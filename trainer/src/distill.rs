@@ -84,10 +84,10 @@ fn build_method(
                     "--method rcekd asks the teacher for scores of the student's own items during training (ScoreItems): pass --teacher HOST:PORT[,...]"
                 );
             }
-            let teachers = Teachers::connect(&args.source, data, window)?;
+            let teachers = Teachers::connect(&args.source, data)?;
             let remote = RemoteScores::new(
                 teachers,
-                window.target_length,
+                window,
                 args.source.max_retries,
                 &lists,
                 report.clone(),

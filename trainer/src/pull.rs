@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use rankdistill_proto::v1::{InfoRequest, ModelInfo, StreamRankingsRequest};
+use rankdistill_core::instances::{QuerySet, WindowConfig};
+use rankdistill_proto::v1::{InfoRequest, ModelInfo, StreamRankingsRequest, TrainingQuerySet};
 use serde::{Deserialize, Serialize};
 
 use crate::tls::TeacherTransport;
@@ -43,6 +44,14 @@ impl From<ModelInfo> for TeacherIdentity {
     }
 }
 
+/// The wire value of a query set.
+pub fn training_query_set(set: QuerySet) -> TrainingQuerySet {
+    match set {
+        QuerySet::Windows => TrainingQuerySet::Windows,
+        QuerySet::Positions => TrainingQuerySet::Positions,
+    }
+}
+
 /// What to pull and how.
 #[derive(Debug, Clone)]
 pub struct PullConfig {
@@ -50,8 +59,8 @@ pub struct PullConfig {
     pub endpoints: Vec<String>,
     /// Ranking length K.
     pub k: usize,
-    /// Targets per training window T (the teacher builds the same queries).
-    pub target_length: usize,
+    /// The training queries (the teacher builds the same ones, each input of its own L).
+    pub window: WindowConfig,
     /// Also exclude each query's other training items.
     pub exclude_seen: bool,
     /// Parallel streams per endpoint.
@@ -293,7 +302,9 @@ async fn pull_shard(
                 expected_data_fingerprint: identity.data_fingerprint.clone(),
                 exclude_seen: config.exclude_seen,
                 explicit: None,
-                target_length: config.target_length as u32,
+                target_length: config.window.target_length as u32,
+                query_length: config.window.sequence_length as u32,
+                query_set: training_query_set(config.window.query_set) as i32,
             };
             let mut stream = client.stream_rankings(request).await?.into_inner();
             let started = Instant::now();

@@ -90,7 +90,7 @@ pub fn run_pull(args: &PullSettings, out: &Output) -> anyhow::Result<PullOutcome
     .validate()
     .map_err(anyhow::Error::msg)?;
     let settings = query_settings(&data, window, args.k, args.exclude_seen);
-    let teachers = Teachers::connect(&args.source, &data, window)?;
+    let teachers = Teachers::connect(&args.source, &data)?;
     let key = CacheKey {
         teacher: teachers.identity.clone(),
         settings: settings.clone(),

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use rankdistill_core::atomic::write_atomic_with;
+use rankdistill_core::instances::{QuerySet, WindowConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::pull::{Rankings, Shard, TeacherIdentity};
@@ -32,6 +33,9 @@ pub struct QuerySettings {
     pub sequence_length: usize,
     /// Targets per window T.
     pub target_length: usize,
+    /// Windows or positions (absent from caches written before it: windows).
+    #[serde(default, skip_serializing_if = "QuerySet::is_windows")]
+    pub query_set: QuerySet,
     /// Whether the user's other training items were excluded.
     pub exclude_seen: bool,
     /// Number of queries.
@@ -54,6 +58,15 @@ fn short_hash(value: &impl Serialize) -> String {
 }
 
 impl QuerySettings {
+    /// The training queries these settings rank.
+    pub fn window(&self) -> WindowConfig {
+        WindowConfig {
+            sequence_length: self.sequence_length,
+            target_length: self.target_length,
+            query_set: self.query_set,
+        }
+    }
+
     /// Short hash of the settings, naming shard files.
     pub fn digest(&self) -> String {
         short_hash(self)
@@ -390,6 +403,7 @@ mod tests {
                 k: 3,
                 sequence_length: 5,
                 target_length: 1,
+                query_set: QuerySet::Windows,
                 exclude_seen: false,
                 num_queries: 4,
             },

@@ -391,9 +391,7 @@ fn cycle(
         }
     };
     report.served_version = current.as_ref().map(|m| m.version.clone());
-    let teacher = Teachers::connect(&distill.source, &data, window)?
-        .identity
-        .clone();
+    let teacher = Teachers::connect(&distill.source, &data)?.identity.clone();
     report.teacher = Some(teacher.clone());
     match &current {
         Some(m) => report

@@ -12,8 +12,9 @@ use tch::Tensor;
 
 use crate::methods::TeacherLists;
 use crate::methods::teacher_scores::{ScoreCache, TeacherScores, flat_items};
-use crate::pull::is_transient;
+use crate::pull::{is_transient, training_query_set};
 use crate::teachers::Teachers;
+use rankdistill_core::instances::WindowConfig;
 
 /// Queries per ScoreItems call (within teacher-svc's default --max-score-queries).
 const QUERIES_PER_CALL: usize = 1024;
@@ -38,25 +39,25 @@ pub struct ScoreItemsReport {
 /// Teacher scores from live teachers, through a cache.
 pub struct RemoteScores {
     teachers: Teachers,
-    target_length: u32,
+    window: WindowConfig,
     max_retries: u32,
     cache: ScoreCache,
     report: std::sync::Arc<std::sync::Mutex<ScoreItemsReport>>,
 }
 
 impl RemoteScores {
-    /// Scores from `teachers` for the training queries with `target_length` targets, the cache
+    /// Scores from `teachers` for the training queries `window` names, the cache
     /// seeded with `lists`. `report` receives the running counts.
     pub fn new(
         teachers: Teachers,
-        target_length: usize,
+        window: WindowConfig,
         max_retries: u32,
         lists: &TeacherLists,
         report: std::sync::Arc<std::sync::Mutex<ScoreItemsReport>>,
     ) -> RemoteScores {
         RemoteScores {
             teachers,
-            target_length: target_length as u32,
+            window,
             max_retries,
             cache: ScoreCache::from_lists(lists),
             report,
@@ -149,8 +150,10 @@ impl TeacherScores for RemoteScores {
                         items: items.clone(),
                     })
                     .collect(),
-                target_length: self.target_length,
+                target_length: self.window.target_length as u32,
                 expected_data_fingerprint: self.teachers.identity.data_fingerprint.clone(),
+                query_length: self.window.sequence_length as u32,
+                query_set: training_query_set(self.window.query_set) as i32,
             })
             .collect();
         let endpoints = self.teachers.endpoints.clone();

@@ -81,7 +81,7 @@ pub fn obtain_rankings(
     let teachers = if source.teacher.is_empty() {
         None
     } else {
-        Some(Teachers::connect(source, data, window)?)
+        Some(Teachers::connect(source, data)?)
     };
     let start = Instant::now();
     let report = |source, retries, files: Vec<std::path::PathBuf>| PullReport {

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::bail;
 use rankdistill_core::instances::{Instances, WindowConfig};
 use rankdistill_core::prepared::PreparedDataset;
 
@@ -46,13 +45,9 @@ pub struct Teachers {
 }
 
 impl Teachers {
-    /// Asks every endpoint for `Info`; they must agree, serve `data`, and read L items as
-    /// `window` does.
-    pub fn connect(
-        args: &TeacherSource,
-        data: &PreparedDataset,
-        window: WindowConfig,
-    ) -> anyhow::Result<Teachers> {
+    /// Asks every endpoint for `Info`; they must agree and serve `data`. Their L may differ
+    /// from the student's: each ranks the student's queries from its own last L items.
+    pub fn connect(args: &TeacherSource, data: &PreparedDataset) -> anyhow::Result<Teachers> {
         let transport = TeacherTransport::new(&args.tls)?;
         let endpoints = (args.teacher.iter())
             .map(|e| transport.endpoint_url(e))
@@ -66,13 +61,6 @@ impl Teachers {
             &transport,
             &data.manifest.fingerprint,
         ))?;
-        if identity.sequence_length as usize != window.sequence_length {
-            bail!(
-                "the teacher reads L = {} items but the student was asked for --seq-len {}; they must match so both see the same training queries",
-                identity.sequence_length,
-                window.sequence_length
-            );
-        }
         Ok(Teachers {
             runtime,
             endpoints,
@@ -91,7 +79,7 @@ impl Teachers {
         let config = PullConfig {
             endpoints: self.endpoints.clone(),
             k: settings.k,
-            target_length: settings.target_length,
+            window: settings.window(),
             exclude_seen: settings.exclude_seen,
             streams_per_endpoint: args.streams_per_teacher,
             batch_size: args.stream_batch,
@@ -129,7 +117,8 @@ pub fn query_settings(
         k,
         sequence_length: window.sequence_length,
         target_length: window.target_length,
+        query_set: window.query_set,
         exclude_seen,
-        num_queries: Instances::build(&data.split.train, window).len() as u64,
+        num_queries: Instances::of(&data.split.train, window).len() as u64,
     }
 }

@@ -144,6 +144,7 @@ fn the_python_client_example_checks_teacher_svc_and_student_svc() {
         rankdistill_core::instances::WindowConfig {
             sequence_length: 4,
             target_length: 1,
+            ..Default::default()
         },
     );
     let t = &summary["teacher"];

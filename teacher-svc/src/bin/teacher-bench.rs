@@ -22,7 +22,7 @@ use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{InfoRequest, StreamRankingsRequest};
 use rankdistill_serving::listeners::Listeners;
 use rankdistill_teacher::backend::{Backend, DataShape, LoadSpec, Scorer};
-use rankdistill_teacher::catalog::{Catalog, ScoringQuery};
+use rankdistill_teacher::catalog::{Catalog, ScoringQuery, TrainingShape};
 use rankdistill_teacher::config::Config;
 use rankdistill_teacher::engine::rank_batch;
 use rankdistill_teacher::server;
@@ -176,7 +176,7 @@ impl InProcessBench {
             &shape,
         )?;
         let catalog = Catalog::new(case.dataset.clone(), backend.description().sequence_length);
-        let instances = catalog.training_queries(TARGET_LENGTH);
+        let instances = catalog.training_queries(TrainingShape::windows(TARGET_LENGTH));
         Ok(InProcessBench {
             backend,
             catalog,

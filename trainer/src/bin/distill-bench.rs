@@ -170,7 +170,7 @@ fn bench(name: &str, data: PreparedDataset, dir: &Path) -> Value {
     let pull = PullConfig {
         endpoints: vec![addr],
         k: rd.k,
-        target_length: 1,
+        window: WindowConfig::default(),
         exclude_seen: false,
         streams_per_endpoint: 2,
         batch_size: 256,
@@ -207,6 +207,7 @@ fn bench(name: &str, data: PreparedDataset, dir: &Path) -> Value {
             k: rd.k,
             sequence_length: 5,
             target_length: 1,
+            query_set: Default::default(),
             exclude_seen: false,
             num_queries: queries,
         },

@@ -63,6 +63,7 @@ impl WindowArgs {
                 .sequence_length
                 .unwrap_or(ReferenceDefaults::of(kind).sequence_length),
             target_length: self.target_length,
+            query_set: kind.query_set(),
         }
     }
 }

@@ -20,7 +20,7 @@ impl From<&PullArgs> for PullSettings {
             data: args.data.clone(),
             source: TeacherSource::from(&args.source),
             shard_index: args.shard_index,
-            window: args.window.resolve(rankdistill_models::ModelKind::Caser),
+            window: args.window.resolve(args.student_model),
             k: method.list_length(),
             exclude_seen: rd.exclude_seen,
         }

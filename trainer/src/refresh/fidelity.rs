@@ -111,6 +111,7 @@ mod tests {
         let window = WindowConfig {
             sequence_length: 2,
             target_length: 1,
+            ..Default::default()
         };
         let instances = Instances::build(&train, window);
         // User 0: queries 0, 1; user 2: query 2; user 3: query 3.

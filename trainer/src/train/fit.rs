@@ -12,7 +12,7 @@ use rankdistill_core::history::EpochRecord;
 use rankdistill_core::instances::{QuerySet, WindowConfig};
 use rankdistill_core::metrics::DEFAULT_KS;
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_models::model::{Model, ModelConfig, ModelKind};
+use rankdistill_models::model::{Model, ModelConfig};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -38,14 +38,6 @@ pub struct Distillation {
 pub fn rankings_tensor(rankings: &Rankings) -> Tensor {
     let items: Vec<i64> = rankings.items.iter().map(|&i| i as i64).collect();
     Tensor::from_slice(&items).view([rankings.rows() as i64, rankings.k as i64])
-}
-
-/// The training queries a model kind trains on: SASRec's positions, the others' windows.
-pub fn query_set_of(kind: ModelKind) -> QuerySet {
-    match kind {
-        ModelKind::SasRec => QuerySet::Positions,
-        ModelKind::Caser | ModelKind::Mf => QuerySet::Windows,
-    }
 }
 
 /// One minibatch: the training queries it holds (its rows) and how they are scored.
@@ -95,7 +87,15 @@ pub fn train_model(
     let mut rng = ChaCha8Rng::seed_from_u64(optim.seed);
     let vs = nn::VarStore::new(device);
     let model = Model::new(&vs.root(), model_config);
-    let set = query_set_of(model_config.kind);
+    let set = model_config.kind.query_set();
+    if window.query_set != set {
+        bail!(
+            "a {} model trains on its {} queries, not {}",
+            model_config.kind,
+            set.name(),
+            window.query_set.name()
+        );
+    }
     if set == QuerySet::Positions && window.target_length != 1 {
         bail!("SASRec trains one target per position: --targets must be 1");
     }
@@ -110,7 +110,7 @@ pub fn train_model(
         ..Default::default()
     }
     .build(&vs, optim.learning_rate)?;
-    let tensors = InstanceTensors::of_set(data, set, window);
+    let tensors = InstanceTensors::new(data, window);
     let windows = (set == QuerySet::Positions).then(|| UserWindows::new(&tensors.instances));
     let n = tensors.instances.len();
     if n == 0 {

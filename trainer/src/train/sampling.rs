@@ -3,7 +3,7 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use rankdistill_core::instances::{Instances, QuerySet, WindowConfig};
+use rankdistill_core::instances::{Instances, WindowConfig};
 use rankdistill_core::prepared::PreparedDataset;
 use tch::Tensor;
 
@@ -20,14 +20,9 @@ pub struct InstanceTensors {
 }
 
 impl InstanceTensors {
-    /// Builds the instances of `data` with window `window`.
+    /// Builds the training queries `window` names of `data`.
     pub fn new(data: &PreparedDataset, window: WindowConfig) -> InstanceTensors {
-        Self::of_set(data, QuerySet::Windows, window)
-    }
-
-    /// Builds the training queries of `set` of `data` with window `window`.
-    pub fn of_set(data: &PreparedDataset, set: QuerySet, window: WindowConfig) -> InstanceTensors {
-        let instances = Instances::of_set(&data.split.train, set, window);
+        let instances = Instances::of(&data.split.train, window);
         let to_tensor =
             |v: &[u32]| Tensor::from_slice(&v.iter().map(|&x| x as i64).collect::<Vec<_>>());
         let n = instances.len() as i64;
