@@ -7,11 +7,11 @@ mod common;
 use std::collections::HashSet;
 
 use common::{Fixture, L, SERVICE, Server, args, assert_same_ranking, run_to_refusal};
-use rankdistill_core::instances::{Instances, PAD, WindowConfig};
+use rankdistill_core::instances::{Instances, PAD, QuerySet, WindowConfig};
 use rankdistill_proto::v1::teacher_service_client::TeacherServiceClient;
 use rankdistill_proto::v1::{
     InfoRequest, Query, QueryItems, QueryList, QueryRanking, RankRequest, RankingBatch,
-    ScoreItemsRequest, StreamRankingsRequest,
+    ScoreItemsRequest, StreamRankingsRequest, TrainingQuerySet,
 };
 use rankdistill_testkit::reflection::list_services_v1alpha;
 use tonic::Code;
@@ -782,4 +782,112 @@ fn refuses_to_start_on_other_data_or_wrong_sequence_length() {
     let (status, stderr) = run_to_refusal(&args(&fx.data, &fx.root.join("missing")));
     assert!(!status.success());
     assert!(stderr.contains("no such checkpoint"), "{stderr}");
+}
+
+/// A student's queries of another L, and SASRec's positions, are ranked from the model's own
+/// last L items before each query's target: each equals Rank on that prefix with the target
+/// excluded, and ScoreItems numbers them the same way. Bad shapes are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_of_another_length_and_positions_use_the_models_own_inputs() {
+    let fx = Fixture::new();
+    let server = Server::start_serving(&args(&fx.data, &fx.checkpoint)).await;
+    let mut client = server.client().await;
+    let (k, train) = (8, &fx.dataset.split.train);
+    for (set, length) in [
+        (TrainingQuerySet::Windows, 2usize),
+        (TrainingQuerySet::Positions, 7),
+    ] {
+        let window = WindowConfig {
+            sequence_length: length,
+            target_length: 1,
+            query_set: match set {
+                TrainingQuerySet::Windows => QuerySet::Windows,
+                TrainingQuerySet::Positions => QuerySet::Positions,
+            },
+        };
+        let instances = Instances::of(train, window);
+        let request = StreamRankingsRequest {
+            query_length: length as u32,
+            query_set: set as i32,
+            ..stream_request(k, 64)
+        };
+        let streamed = flatten(&stream(&mut client, request).await.unwrap());
+        assert_eq!(streamed.len(), instances.len(), "{set:?}");
+        // Rank reads an empty recent list as the whole history: only non-empty prefixes.
+        let nonempty: Vec<usize> = (0..instances.len())
+            .filter(|&i| instances.ends[i] > 0)
+            .collect();
+        let n = nonempty.len();
+        for i in [nonempty[0], nonempty[1], nonempty[n / 3], nonempty[n - 1]] {
+            // The prefix before the query's end, the model reading its own last L of it.
+            let user = instances.users[i] as usize;
+            let prefix = &train[user][..instances.ends[i] as usize];
+            let recent: Vec<String> = prefix.iter().map(|&item| fx.item(item)).collect();
+            let ranked = rank(
+                &mut client,
+                RankRequest {
+                    query: query(fx.user(instances.users[i]), recent),
+                    k,
+                    exclude_items: vec![fx.item(instances.target(i)[0])],
+                    exclude_seen: false,
+                },
+            )
+            .await
+            .unwrap();
+            let got: Vec<(String, f32)> = streamed[i]
+                .items
+                .iter()
+                .map(|&item| fx.item(item))
+                .zip(streamed[i].scores.iter().copied())
+                .collect();
+            assert_same_ranking(&ranked, &got, &format!("{set:?} L={length} query {i}"));
+            // ScoreItems of the same query numbering gives the streamed scores.
+            let scored = client
+                .score_items(ScoreItemsRequest {
+                    queries: vec![QueryItems {
+                        query_index: i as u64,
+                        items: streamed[i].items.clone(),
+                    }],
+                    query_length: length as u32,
+                    query_set: set as i32,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            for (a, b) in scored.queries[0].scores.iter().zip(&streamed[i].scores) {
+                assert!((a - b).abs() < 1e-5, "{set:?} query {i}: {a} vs {b}");
+            }
+        }
+    }
+    for (request, message) in [
+        (
+            StreamRankingsRequest {
+                query_set: 7,
+                ..stream_request(k, 64)
+            },
+            "query_set 7 is not a TrainingQuerySet",
+        ),
+        (
+            StreamRankingsRequest {
+                query_set: TrainingQuerySet::Positions as i32,
+                target_length: 2,
+                ..stream_request(k, 64)
+            },
+            "positions have one target each",
+        ),
+        (
+            StreamRankingsRequest {
+                query_length: 5000,
+                ..stream_request(k, 64)
+            },
+            "query_length 5000 is above 4096",
+        ),
+    ] {
+        expect_code(
+            stream(&mut client, request).await,
+            Code::InvalidArgument,
+            message,
+        );
+    }
 }
