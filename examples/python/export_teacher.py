@@ -82,9 +82,70 @@ class Caser(nn.Module):
         return x @ self.W2.weight[1:].t() + self.b2.weight[1:, 0]
 
 
+class SASRecBlock(nn.Module):
+    """One SASRec block: causal self-attention reading a layer norm of its input (keys and
+    values from the input itself) with a residual to that norm, then a point-wise feed-forward
+    network on another layer norm, with a residual, padding positions zeroed."""
+
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.attention_norm = nn.LayerNorm(dim, eps=1e-8)
+        self.query = nn.Linear(dim, dim)
+        self.key = nn.Linear(dim, dim)
+        self.value = nn.Linear(dim, dim)
+        self.feed_forward_norm = nn.LayerNorm(dim, eps=1e-8)
+        self.ff1 = nn.Linear(dim, dim)
+        self.ff2 = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, s: torch.Tensor, blocked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, length, d = s.shape
+        dh = d // self.heads
+        q = self.attention_norm(s)
+        queries = self.query(q).view(b, length, self.heads, dh).transpose(1, 2)
+        keys = self.key(s).view(b, length, self.heads, dh).transpose(1, 2)
+        values = self.value(s).view(b, length, self.heads, dh).transpose(1, 2)
+        scores = queries @ keys.transpose(-1, -2) / (dh**0.5)
+        scores = scores.masked_fill(blocked.unsqueeze(1), -4294967295.0)
+        weights = self.dropout(torch.softmax(scores, dim=-1))
+        s = q + (weights @ values).transpose(1, 2).reshape(b, length, d)
+        f = self.feed_forward_norm(s)
+        return (f + self.dropout(self.ff2(self.dropout(torch.relu(self.ff1(f)))))) * mask
+
+
+class SASRec(nn.Module):
+    """SASRec (Kang and McAuley, ICDM 2018) as the trainer builds it: item embeddings times
+    sqrt(d) plus learned positions, causal self-attention blocks, a final layer norm, and the
+    last position's output dotted with the item table (users are not read)."""
+
+    def __init__(self, num_items: int, dim: int, L: int, blocks: int = 2, heads: int = 1, dropout: float = 0.5):
+        super().__init__()
+        self.dim = dim
+        self.item_embeddings = nn.Embedding(num_items + 1, dim, padding_idx=0)
+        self.position_embeddings = nn.Embedding(L, dim)
+        self.blocks = nn.ModuleList([SASRecBlock(dim, heads, dropout) for _ in range(blocks)])
+        self.final_norm = nn.LayerNorm(dim, eps=1e-8)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, users: torch.Tensor, sequences: torch.Tensor) -> torch.Tensor:
+        length = sequences.size(1)
+        valid = sequences != 0
+        mask = valid.unsqueeze(-1).float()
+        s = self.item_embeddings(sequences) * (self.dim**0.5) + self.position_embeddings.weight[:length].unsqueeze(0)
+        s = self.dropout(s) * mask
+        causal = torch.ones(length, length, dtype=torch.bool, device=sequences.device).tril()
+        blocked = ~(causal.unsqueeze(0) & valid.unsqueeze(1))
+        for block in self.blocks:
+            s = block(s, blocked, mask)
+        h = self.final_norm(s)[:, -1, :]
+        return h @ self.item_embeddings.weight[1:].t()
+
+
 def train(model: nn.Module, data: Dataset, L: int, steps: int, batch: int, lr: float, negatives: int, gen: torch.Generator) -> list[float]:
     """A few steps of the reference objective: BCE on each training window's target and
-    `negatives` uniformly sampled items."""
+    `negatives` uniformly sampled items (for SASRec, at the last position only: enough for an
+    example whose point is the export)."""
     rows = list(data.instances(L, 1))
     if not rows:
         raise SystemExit(f"{data.folder}: no training windows")
@@ -124,7 +185,7 @@ def write_atomically(path: Path, write) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="prepared dataset folder (trainer prepare)")
-    parser.add_argument("--model", choices=["caser", "mf"], default="caser")
+    parser.add_argument("--model", choices=["caser", "mf", "sasrec"], default="caser")
     parser.add_argument("--dim", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=5, help="L: recent items the model reads")
     parser.add_argument("--steps", type=int, default=50, help="training steps (0: random init)")
@@ -148,7 +209,12 @@ def main() -> int:
     torch.set_num_threads(1)
     data = Dataset(args.data)
     U, N, L = len(data.users), len(data.items), args.seq_len
-    model = MF(U, N, args.dim) if args.model == "mf" else Caser(U, N, args.dim, L)
+    if args.model == "mf":
+        model: nn.Module = MF(U, N, args.dim)
+    elif args.model == "sasrec":
+        model = SASRec(N, args.dim, L)
+    else:
+        model = Caser(U, N, args.dim, L)
     losses = train(model, data, L, args.steps, args.batch_size, args.lr, args.negatives, gen)
     if losses:
         print(f"trained {args.model} d={args.dim} L={L}: {args.steps} steps, loss {losses[0]:.4f} -> {losses[-1]:.4f}")

@@ -3,7 +3,7 @@
 //! served by the real teacher-svc binary; its Rank answers (from the user's history, with seen
 //! items excluded, from explicit recent items with an excluded item) and its first
 //! StreamRankings messages must equal PyTorch's own rankings: the same items except ties within
-//! 1e-5, scores within 1e-4. Both Caser and MF.
+//! 1e-5, scores within 1e-4. Caser, MF and SASRec.
 
 mod common;
 
@@ -208,4 +208,9 @@ async fn a_pytorch_caser_exported_to_torchscript_ranks_like_pytorch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pytorch_mf_exported_to_torchscript_ranks_like_pytorch() {
     served_like_pytorch("mf").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pytorch_sasrec_exported_to_torchscript_ranks_like_pytorch() {
+    served_like_pytorch("sasrec").await;
 }
