@@ -20,6 +20,12 @@
 #     teachers and students alone) and on a synthetic set of 10,000 items (RD_SYNTH_ITEMS,
 #     RD_SYNTH_USERS; runs/compare-synth); one report each (report-methods/), with a cost table
 #     (pull size and time, seconds per epoch, online ScoreItems calls).
+#   scripts/compare.sh --sasrec  the SASRec axis on ML-100K prepared with --protocol leave-one-out
+#     (runs/compare-sasrec): a SASRec teacher at its reference defaults (d=50, 2 blocks, 201
+#     epochs), a SASRec student (d=RD_SASREC_STUDENT_DIM=10, 1 block) alone and with RD from it,
+#     and a Caser student (d=10) alone and with RD from it, 3 seeds; each run evaluated on the
+#     full catalogue and with 100 sampled negatives (the SASRec paper's protocol); one table
+#     (report-sasrec.md: parameters, HR@10 and NDCG@10 sampled, HR@10, NDCG@10 and MAP full).
 #   scripts/compare.sh --quick   the regression guard CI runs: the embedded synthetic set (2,000
 #     users, 1,000 items, seed 42), 1 seed, 8 epochs, teacher d=100, students d=25, reference
 #     defaults; fails unless MAP orders teacher > student + RD > student alone.
@@ -32,12 +38,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=0
 METHODS=0
+SASREC=0
 case "${1:-}" in
   --quick) QUICK=1 ;;
   --methods) METHODS=1 ;;
+  --sasrec) SASREC=1 ;;
   "") ;;
-  -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-  *) echo "unknown option '$1' (use --quick, --methods or nothing)" >&2; exit 2 ;;
+  -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  *) echo "unknown option '$1' (use --quick, --methods, --sasrec or nothing)" >&2; exit 2 ;;
 esac
 source scripts/env.sh
 LANES="${RD_LANES:-2}"
@@ -147,6 +155,40 @@ if not (maps[0] > maps[2] > maps[1]):
     sys.exit("regression: the order teacher > student + RD > student alone does not hold")
 print("order holds: teacher > student + RD > student alone")
 EOF
+  exit 0
+fi
+
+if [ "$SASREC" = 1 ]; then
+  OUT="${RD_COMPARE_DIR:-runs/compare-sasrec}"
+  mkdir -p "$OUT/logs"; FAILED="$OUT/logs/FAILED"; rm -f "$FAILED"
+  UDATA="${RD_ML100K:-$RD_SHARED_DATA/ml-100k/u.data}"
+  [ -f "$OUT/data/manifest.json" ] || \
+    "$BIN/trainer" prepare --input "$UDATA" --out "$OUT/data" --protocol leave-one-out -q
+  SD="${RD_SASREC_STUDENT_DIM:-10}"
+  # SASRec's reference evaluates every 20 epochs; its other defaults follow --model sasrec.
+  S="--data $OUT/data --eval-every 20 --model sasrec"
+  C="--data $OUT/data --eval-every 5 --model caser --dim $SD"
+  for s in $SEEDS; do queue train teacher-s$s "$OUT/teacher-s$s" $S --seed "$s"; done
+  for s in $SEEDS; do queue train sasrec-alone-s$s "$OUT/sasrec-alone-s$s" $S --seed "$s" --dim "$SD" --num-blocks 1; done
+  for s in $SEEDS; do queue train caser-alone-s$s "$OUT/caser-alone-s$s" $C --seed "$s"; done
+  run_pool
+  serve T "$OUT/data" "$OUT/teacher-s1"
+  for s in $SEEDS; do
+    queue step sasrec-rd-s$s "$OUT/sasrec-rd-s$s" "$BIN/trainer" distill --teacher "$ADDR_T" \
+      --cache-dir "$OUT/cache" $S --seed "$s" --dim "$SD" --num-blocks 1
+    queue step caser-rd-s$s "$OUT/caser-rd-s$s" "$BIN/trainer" distill --teacher "$ADDR_T" \
+      --cache-dir "$OUT/cache" $C --seed "$s"
+  done
+  run_pool
+  # Both protocols on test for every run: the full catalogue and 100 sampled negatives.
+  for run in teacher sasrec-alone sasrec-rd caser-alone caser-rd; do
+    for s in $SEEDS; do
+      [ -f "$OUT/$run-s$s/evaluation.json" ] || "$BIN/trainer" evaluate --data "$OUT/data" \
+        --model "$OUT/$run-s$s" --sampled-negatives 100 --seed 1 --json "$OUT/$run-s$s/evaluation.json" -q
+    done
+  done
+  python3 scripts/sasrec_table.py "$OUT" > "$OUT/report-sasrec.md"
+  cat "$OUT/report-sasrec.md"
   exit 0
 fi
 

@@ -543,6 +543,11 @@ def check_sharded_pull(runs, label: str, problems: Problems) -> None:
                 if effective(flag) != pull_effective(flag):
                     problems.add(where, f"{flag} {effective(flag)!r} differs from {other}'s "
                                         f"{pull_effective(flag)!r}: the shards would not be found")
+            # The student's kind decides its training queries (SASRec's positions or windows).
+            if effective("--model") != pull_effective("--student-model"):
+                problems.add(where, f"--model {effective('--model')!r} differs from {other}'s "
+                                    f"--student-model {pull_effective('--student-model')!r}: the shards "
+                                    f"would hold other training queries")
 
 
 def check_wrapper(argv, where, services, deployments, problems) -> None:
