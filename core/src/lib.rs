@@ -12,6 +12,7 @@ pub mod instances;
 pub mod metrics;
 pub mod popularity;
 pub mod prepared;
+pub mod sampled;
 pub mod split;
 pub mod synthetic;
 pub mod topk;

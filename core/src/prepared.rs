@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic::replace_dir_atomic;
 use crate::dataset::{Format, ReadError, read_interactions};
-use crate::split::{Split, SplitConfig, SplitStats, split};
+use crate::split::{
+    HeldOutPart, Split, SplitConfig, SplitProtocol, SplitStats, held_out_history, split,
+};
 
 /// Version of the on-disk layout of a prepared dataset.
 pub const PREPARED_FORMAT_VERSION: u32 = 1;
@@ -27,10 +29,11 @@ pub struct DatasetManifest {
     pub source: String,
     /// Format of the source file (of every file of a pre-split import).
     pub source_format: Format,
-    /// The re-split settings; `None` for a pre-split import, where the files give the split.
+    /// The fractions of a temporal re-split; `None` for a pre-split import, where the files
+    /// give the split, and for a leave-one-out re-split, which has no fractions.
     pub split: Option<SplitConfig>,
     /// How the split was made. Manifests written before pre-split imports existed have no
-    /// such key: they are re-splits.
+    /// such key: they are temporal re-splits.
     #[serde(default)]
     pub origin: SplitOrigin,
     /// Row counts.
@@ -38,12 +41,17 @@ pub struct DatasetManifest {
 }
 
 /// How a prepared dataset's split was made.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SplitOrigin {
-    /// One interaction file split by [`split`] with the manifest's settings.
-    #[default]
-    Resplit,
+    /// One interaction file split by `protocol`: [`split`] with the manifest's settings, or
+    /// [`crate::split::split_leave_one_out`].
+    Resplit {
+        /// The split protocol; manifests written before there was a choice have no such key
+        /// and are temporal.
+        #[serde(default)]
+        protocol: SplitProtocol,
+    },
     /// A pre-split import ([`crate::split::from_presplit`]): the parts come from these files.
     Presplit {
         /// The training file.
@@ -55,12 +63,29 @@ pub enum SplitOrigin {
     },
 }
 
+impl Default for SplitOrigin {
+    /// A temporal re-split: what manifests without an `origin` key are.
+    fn default() -> Self {
+        SplitOrigin::Resplit {
+            protocol: SplitProtocol::Temporal,
+        }
+    }
+}
+
 impl SplitOrigin {
+    /// The protocol of a re-split; `None` for a pre-split import.
+    pub fn protocol(&self) -> Option<SplitProtocol> {
+        match *self {
+            SplitOrigin::Resplit { protocol } => Some(protocol),
+            SplitOrigin::Presplit { .. } => None,
+        }
+    }
+
     /// The files of a pre-split import as one line: `train=FILE [valid=FILE] test=FILE`;
     /// `None` for a re-split.
     pub fn presplit_source(&self) -> Option<String> {
         match self {
-            SplitOrigin::Resplit => None,
+            SplitOrigin::Resplit { .. } => None,
             SplitOrigin::Presplit { train, valid, test } => Some(match valid {
                 Some(valid) => format!("train={train} valid={valid} test={test}"),
                 None => format!("train={train} test={test}"),
@@ -106,8 +131,19 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PreparedError + '_ {
     }
 }
 
-/// Computes the content fingerprint of a split: blake3 over ids and sequences.
+/// Computes the content fingerprint of a temporal re-split or a pre-split import: blake3 over
+/// ids and sequences. [`fingerprint_of`] covers every protocol.
 pub fn fingerprint(split: &Split) -> String {
+    fingerprint_of(split, SplitProtocol::Temporal)
+}
+
+/// Computes the content fingerprint of a split made with `protocol`: blake3 over ids and
+/// sequences, and for a protocol other than [`SplitProtocol::Temporal`] its name after them,
+/// so that the fingerprints of temporal datasets (and of pre-split imports) are those of the
+/// builds before there was a choice, while a leave-one-out split never shares one with a
+/// temporal split of the same content (their held-out queries differ, see
+/// [`held_out_history`]).
+pub fn fingerprint_of(split: &Split, protocol: SplitProtocol) -> String {
     let mut hasher = blake3::Hasher::new();
     let mut put_ids = |tag: &[u8], ids: &[String]| {
         hasher.update(tag);
@@ -132,18 +168,41 @@ pub fn fingerprint(split: &Split) -> String {
             }
         }
     }
+    if protocol != SplitProtocol::Temporal {
+        let name = protocol.name();
+        hasher.update(b"protocol");
+        hasher.update(&(name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+    }
     hasher.finalize().to_hex()[..32].to_string()
 }
 
 impl PreparedDataset {
-    /// Wraps a split of one file (made with `config`) with its manifest and fingerprint.
+    /// Wraps a temporal split of one file (made by [`split`] with `config`) with its manifest
+    /// and fingerprint.
     pub fn new(split: Split, source: String, source_format: Format, config: SplitConfig) -> Self {
         Self::wrap(
             split,
             source,
             source_format,
             Some(config),
-            SplitOrigin::Resplit,
+            SplitOrigin::Resplit {
+                protocol: SplitProtocol::Temporal,
+            },
+        )
+    }
+
+    /// Wraps a leave-one-out split of one file (made by
+    /// [`crate::split::split_leave_one_out`]) with its manifest and fingerprint.
+    pub fn new_leave_one_out(split: Split, source: String, source_format: Format) -> Self {
+        Self::wrap(
+            split,
+            source,
+            source_format,
+            None,
+            SplitOrigin::Resplit {
+                protocol: SplitProtocol::LeaveOneOut,
+            },
         )
     }
 
@@ -170,7 +229,7 @@ impl PreparedDataset {
     ) -> Self {
         let manifest = DatasetManifest {
             format_version: PREPARED_FORMAT_VERSION,
-            fingerprint: fingerprint(&split),
+            fingerprint: fingerprint_of(&split, origin.protocol().unwrap_or_default()),
             source,
             source_format,
             split: config,
@@ -192,6 +251,18 @@ impl PreparedDataset {
         ))
     }
 
+    /// The split protocol of a re-split; `None` for a pre-split import.
+    pub fn protocol(&self) -> Option<SplitProtocol> {
+        self.manifest.origin.protocol()
+    }
+
+    /// The history a model sees for `user` when it is evaluated on `part`
+    /// ([`held_out_history`] under this dataset's protocol; a pre-split import's queries are
+    /// its training sequences, as under the temporal protocol).
+    pub fn history(&self, user: usize, part: HeldOutPart) -> std::borrow::Cow<'_, [u32]> {
+        held_out_history(&self.split, self.protocol().unwrap_or_default(), user, part)
+    }
+
     /// Number of users.
     pub fn num_users(&self) -> usize {
         self.split.users.len()
@@ -211,7 +282,15 @@ impl PreparedDataset {
                 format!(
                     "{}; nothing was written",
                     match self.manifest.origin {
-                        SplitOrigin::Resplit => format!(
+                        SplitOrigin::Resplit {
+                            protocol: SplitProtocol::LeaveOneOut,
+                        } => format!(
+                            "the split left no training rows ({} users); the input has no interactions",
+                            self.num_users()
+                        ),
+                        SplitOrigin::Resplit {
+                            protocol: SplitProtocol::Temporal,
+                        } => format!(
                             "the split left no training rows ({} users, every interaction went to test or validation); lower --test-fraction / --valid-fraction or use users with more interactions",
                             self.num_users()
                         ),
@@ -266,7 +345,7 @@ impl PreparedDataset {
             test,
             stats: manifest.stats,
         };
-        let actual = fingerprint(&split);
+        let actual = fingerprint_of(&split, manifest.origin.protocol().unwrap_or_default());
         if actual != manifest.fingerprint {
             return Err(PreparedError::Invalid {
                 path: dir.to_path_buf(),
@@ -369,7 +448,7 @@ fn read_sequences(
 mod tests {
     use super::*;
     use crate::dataset::{RawInteraction, parse_interactions};
-    use crate::split::{from_presplit, split};
+    use crate::split::{from_presplit, split, split_leave_one_out};
 
     fn sample() -> PreparedDataset {
         let rows: Vec<RawInteraction> = (0..30)
@@ -399,6 +478,95 @@ mod tests {
         let back = PreparedDataset::load(&dir.path().join("p")).unwrap();
         assert_eq!(back, data);
         assert_eq!(sample().manifest.fingerprint, data.manifest.fingerprint);
+    }
+
+    #[test]
+    fn temporal_fingerprints_are_those_of_the_builds_before_protocols() {
+        // The value the trainer built from b7fe06d (before `--protocol`) wrote for these rows
+        // (`prepare --test-fraction 0.2 --valid-fraction 0.1`): checkpoints, caches and
+        // students are keyed on it.
+        let data = sample();
+        assert_eq!(
+            data.manifest.fingerprint,
+            "43b4e9809e83dba15eb57bd90e405057"
+        );
+        assert_eq!(fingerprint(&data.split), data.manifest.fingerprint);
+        assert_eq!(
+            fingerprint_of(&data.split, SplitProtocol::Temporal),
+            data.manifest.fingerprint
+        );
+        assert_eq!(data.protocol(), Some(SplitProtocol::Temporal));
+        // The same content under leave-one-out has another fingerprint.
+        assert_ne!(
+            fingerprint_of(&data.split, SplitProtocol::LeaveOneOut),
+            data.manifest.fingerprint
+        );
+    }
+
+    fn leave_one_out_sample() -> PreparedDataset {
+        let rows: Vec<RawInteraction> = (0..30)
+            .map(|i| RawInteraction {
+                user: (i % 3).to_string(),
+                item: (i % 7).to_string(),
+                timestamp: Some(i),
+            })
+            .collect();
+        PreparedDataset::new_leave_one_out(
+            split_leave_one_out(&rows),
+            "mem".into(),
+            Format::Movielens,
+        )
+    }
+
+    #[test]
+    fn a_leave_one_out_dataset_records_its_protocol_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p");
+        let data = leave_one_out_sample();
+        assert_eq!(data.protocol(), Some(SplitProtocol::LeaveOneOut));
+        assert_eq!(data.manifest.split, None);
+        assert!(data.split.valid.iter().all(|v| v.len() == 1));
+        assert!(data.split.test.iter().all(|t| t.len() == 1));
+        data.save(&p).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&fs::read(p.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(json["origin"]["kind"], "resplit");
+        assert_eq!(json["origin"]["protocol"], "leave-one-out");
+        assert!(json["split"].is_null());
+        let back = PreparedDataset::load(&p).unwrap();
+        assert_eq!(back, data);
+        // Histories: the test query continues with the validation item.
+        let u = 0;
+        let mut expected = data.split.train[u].clone();
+        expected.extend_from_slice(&data.split.valid[u]);
+        assert_eq!(&*back.history(u, HeldOutPart::Test), expected.as_slice());
+        assert_eq!(
+            &*back.history(u, HeldOutPart::Valid),
+            data.split.train[u].as_slice()
+        );
+        // The protocol is part of the fingerprint: relabelled temporal, the folder is refused.
+        let mut json = json;
+        json["origin"]["protocol"] = "temporal".into();
+        fs::write(p.join("manifest.json"), serde_json::to_vec(&json).unwrap()).unwrap();
+        let err = PreparedDataset::load(&p).unwrap_err().to_string();
+        assert!(err.contains("does not match the manifest"), "{err}");
+    }
+
+    #[test]
+    fn temporal_histories_are_the_training_sequences() {
+        let data = sample();
+        for u in 0..data.num_users() {
+            assert!(!data.split.valid[u].is_empty());
+            for part in [HeldOutPart::Test, HeldOutPart::Valid] {
+                assert_eq!(&*data.history(u, part), data.split.train[u].as_slice());
+            }
+        }
+        let imported = presplit("1 10\n1 11\n2 10\n", "1 11\n2 11\n");
+        assert_eq!(imported.protocol(), None);
+        assert_eq!(
+            &*imported.history(0, HeldOutPart::Test),
+            imported.split.train[0].as_slice()
+        );
     }
 
     #[test]
@@ -462,11 +630,22 @@ mod tests {
         // split settings as an object.
         let mut json: serde_json::Value =
             serde_json::from_slice(&fs::read(p.join("manifest.json")).unwrap()).unwrap();
-        json.as_object_mut().unwrap().remove("origin").unwrap();
+        assert_eq!(json["origin"]["protocol"], "temporal");
+        let origin = json.as_object_mut().unwrap().remove("origin").unwrap();
         assert!(json["split"]["test_fraction"].is_f64());
         fs::write(p.join("manifest.json"), serde_json::to_vec(&json).unwrap()).unwrap();
         let back = PreparedDataset::load(&p).unwrap();
-        assert_eq!(back.manifest.origin, SplitOrigin::Resplit);
+        assert_eq!(back.manifest.origin, SplitOrigin::default());
+        assert_eq!(back, data);
+        // Nor the key `protocol`, as builds before protocols wrote it: temporal.
+        let mut origin = origin;
+        origin.as_object_mut().unwrap().remove("protocol").unwrap();
+        assert_eq!(origin, serde_json::json!({"kind": "resplit"}));
+        json["origin"] = origin;
+        fs::write(p.join("manifest.json"), serde_json::to_vec(&json).unwrap()).unwrap();
+        let back = PreparedDataset::load(&p).unwrap();
+        assert_eq!(back.manifest.origin, SplitOrigin::default());
+        assert_eq!(back.protocol(), Some(SplitProtocol::Temporal));
         assert_eq!(back, data);
     }
 

@@ -1,12 +1,21 @@
-//! The evaluation split of method.md: per user, stable sort by time, the last ceil(20%) to
-//! test, the rest to train; test items never seen in train are dropped. Validation is cut from
-//! the tail of train the same way. Raw ids become dense indices here.
+//! The evaluation split of method.md ([`SplitProtocol::Temporal`], [`split`]): per user, stable
+//! sort by time, the last ceil(20%) to test, the rest to train; test items never seen in train
+//! are dropped. Validation is cut from the tail of train the same way. Raw ids become dense
+//! indices here.
+//!
+//! SASRec's leave-one-out split ([`SplitProtocol::LeaveOneOut`], [`split_leave_one_out`]):
+//! per user, the last item to test, the one before to validation, the rest to train; users with
+//! fewer than 3 interactions keep them all in train. [`held_out_history`] gives the history a
+//! model sees for a held-out part under either protocol.
 //!
 //! A pre-split import ([`from_presplit`]) takes the parts as given instead: users and items are
 //! numbered from the training rows only, and held-out rows of a user or item never seen in
 //! train are dropped and counted.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +37,86 @@ impl Default for SplitConfig {
             test_fraction: 0.2,
             valid_fraction: 0.0,
         }
+    }
+}
+
+/// How `trainer prepare --input` splits each user's interactions (stably sorted by time).
+/// Manifests written before there was a choice are [`SplitProtocol::Temporal`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SplitProtocol {
+    /// method.md's per-user temporal split by fractions ([`split`] with a [`SplitConfig`]): the
+    /// most recent ceil(test_fraction * n) interactions to test, then ceil(valid_fraction * m)
+    /// of the remaining m to validation. Every held-out query is the training sequence.
+    #[default]
+    Temporal,
+    /// SASRec's leave-one-out split ([`split_leave_one_out`], `data_partition` of
+    /// kang205/SASRec): the last interaction to test, the second-to-last to validation, the
+    /// rest to train; a user with fewer than 3 interactions keeps them all in train. The test
+    /// query is the training sequence followed by the validation item.
+    LeaveOneOut,
+}
+
+impl SplitProtocol {
+    /// The protocol's name, as `--protocol` and the manifest spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitProtocol::Temporal => "temporal",
+            SplitProtocol::LeaveOneOut => "leave-one-out",
+        }
+    }
+}
+
+impl fmt::Display for SplitProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SplitProtocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "temporal" => Ok(SplitProtocol::Temporal),
+            "leave-one-out" => Ok(SplitProtocol::LeaveOneOut),
+            other => Err(format!(
+                "unknown split protocol '{other}': use temporal or leave-one-out"
+            )),
+        }
+    }
+}
+
+/// A held-out part of a split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HeldOutPart {
+    /// The validation rows.
+    Valid,
+    /// The test rows.
+    Test,
+}
+
+/// The history a model sees for `user` when it is evaluated on `part`, oldest first: the
+/// user's training items, and under [`SplitProtocol::LeaveOneOut`] for the test part the
+/// training items followed by the validation item (as SASRec's `evaluate` builds its query).
+/// Under [`SplitProtocol::Temporal`] (and for a pre-split import) it is the training items for
+/// both parts: there the validation rows are cut from the tail of train and are not part of
+/// the test query. Queries take the last L items of this history.
+pub fn held_out_history(
+    split: &Split,
+    protocol: SplitProtocol,
+    user: usize,
+    part: HeldOutPart,
+) -> Cow<'_, [u32]> {
+    let train = &split.train[user];
+    match (protocol, part) {
+        (SplitProtocol::LeaveOneOut, HeldOutPart::Test) if !split.valid[user].is_empty() => {
+            let mut history = Vec::with_capacity(train.len() + split.valid[user].len());
+            history.extend_from_slice(train);
+            history.extend_from_slice(&split.valid[user]);
+            Cow::Owned(history)
+        }
+        _ => Cow::Borrowed(train),
     }
 }
 
@@ -191,7 +280,7 @@ fn assemble(users: Vec<&str>, parts: Vec<UserParts<'_>>, dropped: (usize, usize)
     }
 }
 
-/// Splits raw interactions as method.md describes.
+/// Splits raw interactions as method.md describes ([`SplitProtocol::Temporal`]).
 pub fn split(rows: &[RawInteraction], config: SplitConfig) -> Split {
     let mut grouped = by_user(rows);
     let users = sorted_users(grouped.keys().copied());
@@ -207,6 +296,30 @@ pub fn split(rows: &[RawInteraction], config: SplitConfig) -> Split {
             valid: valid.to_vec(),
             test: test.to_vec(),
         });
+    }
+    assemble(users, parts, (0, 0))
+}
+
+/// Splits raw interactions as SASRec's `data_partition` does ([`SplitProtocol::LeaveOneOut`]):
+/// per user, in time order (stable; file order without timestamps), a user with fewer than 3
+/// interactions keeps them all in train; otherwise train is all but the last two, validation
+/// the second-to-last and test the last. As in [`split`], items are numbered from the training
+/// rows, so a held-out item that no user has in train is dropped and counted (SASRec numbers
+/// every item of the file and keeps it).
+pub fn split_leave_one_out(rows: &[RawInteraction]) -> Split {
+    let mut grouped = by_user(rows);
+    let users = sorted_users(grouped.keys().copied());
+    let mut parts = Vec::with_capacity(users.len());
+    for user in &users {
+        let mut train = grouped.remove(user).unwrap_or_default();
+        let (valid, test) = if train.len() < 3 {
+            (Vec::new(), Vec::new())
+        } else {
+            let test = train.split_off(train.len() - 1);
+            let valid = train.split_off(train.len() - 1);
+            (valid, test)
+        };
+        parts.push(UserParts { train, valid, test });
     }
     assemble(users, parts, (0, 0))
 }
@@ -315,6 +428,133 @@ mod tests {
         assert_eq!(s.stats.test_dropped, 2);
         assert_eq!(s.train[0], vec![0, 1, 2, 3, 4, 5]);
         assert_eq!(s.stats.valid_dropped, 2);
+    }
+
+    /// Users with 1, 2, 3 and 5 interactions, given out of time order (one tie at time 5).
+    fn leave_one_out_rows() -> Vec<RawInteraction> {
+        vec![
+            row("1", "d", Some(4)),
+            row("2", "b", Some(2)),
+            row("2", "e", Some(1)),
+            row("3", "c", Some(3)),
+            row("3", "a", Some(1)),
+            row("3", "b", Some(2)),
+            row("5", "e", Some(9)),
+            row("5", "a", Some(1)),
+            row("5", "c", Some(5)),
+            row("5", "d", Some(5)),
+            row("5", "b", Some(3)),
+        ]
+    }
+
+    #[test]
+    fn leave_one_out_holds_out_the_last_two_items_of_users_with_three_or_more() {
+        let s = split_leave_one_out(&leave_one_out_rows());
+        assert_eq!(s.users, vec!["1", "2", "3", "5"]);
+        // a=0 b=1 c=2 d=3 e=4.
+        assert_eq!(s.items, vec!["a", "b", "c", "d", "e"]);
+        // 1 item: train only. 2 items: train only, in time order (e then b).
+        assert_eq!(s.train[0], vec![3]);
+        assert_eq!(s.train[1], vec![4, 1]);
+        // 3 items: a b | c is last. Time order a(1) b(2) c(3).
+        assert_eq!(
+            (&s.train[2], &s.valid[2], &s.test[2]),
+            (&vec![0], &vec![1], &vec![2])
+        );
+        // 5 items: a(1) b(3) c(5) d(5, after c in the file) e(9).
+        assert_eq!(
+            (&s.train[3], &s.valid[3], &s.test[3]),
+            (&vec![0, 1, 2], &vec![3], &vec![4])
+        );
+        for u in [0, 1] {
+            assert!(s.valid[u].is_empty() && s.test[u].is_empty());
+        }
+        assert_eq!(
+            s.stats,
+            SplitStats {
+                users: 4,
+                train_items: 5,
+                train_rows: 7,
+                valid_rows: 2,
+                test_rows: 2,
+                valid_dropped: 0,
+                test_dropped: 0,
+            }
+        );
+    }
+
+    #[test]
+    fn leave_one_out_keeps_file_order_without_time_and_drops_unseen_held_out_items() {
+        // No timestamps: file order. "x" and "y" occur in no training part.
+        let rows = vec![
+            row("u", "c", None),
+            row("u", "a", None),
+            row("u", "b", None),
+            row("u", "x", None),
+            row("u", "y", None),
+            row("v", "a", None),
+            row("v", "c", None),
+            row("v", "b", None),
+        ];
+        let s = split_leave_one_out(&rows);
+        assert_eq!(s.items, vec!["a", "b", "c"]);
+        assert_eq!(s.train[0], vec![2, 0, 1]);
+        assert!(s.valid[0].is_empty() && s.test[0].is_empty());
+        assert_eq!((s.stats.valid_dropped, s.stats.test_dropped), (1, 1));
+        assert_eq!(
+            (&s.train[1], &s.valid[1], &s.test[1]),
+            (&vec![0], &vec![2], &vec![1])
+        );
+    }
+
+    #[test]
+    fn held_out_history_adds_the_validation_item_to_leave_one_out_test_queries_only() {
+        let s = split_leave_one_out(&leave_one_out_rows());
+        let loo = SplitProtocol::LeaveOneOut;
+        assert_eq!(
+            &*held_out_history(&s, loo, 3, HeldOutPart::Test),
+            &[0, 1, 2, 3]
+        );
+        assert_eq!(
+            &*held_out_history(&s, loo, 3, HeldOutPart::Valid),
+            &[0, 1, 2]
+        );
+        assert_eq!(&*held_out_history(&s, loo, 2, HeldOutPart::Test), &[0, 1]);
+        // Without a validation item the history is the training sequence.
+        assert_eq!(&*held_out_history(&s, loo, 1, HeldOutPart::Test), &[4, 1]);
+        assert!(matches!(
+            held_out_history(&s, loo, 1, HeldOutPart::Test),
+            Cow::Borrowed(_)
+        ));
+        // Temporal: the training sequence for both parts, even with validation rows.
+        let t = split(
+            &leave_one_out_rows(),
+            SplitConfig {
+                test_fraction: 0.2,
+                valid_fraction: 0.3,
+            },
+        );
+        for u in 0..t.users.len() {
+            for part in [HeldOutPart::Test, HeldOutPart::Valid] {
+                assert_eq!(
+                    &*held_out_history(&t, SplitProtocol::Temporal, u, part),
+                    t.train[u].as_slice()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn protocol_names_round_trip() {
+        for p in [SplitProtocol::Temporal, SplitProtocol::LeaveOneOut] {
+            assert_eq!(p.name().parse::<SplitProtocol>(), Ok(p));
+            assert_eq!(
+                serde_json::to_value(p).unwrap(),
+                serde_json::Value::from(p.name())
+            );
+        }
+        assert_eq!(SplitProtocol::default(), SplitProtocol::Temporal);
+        assert!("loo".parse::<SplitProtocol>().is_err());
     }
 
     #[test]
@@ -439,6 +679,25 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn leave_one_out_puts_every_row_in_one_part_and_holds_out_at_most_one_each(
+            rows in proptest::collection::vec((0u8..6, 0u8..20, 0i64..50), 1..200)
+        ) {
+            let raw: Vec<_> = rows.iter().map(|(u, i, t)| row(&u.to_string(), &i.to_string(), Some(*t))).collect();
+            let s = split_leave_one_out(&raw);
+            let st = s.stats;
+            prop_assert_eq!(
+                st.train_rows + st.valid_rows + st.valid_dropped + st.test_rows + st.test_dropped,
+                raw.len()
+            );
+            for u in 0..s.users.len() {
+                let n = raw.iter().filter(|r| r.user == s.users[u]).count();
+                let held_out = if n < 3 { 0 } else { 1 };
+                prop_assert_eq!(s.train[u].len(), n - 2 * held_out);
+                prop_assert!(s.valid[u].len() <= held_out && s.test[u].len() <= held_out);
+            }
+        }
+
         #[test]
         fn every_row_lands_in_exactly_one_part(
             rows in proptest::collection::vec((0u8..6, 0u8..20, 0i64..50), 1..200)

@@ -134,14 +134,30 @@ pub struct PrepareArgs {
     /// Output folder of the prepared dataset.
     #[arg(long, env = "RD_DATA", default_value = "runs/data")]
     pub out: PathBuf,
+    /// How --input is split per user, in time order: temporal (the most recent
+    /// --test-fraction to test, then --valid-fraction of the rest to validation) or
+    /// leave-one-out (SASRec: the last item to test, the second-to-last to validation; users
+    /// with fewer than 3 keep all in train) [default: temporal]. Only with --input.
+    #[arg(long, env = "RD_SPLIT_PROTOCOL", value_enum)]
+    pub protocol: Option<ProtocolArg>,
     /// Fraction of each user's interactions (the most recent) held out for test [default:
-    /// 0.2]. Only with --input.
+    /// 0.2]. Only with --input and the temporal protocol.
     #[arg(long, env = "RD_TEST_FRACTION", value_parser = fraction("--test-fraction"))]
     pub test_fraction: Option<f64>,
     /// Fraction of each user's remaining training interactions cut for validation [default:
-    /// 0, none]. Only with --input.
+    /// 0, none]. Only with --input and the temporal protocol.
     #[arg(long, env = "RD_VALID_FRACTION", value_parser = fraction("--valid-fraction"))]
     pub valid_fraction: Option<f64>,
+}
+
+/// `--protocol` of `prepare` (`rankdistill_core::split::SplitProtocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProtocolArg {
+    /// Per user, the most recent --test-fraction of the interactions to test and
+    /// --valid-fraction of the rest to validation (method.md's split).
+    Temporal,
+    /// Per user, the last interaction to test and the second-to-last to validation (SASRec).
+    LeaveOneOut,
 }
 
 /// Flags of `evaluate`.
@@ -159,9 +175,20 @@ pub struct EvaluateArgs {
     /// Cut-offs k, comma separated.
     #[arg(long, env = "RD_EVAL_KS", value_delimiter = ',', default_values_t = [3usize, 5, 10])]
     pub ks: Vec<usize>,
-    /// Seed of the random model.
+    /// Seed of the random model and of the sampled negatives.
     #[arg(long, env = "RD_SEED", default_value_t = 42)]
     pub seed: u64,
+    /// Also compute SASRec's sampled metrics: HR@k and NDCG@k of each user's held-out item
+    /// among N negatives drawn uniformly from the catalogue (never a training item nor the
+    /// target; seeded by --seed). Needs exactly one held-out item per user (`prepare
+    /// --protocol leave-one-out`). 0: off. The full-ranking metrics stay the reference.
+    #[arg(
+        long,
+        env = "RD_SAMPLED_NEGATIVES",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub sampled_negatives: usize,
 }
 
 /// How the distillation weights are formed (`crate::rd_loss::Weighting`).

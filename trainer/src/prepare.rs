@@ -7,7 +7,9 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use rankdistill_core::dataset::{Format, RawInteraction, read_interactions};
 use rankdistill_core::prepared::PreparedDataset;
-use rankdistill_core::split::{SplitConfig, SplitStats, from_presplit, split};
+use rankdistill_core::split::{
+    SplitConfig, SplitProtocol, SplitStats, from_presplit, split, split_leave_one_out,
+};
 use rankdistill_core::synthetic::SyntheticConfig;
 
 use crate::output::{Output, spinner, thousands};
@@ -51,10 +53,8 @@ pub enum PrepareSource {
     Resplit {
         /// Interaction file.
         input: PathBuf,
-        /// Fraction of each user's interactions (the most recent) held out for test.
-        test_fraction: f64,
-        /// Fraction of each user's remaining training interactions cut for validation.
-        valid_fraction: f64,
+        /// How each user's interactions are split.
+        protocol: ResplitProtocol,
     },
     /// A pre-split import: the parts as the files give them; users and items come from
     /// `train`.
@@ -66,6 +66,31 @@ pub enum PrepareSource {
         /// Test file.
         test: PathBuf,
     },
+}
+
+/// How a re-split splits each user's interactions (in time order).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ResplitProtocol {
+    /// [`SplitProtocol::Temporal`]: the most recent fractions to test, then to validation.
+    Temporal {
+        /// Fraction of each user's interactions (the most recent) held out for test.
+        test_fraction: f64,
+        /// Fraction of each user's remaining training interactions cut for validation.
+        valid_fraction: f64,
+    },
+    /// [`SplitProtocol::LeaveOneOut`]: the last interaction to test, the second-to-last to
+    /// validation (users with fewer than 3 keep all in train).
+    LeaveOneOut,
+}
+
+impl ResplitProtocol {
+    /// The protocol without its settings.
+    pub fn protocol(&self) -> SplitProtocol {
+        match self {
+            ResplitProtocol::Temporal { .. } => SplitProtocol::Temporal,
+            ResplitProtocol::LeaveOneOut => SplitProtocol::LeaveOneOut,
+        }
+    }
 }
 
 /// Settings of `trainer gen-synthetic`.
@@ -94,8 +119,11 @@ pub struct GenSyntheticSettings {
 /// Runs `trainer prepare`.
 pub fn run_prepare(args: &PrepareSettings, out: &Output) -> anyhow::Result<PreparedDataset> {
     if let PrepareSource::Resplit {
-        test_fraction,
-        valid_fraction,
+        protocol:
+            ResplitProtocol::Temporal {
+                test_fraction,
+                valid_fraction,
+            },
         ..
     } = args.source
     {
@@ -111,24 +139,36 @@ pub fn run_prepare(args: &PrepareSettings, out: &Output) -> anyhow::Result<Prepa
     let start = Instant::now();
     let progress = spinner("prepare");
     let (data, format, interactions, read) = match &args.source {
-        PrepareSource::Resplit {
-            input,
-            test_fraction,
-            valid_fraction,
-        } => {
+        PrepareSource::Resplit { input, protocol } => {
             progress.set_message(format!("reading {}", input.display()));
             let (format, rows) = read_interactions(input, args.format)?;
-            progress.set_message(format!("splitting {} interactions", thousands(rows.len())));
-            let config = SplitConfig {
-                test_fraction: *test_fraction,
-                valid_fraction: *valid_fraction,
+            progress.set_message(format!(
+                "splitting {} interactions ({})",
+                thousands(rows.len()),
+                protocol.protocol()
+            ));
+            let data = match *protocol {
+                ResplitProtocol::Temporal {
+                    test_fraction,
+                    valid_fraction,
+                } => {
+                    let config = SplitConfig {
+                        test_fraction,
+                        valid_fraction,
+                    };
+                    PreparedDataset::new(
+                        split(&rows, config),
+                        input.display().to_string(),
+                        format,
+                        config,
+                    )
+                }
+                ResplitProtocol::LeaveOneOut => PreparedDataset::new_leave_one_out(
+                    split_leave_one_out(&rows),
+                    input.display().to_string(),
+                    format,
+                ),
             };
-            let data = PreparedDataset::new(
-                split(&rows, config),
-                input.display().to_string(),
-                format,
-                config,
-            );
             let read = format!(
                 "read {} interactions from {} ({format})",
                 thousands(rows.len()),
@@ -200,6 +240,15 @@ pub fn run_prepare(args: &PrepareSettings, out: &Output) -> anyhow::Result<Prepa
     let seconds = start.elapsed().as_secs_f64();
     let stats = &data.manifest.stats;
     out.say(read);
+    if let PrepareSource::Resplit {
+        protocol: ResplitProtocol::LeaveOneOut,
+        ..
+    } = &args.source
+    {
+        out.say(
+            "protocol leave-one-out: per user, the last item to test and the second-to-last to validation (users with fewer than 3 interactions keep them all in train)",
+        );
+    }
     out.say(summary(stats));
     out.say(format!(
         "wrote {} (fingerprint {})",
@@ -230,14 +279,17 @@ pub fn run_prepare(args: &PrepareSettings, out: &Output) -> anyhow::Result<Prepa
         "seconds": seconds,
     });
     match &args.source {
-        PrepareSource::Resplit {
-            input,
-            test_fraction,
-            valid_fraction,
-        } => {
+        PrepareSource::Resplit { input, protocol } => {
             json["input"] = input.display().to_string().into();
-            json["test_fraction"] = (*test_fraction).into();
-            json["valid_fraction"] = (*valid_fraction).into();
+            json["protocol"] = protocol.protocol().name().into();
+            if let ResplitProtocol::Temporal {
+                test_fraction,
+                valid_fraction,
+            } = protocol
+            {
+                json["test_fraction"] = (*test_fraction).into();
+                json["valid_fraction"] = (*valid_fraction).into();
+            }
         }
         PrepareSource::Presplit { train, valid, test } => {
             json["train"] = train.display().to_string().into();

@@ -12,6 +12,7 @@ impl From<&EvaluateArgs> for EvaluateSettings {
             split: args.split.clone(),
             ks: args.ks.clone(),
             seed: args.seed,
+            sampled_negatives: args.sampled_negatives,
         }
     }
 }
