@@ -181,10 +181,12 @@ if [ "$SASREC" = 1 ]; then
   done
   run_pool
   # Both protocols on test for every run: the full catalogue and 100 sampled negatives.
+  mkdir -p "$OUT/eval"
   for run in teacher sasrec-alone sasrec-rd caser-alone caser-rd; do
     for s in $SEEDS; do
-      [ -f "$OUT/$run-s$s/evaluation.json" ] || "$BIN/trainer" evaluate --data "$OUT/data" \
-        --model "$OUT/$run-s$s" --sampled-negatives 100 --seed 1 --json "$OUT/$run-s$s/evaluation.json" -q
+      [ -f "$OUT/eval/$run-s$s.json" ] || "$BIN/trainer" evaluate --data "$OUT/data" \
+        --model "$OUT/$run-s$s" --sampled-negatives 100 --seed 1 --json "$OUT/eval/$run-s$s.json" \
+        -q > /dev/null
     done
   done
   python3 scripts/sasrec_table.py "$OUT" > "$OUT/report-sasrec.md"

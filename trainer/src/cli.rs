@@ -306,7 +306,7 @@ pub struct ModelArgs {
     /// Model kind: caser, mf or sasrec.
     #[arg(long = "model", env = "RD_MODEL_KIND", default_value = "caser")]
     pub kind: ModelKind,
-    /// Embedding dimension d (default: 100 for `train`, 50 for `distill`).
+    /// Embedding dimension d (default: 100 for `train`, 50 for `distill`; 50 for SASRec).
     #[arg(long, env = "RD_DIM")]
     pub dim: Option<i64>,
     /// Training windows.

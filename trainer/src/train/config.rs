@@ -75,8 +75,13 @@ pub struct ModelSettings {
 }
 
 impl ModelSettings {
-    /// The model config for `data`, with `default_dim` when no dimension was given.
+    /// The model config for `data`, with `default_dim` when no dimension was given (SASRec's
+    /// is always its reference's 50, `hidden_units`).
     pub fn model_config(&self, data: &PreparedDataset, default_dim: i64) -> ModelConfig {
+        let default_dim = match self.kind {
+            ModelKind::SasRec => 50,
+            ModelKind::Caser | ModelKind::Mf => default_dim,
+        };
         ModelConfig {
             kind: self.kind,
             dim: self.dim.unwrap_or(default_dim),
