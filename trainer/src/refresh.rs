@@ -436,7 +436,7 @@ fn cycle(
         ranked_by.version,
         teacher.version
     );
-    let instances = Instances::build(&data.split.train, window);
+    let instances = Instances::of(&data.split.train, window);
     let queries = sample_queries(&instances, settings.fidelity_users, settings.fidelity_seed);
     let probe = FidelityProbe {
         instances: &instances,
