@@ -1,4 +1,4 @@
-//! Parity of student-svc's pure-Rust inference with LibTorch: a tiny Caser and a tiny MF are
+//! Parity of student-svc's pure-Rust inference with LibTorch: a tiny Caser, MF and SASRec are
 //! trained with the `trainer` binary on synthetic data; for every test user, the tch scores
 //! (`Model::score_all` on the user's last training window) must equal student-svc's within
 //! 1e-4, in process (`rankdistill_student::model`) and through a real `student-svc` process
@@ -115,7 +115,7 @@ async fn check_process(
     drop(server);
 }
 
-fn parity(kind: &str, extra: &[&str]) {
+fn parity(kind: &str, l: usize, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let p = |x: &Path| x.to_str().unwrap().to_string();
     let model_dir = dir.path().join(kind);
@@ -133,7 +133,7 @@ fn parity(kind: &str, extra: &[&str]) {
         "--epochs",
         "2",
         "--seq-len",
-        "4",
+        &l.to_string(),
     ]
     .into_iter()
     .map(String::from)
@@ -146,7 +146,6 @@ fn parity(kind: &str, extra: &[&str]) {
         .filter(|&u| !data.split.test[u as usize].is_empty())
         .collect();
     assert!(users.len() > 50, "{} test users", users.len());
-    let l = 4;
     let tch = tch_scores(&model_dir, &data, &users, l);
 
     // In process: every score of every test user, with each kernel.
@@ -198,11 +197,19 @@ fn parity(kind: &str, extra: &[&str]) {
 fn caser_student_scores_equal_tch() {
     parity(
         "caser",
+        4,
         &["--conv-activation", "relu", "--nh", "3", "--nv", "2"],
     );
 }
 
 #[test]
 fn mf_student_scores_equal_tch() {
-    parity("mf", &[]);
+    parity("mf", 4, &[]);
+}
+
+/// SASRec with two heads and two blocks over 20 inputs: users with fewer items give
+/// left-padded windows, the others full ones.
+#[test]
+fn sasrec_student_scores_equal_tch() {
+    parity("sasrec", 20, &["--num-heads", "2"]);
 }
