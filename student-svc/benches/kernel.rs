@@ -12,7 +12,8 @@
 //!
 //! `sasrec_query_l50_d50_2blocks` times SASRec's query encoding alone (`query_vector`, the
 //! forward pass before the scan) at the reference shape (L = 50, d = 50, 2 blocks, 1 head)
-//! with 10, 25 and 50 real items in the window (the rest left padding).
+//! with 10, 25 and 50 real items in the window (the rest left padding): the build for the
+//! detected kernel's CPU features, and the portable one.
 
 use std::hint::black_box;
 
@@ -129,23 +130,28 @@ fn bench(c: &mut Criterion) {
     let mut sasrec = c.benchmark_group("sasrec_query_l50_d50_2blocks");
     sasrec.sample_size(50);
     let items = 10_000u32;
-    let model = StudentModel::from_artifact(
-        random_student(ModelConfig::sasrec(50, 16, i64::from(items))),
-        Kernel::detect(),
-    )
-    .unwrap();
-    let l = model.sequence_length();
-    let mut out = vec![0f32; model.stride()];
-    for real in [10usize, 25, 50] {
-        let mut inputs = vec![0u32; l - real];
-        inputs.extend((0..real as u32).map(|t| 1 + (t * 7919 + 17) % items));
-        let query = QueryInput { user: None, inputs };
-        sasrec.bench_function(format!("{real}_real_items"), |b| {
-            b.iter(|| {
-                model.query_vector(black_box(&query), &mut out);
-                black_box(out[0])
-            })
-        });
+    for kernel in [Kernel::detect(), Kernel::Scalar] {
+        let model = StudentModel::from_artifact(
+            random_student(ModelConfig::sasrec(50, 16, i64::from(items))),
+            kernel,
+        )
+        .unwrap();
+        let l = model.sequence_length();
+        let mut out = vec![0f32; model.stride()];
+        for real in [10usize, 25, 50] {
+            let mut inputs = vec![0u32; l - real];
+            inputs.extend((0..real as u32).map(|t| 1 + (t * 7919 + 17) % items));
+            let query = QueryInput { user: None, inputs };
+            sasrec.bench_function(format!("{}_{real}_real_items", kernel.name()), |b| {
+                b.iter(|| {
+                    model.query_vector(black_box(&query), &mut out);
+                    black_box(out[0])
+                })
+            });
+        }
+        if kernel == Kernel::Scalar {
+            break;
+        }
     }
     sasrec.finish();
 }

@@ -82,7 +82,7 @@ impl StudentModel {
                 (Layers::Mf, d, None, bias)
             }
             ModelKind::SasRec => {
-                let layers = SasRecLayers::take(&mut artifact, &config)?;
+                let layers = SasRecLayers::take(&mut artifact, &config, kernel)?;
                 (Layers::SasRec(layers), d, None, vec![0.0; rows])
             }
             ModelKind::Caser => {

@@ -1,9 +1,11 @@
 //! SASRec's self-attention blocks and their forward pass in pure Rust: the query vector of the
 //! last L input items, as `teacher-svc` computes it at inference (dropout off). Weights are
-//! transposed at load so every inner loop runs over contiguous memory, padding positions are
-//! skipped (they are masked as keys and zeroed after every block, so they never reach a real
-//! position), the last block computes only the last position, and the buffers are reused per
-//! thread.
+//! transposed at load and every matrix product (the linear layers, the attention scores and
+//! their sum of values) runs through one register-tiled loop over contiguous rows
+//! ([`Product`]); padding positions are skipped (they are masked as keys and zeroed after
+//! every block, so they never reach a real position), the last block computes only the last
+//! position, and the buffers are reused per thread. The AVX2 build runs the same operations
+//! in the same order as the portable one: both give the same bits.
 
 use std::cell::RefCell;
 
@@ -11,6 +13,110 @@ use rankdistill_core::artifact::{Artifact, ModelConfig};
 
 use super::embeddings::Embeddings;
 use super::weights::{ModelError, take};
+use crate::kernel::Kernel;
+
+/// Output columns per accumulator of a [`Product`] (one 256-bit vector of f32).
+const LANES: usize = 8;
+
+/// Rows of a row-major matrix held in a slice: row r starts at `r * stride`.
+#[derive(Debug, Clone, Copy)]
+struct Rows<'a> {
+    /// The floats.
+    data: &'a [f32],
+    /// Floats from one row's start to the next's.
+    stride: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// The first `len` floats of row `r`.
+    #[inline(always)]
+    fn row(self, r: usize, len: usize) -> &'a [f32] {
+        &self.data[r * self.stride..r * self.stride + len]
+    }
+
+    /// The [`LANES`] floats of row `r` from column `c`.
+    #[inline(always)]
+    fn lanes(self, r: usize, c: usize) -> &'a [f32; LANES] {
+        let at = r * self.stride + c;
+        self.data[at..at + LANES]
+            .first_chunk()
+            .unwrap_or(&[0.0; LANES])
+    }
+}
+
+/// The matrix product `x M` of `k`-float rows of `x` and the `k` rows of `M` (the first
+/// `width` floats of each), added into rows of an output.
+#[derive(Debug, Clone, Copy)]
+struct Product<'a> {
+    /// The inner dimension.
+    k: usize,
+    /// Output columns.
+    width: usize,
+    /// The left rows.
+    x: Rows<'a>,
+    /// The right matrix.
+    m: Rows<'a>,
+}
+
+impl Product<'_> {
+    /// Adds the product of the first `n` rows of `x` into the first `n` rows of `y` (rows
+    /// `y_stride` apart), four rows at a time.
+    #[inline(always)]
+    fn add_to(self, n: usize, y: &mut [f32], y_stride: usize) {
+        let mut r = 0;
+        while r + 4 <= n {
+            self.add_rows::<4>(r, y, y_stride);
+            r += 4;
+        }
+        while r < n {
+            self.add_rows::<1>(r, y, y_stride);
+            r += 1;
+        }
+    }
+
+    /// [`Product::add_to`] for rows `r0..r0 + R`: [`LANES`] columns of each row held in a
+    /// register accumulator while the inner dimension is summed in order (each load of M
+    /// serves R independent accumulators; no reassociation).
+    #[inline(always)]
+    fn add_rows<const R: usize>(self, r0: usize, y: &mut [f32], y_stride: usize) {
+        let x: [&[f32]; R] = std::array::from_fn(|r| self.x.row(r0 + r, self.k));
+        let at = |r: usize, c: usize| (r0 + r) * y_stride + c;
+        let full = self.width / LANES * LANES;
+        for c in (0..full).step_by(LANES) {
+            let mut acc = [[0.0f32; LANES]; R];
+            for (r, a) in acc.iter_mut().enumerate() {
+                a.copy_from_slice(&y[at(r, c)..at(r, c) + LANES]);
+            }
+            for i in 0..self.k {
+                let w = self.m.lanes(i, c);
+                for (a, xr) in acc.iter_mut().zip(&x) {
+                    let xi = xr[i];
+                    for (a, w) in a.iter_mut().zip(w) {
+                        *a += xi * w;
+                    }
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                y[at(r, c)..at(r, c) + LANES].copy_from_slice(a);
+            }
+        }
+        for c in full..self.width {
+            let mut acc: [f32; R] = std::array::from_fn(|r| y[at(r, c)]);
+            for i in 0..self.k {
+                let w = self.m.data[i * self.m.stride + c];
+                for (a, xr) in acc.iter_mut().zip(&x) {
+                    *a += xr[i] * w;
+                }
+            }
+            for (r, a) in acc.into_iter().enumerate() {
+                y[at(r, c)] = a;
+            }
+        }
+    }
+}
+
+/// Queries attended together (their weights share each pass over the keys and values).
+const QUERY_ROWS: usize = 8;
 
 /// Added to the variance in every layer norm.
 const NORM_EPS: f32 = 1e-8;
@@ -34,6 +140,7 @@ impl LayerNorm {
     }
 
     /// Writes the normalised `x` into `out` (both d floats; biased variance).
+    #[inline(always)]
     fn apply(&self, x: &[f32], out: &mut [f32]) {
         let n = x.len().max(1) as f32;
         let mean = x.iter().sum::<f32>() / n;
@@ -49,6 +156,7 @@ impl LayerNorm {
     }
 
     /// Normalises each d-float row of `x` into the same row of `out`.
+    #[inline(always)]
     fn apply_rows(&self, x: &[f32], out: &mut [f32]) {
         let d = self.bias.len().max(1);
         for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
@@ -82,30 +190,23 @@ impl Linear {
         })
     }
 
-    /// Writes `W x + b` of each d-float row of `x` into the same row of `y`. Four input
-    /// features per pass over the output row, each pass contiguous (vectorised).
+    /// Writes `W x + b` of each d-float row of `x` into the same row of `y`.
+    #[inline(always)]
     fn apply_rows(&self, x: &[f32], y: &mut [f32]) {
         let d = self.bias.len().max(1);
-        for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-            yr.copy_from_slice(&self.bias);
-            let mut xs = xr.chunks_exact(4);
-            let mut ws = self.weight_t.chunks_exact(4 * d);
-            for (xc, wc) in (&mut xs).zip(&mut ws) {
-                let (w01, w23) = wc.split_at(2 * d);
-                let (w0, w1) = w01.split_at(d);
-                let (w2, w3) = w23.split_at(d);
-                let (x0, x1, x2, x3) = (xc[0], xc[1], xc[2], xc[3]);
-                for ((((o, a), b), c), e) in yr.iter_mut().zip(w0).zip(w1).zip(w2).zip(w3) {
-                    *o += x0 * a + x1 * b + x2 * c + x3 * e;
-                }
-            }
-            let tail = ws.remainder();
-            for (&xi, w) in xs.remainder().iter().zip(tail.chunks_exact(d)) {
-                for (o, a) in yr.iter_mut().zip(w) {
-                    *o += xi * a;
-                }
-            }
+        for row in y.chunks_exact_mut(d) {
+            row.copy_from_slice(&self.bias);
         }
+        Product {
+            k: d,
+            width: d,
+            x: Rows { data: x, stride: d },
+            m: Rows {
+                data: &self.weight_t,
+                stride: d,
+            },
+        }
+        .add_to(x.len() / d, y, d);
     }
 }
 
@@ -144,7 +245,7 @@ struct Scratch {
     keys_t: Vec<f32>,
     /// Projected values V, `[n, d]`.
     values: Vec<f32>,
-    /// One head's attention scores, `[n]`.
+    /// One head's attention weights of up to [`QUERY_ROWS`] queries, `[rows, keys]`.
     scores: Vec<f32>,
     /// Feed-forward input f, `[n, d]`.
     ff_in: Vec<f32>,
@@ -160,6 +261,7 @@ thread_local! {
 }
 
 /// Resizes `v` to `len` floats (contents are overwritten before being read).
+#[inline(always)]
 fn sized(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     v.resize(len, 0.0);
     &mut v[..len]
@@ -181,6 +283,7 @@ impl Block {
     }
 
     /// K and V of the n states, K also transposed.
+    #[inline(always)]
     fn keys_values(&self, sc: &mut Scratch, n: usize, d: usize) {
         let states = &sc.states[..n * d];
         self.key.apply_rows(states, sized(&mut sc.keys, n * d));
@@ -193,40 +296,72 @@ impl Block {
         }
     }
 
-    /// Adds to `out` (d floats) the attention of query `query` (scaled) over the first `m`
-    /// of the n keys and values, head by head.
-    fn attend(sc: &mut Scratch, query: &[f32], m: usize, n: usize, heads: usize, out: &mut [f32]) {
-        let d = out.len();
-        let dh = d / heads;
-        let scores = sized(&mut sc.scores, m);
+    /// Adds to the `count` rows of `out` (d floats apart) the causal attention of the scaled
+    /// queries `queries` (d floats apart) at positions `first..first + count`, each over the
+    /// keys and values of positions 0 to its own, head by head.
+    #[inline(always)]
+    fn attend(
+        sc: &mut Scratch,
+        queries: &[f32],
+        first: usize,
+        count: usize,
+        n: usize,
+        heads: usize,
+        out: &mut [f32],
+    ) {
+        let d = sc.values.len() / n.max(1);
+        let dh = d / heads.max(1);
+        let keys = first + count;
+        let scores = sized(&mut sc.scores, count * keys);
         for h in 0..heads {
-            let features = h * dh..(h + 1) * dh;
+            // a[i, j] = Q_i . K_j over the head's features (Q pre-scaled by 1/sqrt(dh)).
             scores.fill(0.0);
-            for f in features.clone() {
-                let qf = query[f];
-                for (s, k) in scores.iter_mut().zip(&sc.keys_t[f * n..f * n + m]) {
-                    *s += qf * k;
+            Product {
+                k: dh,
+                width: keys,
+                x: Rows {
+                    data: &queries[h * dh..],
+                    stride: d,
+                },
+                m: Rows {
+                    data: &sc.keys_t[h * dh * n..],
+                    stride: n,
+                },
+            }
+            .add_to(count, scores, keys);
+            // Softmax over the allowed keys j <= i; the later ones get weight 0.
+            for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
+                let (allowed, later) = row.split_at_mut(first + r + 1);
+                let max = allowed.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+                let mut total = 0.0;
+                for a in allowed.iter_mut() {
+                    *a = (*a - max).exp();
+                    total += *a;
                 }
+                let inv = 1.0 / total;
+                allowed.iter_mut().for_each(|a| *a *= inv);
+                later.fill(0.0);
             }
-            let max = scores.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-            let mut total = 0.0;
-            for s in scores.iter_mut() {
-                *s = (*s - max).exp();
-                total += *s;
+            // out_i += sum_j p_ij V_j over the head's features.
+            Product {
+                k: keys,
+                width: dh,
+                x: Rows {
+                    data: scores,
+                    stride: keys,
+                },
+                m: Rows {
+                    data: &sc.values[h * dh..],
+                    stride: d,
+                },
             }
-            let inv = 1.0 / total;
-            let out_h = &mut out[features.clone()];
-            for (&p, v) in scores.iter().zip(sc.values.chunks_exact(d)) {
-                let p = p * inv;
-                for (o, x) in out_h.iter_mut().zip(&v[features.clone()]) {
-                    *o += p * x;
-                }
-            }
+            .add_to(count, &mut out[h * dh..], d);
         }
     }
 
     /// The feed-forward of each row of `rows` in place: `f + W2 relu(W1 f + b1) + b2`,
     /// f = LN_ff(row).
+    #[inline(always)]
     fn feed_forward(&self, rows: &mut [f32], ff_in: &mut Vec<f32>, ff_hidden: &mut Vec<f32>) {
         let len = rows.len();
         let f = sized(ff_in, len);
@@ -241,6 +376,7 @@ impl Block {
     }
 
     /// The block on all n states (real positions, oldest first), in place.
+    #[inline(always)]
     fn forward_all(&self, sc: &mut Scratch, n: usize, d: usize, heads: usize) {
         let scale = 1.0 / ((d / heads) as f32).sqrt();
         self.keys_values(sc, n, d);
@@ -252,13 +388,10 @@ impl Block {
         // s_i = q_i + attention of Q_i over keys 0..=i: accumulated into `normed` in place.
         let mut normed = std::mem::take(&mut sc.normed);
         let queries = std::mem::take(&mut sc.queries);
-        for (i, (row, query)) in normed
-            .chunks_exact_mut(d)
-            .zip(queries.chunks_exact(d))
-            .take(n)
-            .enumerate()
-        {
-            Self::attend(sc, query, i + 1, n, heads, row);
+        for first in (0..n).step_by(QUERY_ROWS) {
+            let count = QUERY_ROWS.min(n - first);
+            let rows = &mut normed[first * d..(first + count) * d];
+            Self::attend(sc, &queries[first * d..], first, count, n, heads, rows);
         }
         sc.queries = queries;
         self.feed_forward(&mut normed[..n * d], &mut sc.ff_in, &mut sc.ff_hidden);
@@ -268,6 +401,7 @@ impl Block {
 
     /// The block's output at the last of the n states only (its attention reads every state's
     /// K and V), into `out` (d floats).
+    #[inline(always)]
     fn forward_last(&self, sc: &mut Scratch, n: usize, d: usize, heads: usize, out: &mut [f32]) {
         let scale = 1.0 / ((d / heads) as f32).sqrt();
         self.keys_values(sc, n, d);
@@ -277,7 +411,7 @@ impl Block {
         let q = sized(&mut query, d);
         self.query.apply_rows(out, q);
         q.iter_mut().for_each(|x| *x *= scale);
-        Self::attend(sc, q, n, n, heads, out);
+        Self::attend(sc, q, n - 1, 1, n, heads, out);
         sc.queries = query;
         self.feed_forward(out, &mut sc.ff_in, &mut sc.ff_hidden);
     }
@@ -288,6 +422,8 @@ impl Block {
 pub(super) struct SasRecLayers {
     /// Attention heads h (d is a multiple).
     heads: usize,
+    /// Run the AVX2 build of the forward pass (the kernel is a SIMD one).
+    simd: bool,
     /// Learned positions, `[L, d]`.
     positions: Vec<f32>,
     /// The self-attention blocks, in order.
@@ -297,8 +433,13 @@ pub(super) struct SasRecLayers {
 }
 
 impl SasRecLayers {
-    /// Takes the layers' tensors out of the artifact (positions, blocks in order, final norm).
-    pub(super) fn take(artifact: &mut Artifact, config: &ModelConfig) -> Result<Self, ModelError> {
+    /// Takes the layers' tensors out of the artifact (positions, blocks in order, final norm);
+    /// the forward pass uses SIMD when `kernel` does.
+    pub(super) fn take(
+        artifact: &mut Artifact,
+        config: &ModelConfig,
+        kernel: Kernel,
+    ) -> Result<Self, ModelError> {
         let u = |x: i64| x.max(0) as usize;
         let (d, l, heads) = (
             u(config.dim),
@@ -316,6 +457,7 @@ impl SasRecLayers {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(SasRecLayers {
             heads,
+            simd: kernel != Kernel::Scalar,
             positions,
             blocks,
             final_norm: LayerNorm::take(artifact, "final_norm", d)?,
@@ -333,18 +475,53 @@ impl SasRecLayers {
     ) {
         let reused = SCRATCH.try_with(|cell| match cell.try_borrow_mut() {
             Ok(mut sc) => {
-                self.forward_with(&mut sc, embeddings, l, inputs, out);
+                self.forward_on(&mut sc, embeddings, l, inputs, out);
                 true
             }
             Err(_) => false,
         });
         // Fresh buffers when this thread's are unavailable (being torn down, or in use).
         if !matches!(reused, Ok(true)) {
-            self.forward_with(&mut Scratch::default(), embeddings, l, inputs, out);
+            self.forward_on(&mut Scratch::default(), embeddings, l, inputs, out);
         }
     }
 
+    /// [`SasRecLayers::forward`] on the given buffers, compiled for AVX2 when the kernel is a
+    /// SIMD one and the CPU has it (same operations in the same order: the same answer).
+    fn forward_on(
+        &self,
+        sc: &mut Scratch,
+        embeddings: &Embeddings,
+        l: usize,
+        inputs: &[u32],
+        out: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.simd && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above), the only precondition of
+            // a `target_feature` function; the body is safe code.
+            unsafe { self.forward_avx2(sc, embeddings, l, inputs, out) };
+            return;
+        }
+        self.forward_with(sc, embeddings, l, inputs, out);
+    }
+
+    /// [`SasRecLayers::forward_with`] with 256-bit vectors for the contiguous loops.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn forward_avx2(
+        &self,
+        sc: &mut Scratch,
+        embeddings: &Embeddings,
+        l: usize,
+        inputs: &[u32],
+        out: &mut [f32],
+    ) {
+        self.forward_with(sc, embeddings, l, inputs, out);
+    }
+
     /// [`SasRecLayers::forward`] on the given buffers.
+    #[inline(always)]
     fn forward_with(
         &self,
         sc: &mut Scratch,

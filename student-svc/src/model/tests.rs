@@ -454,20 +454,31 @@ fn sasrec_matches_a_direct_f64_reference() {
         let items = 60;
         let a = artifact(sasrec(dim, items, l, blocks, heads));
         let reference = a.clone();
+        let mut first_kernel = None;
         for kernel in Kernel::supported() {
             let model = StudentModel::from_artifact(a.clone(), kernel).unwrap();
             assert_eq!(model.query_dim(), dim as usize);
+            let mut vectors = Vec::new();
             for inputs in sasrec_inputs(l as usize, items as u32) {
                 let want = reference_sasrec(&reference, &inputs);
                 // The user is ignored: known, unknown and out of range all score the same.
                 for user in [Some(0), None, Some(1_000_000)] {
-                    let got = model.score_all(&[QueryInput {
+                    let query = QueryInput {
                         user,
                         inputs: inputs.clone(),
-                    }]);
+                    };
+                    let got = model.score_all(std::slice::from_ref(&query));
                     let what = format!("d={dim} L={l} blocks={blocks} heads={heads} {inputs:?}");
                     assert_close(&got[0], &want, &what);
+                    let mut q = vec![0.0; model.stride()];
+                    model.query_vector(&query, &mut q);
+                    vectors.push(q);
                 }
+            }
+            // The SIMD build of the forward pass runs the same operations in the same order.
+            match &first_kernel {
+                None => first_kernel = Some(vectors),
+                Some(first) => assert_eq!(first, &vectors, "{}", kernel.name()),
             }
         }
     }
