@@ -9,6 +9,11 @@
 //! constants + bias) reads ~3.2x fewer bytes; its roofline is the probe's time scaled by that ratio. `topk10_*` is the whole
 //! `top_k_batch` for k = 10 on a random Caser d=50 student of 100k items: the int8 scan with
 //! exact rescoring vs the f32 scan.
+//!
+//! `sasrec_query_l50_d50_2blocks` times SASRec's query encoding alone (`query_vector`, the
+//! forward pass before the scan) at the reference shape (L = 50, d = 50, 2 blocks, 1 head)
+//! with 10, 25 and 50 real items in the window (the rest left padding): the build for the
+//! detected kernel's CPU features, and the portable one.
 
 use std::hint::black_box;
 
@@ -99,7 +104,8 @@ fn bench(c: &mut Criterion) {
 
     let mut topk = c.benchmark_group("topk10_100k_items_caser_d50");
     topk.sample_size(30);
-    let model = StudentModel::from_artifact(random_student(ITEMS), Kernel::detect()).unwrap();
+    let caser = || random_student(ModelConfig::caser(50, 16, ITEMS as i64));
+    let model = StudentModel::from_artifact(caser(), Kernel::detect()).unwrap();
     let queries: Vec<QueryInput> = (0..4u32)
         .map(|u| QueryInput {
             user: Some(u),
@@ -108,7 +114,7 @@ fn bench(c: &mut Criterion) {
                 .collect(),
         })
         .collect();
-    let model_f32 = StudentModel::from_artifact(random_student(ITEMS), Kernel::detect())
+    let model_f32 = StudentModel::from_artifact(caser(), Kernel::detect())
         .unwrap()
         .with_scan(Scan::F32);
     for nq in [1usize, 4] {
@@ -120,11 +126,38 @@ fn bench(c: &mut Criterion) {
         }
     }
     topk.finish();
+
+    let mut sasrec = c.benchmark_group("sasrec_query_l50_d50_2blocks");
+    sasrec.sample_size(50);
+    let items = 10_000u32;
+    for kernel in [Kernel::detect(), Kernel::Scalar] {
+        let model = StudentModel::from_artifact(
+            random_student(ModelConfig::sasrec(50, 16, i64::from(items))),
+            kernel,
+        )
+        .unwrap();
+        let l = model.sequence_length();
+        let mut out = vec![0f32; model.stride()];
+        for real in [10usize, 25, 50] {
+            let mut inputs = vec![0u32; l - real];
+            inputs.extend((0..real as u32).map(|t| 1 + (t * 7919 + 17) % items));
+            let query = QueryInput { user: None, inputs };
+            sasrec.bench_function(format!("{}_{real}_real_items", kernel.name()), |b| {
+                b.iter(|| {
+                    model.query_vector(black_box(&query), &mut out);
+                    black_box(out[0])
+                })
+            });
+        }
+        if kernel == Kernel::Scalar {
+            break;
+        }
+    }
+    sasrec.finish();
 }
 
-/// A Caser d=50 student with uniform random weights in [-0.5, 0.5).
-fn random_student(items: usize) -> Artifact {
-    let config = ModelConfig::caser(50, 16, items as i64);
+/// A student of shape `config` with uniform random weights in [-0.5, 0.5).
+fn random_student(config: ModelConfig) -> Artifact {
     let mut seed = 11u32;
     let tensors = config
         .expected_tensors()

@@ -1,12 +1,12 @@
-//! The student's inference in pure Rust, for both model kinds of the artifact. A query (a user
-//! and the last L input ids) becomes a query vector (Caser forward, or the MF user vector:
-//! [`query`], [`caser`]), then every item is scored as `table[i] . query + bias[i]` by the
-//! SIMD kernel ([`table`]) over cache-sized blocks of items, in parallel on the current rayon
-//! pool, several queries per pass, with a bounded top-k per block merged at the end. By
-//! default ([`Scan::Int8`]) the pass reads an int8 copy of the table with per-row error bounds
-//! and only the candidates it cannot rule out are rescored in f32 ([`int8_scan`], see
-//! [`crate::quant`]); the answer is the same exact top k as the f32 scan ([`Scan::F32`],
-//! [`f32_scan`]).
+//! The student's inference in pure Rust, for every model kind of the artifact. A query (a user
+//! and the last L input ids) becomes a query vector (Caser forward, SASRec forward, or the MF
+//! user vector: [`query`], [`caser`], [`sasrec`]), then every item is scored as
+//! `table[i] . query + bias[i]` by the SIMD kernel ([`table`]) over cache-sized blocks of
+//! items, in parallel on the current rayon pool, several queries per pass, with a bounded
+//! top-k per block merged at the end. By default ([`Scan::Int8`]) the pass reads an int8 copy
+//! of the table with per-row error bounds and only the candidates it cannot rule out are
+//! rescored in f32 ([`int8_scan`], see [`crate::quant`]); the answer is the same exact top k
+//! as the f32 scan ([`Scan::F32`], [`f32_scan`]).
 //!
 //! This module assembles the parts from an artifact ([`weights`]) and is the only public face
 //! of them: the parts never name [`StudentModel`].
@@ -16,6 +16,7 @@ mod embeddings;
 mod f32_scan;
 mod int8_scan;
 mod query;
+mod sasrec;
 mod scan;
 mod table;
 #[cfg(test)]
@@ -29,7 +30,8 @@ use caser::CaserLayers;
 use embeddings::Embeddings;
 use f32_scan::top_k_f32;
 use int8_scan::top_k_int8;
-use query::QueryEncoder;
+use query::{Layers, QueryEncoder};
+use sasrec::SasRecLayers;
 use table::ScoringTable;
 use weights::take;
 
@@ -42,7 +44,9 @@ pub use weights::ModelError;
 pub struct StudentModel {
     /// Shape and hyper-parameters from the manifest.
     pub config: ModelConfig,
-    /// Query side: embeddings and Caser's layers.
+    /// Number of known users.
+    num_users: usize,
+    /// Query side: embeddings and the model kind's layers.
     encoder: QueryEncoder,
     /// Item side: the scoring table, bias, kernel and int8 copy.
     items: ScoringTable,
@@ -61,24 +65,31 @@ impl StudentModel {
             u(config.num_items),
         );
         let rows = items + 1;
-        if config.kind == ModelKind::SasRec {
-            return Err(ModelError::Tensor(
-                "SASRec is not served by student-svc yet".into(),
-            ));
-        }
-        let user_embeddings = take(&mut artifact, "user_embeddings.weight", users * d)?;
-        let item_embeddings = take(&mut artifact, "item_embeddings.weight", rows * d)?;
-        let (caser, query_dim, table_values, bias_values) = match config.kind {
+        // SASRec has no user table and scores with the input item table itself, no bias.
+        let (user_embeddings, item_embeddings) = match config.kind {
+            ModelKind::SasRec => (
+                Vec::new(),
+                take(&mut artifact, "item_embeddings.weight", rows * d)?,
+            ),
+            ModelKind::Mf | ModelKind::Caser => (
+                take(&mut artifact, "user_embeddings.weight", users * d)?,
+                take(&mut artifact, "item_embeddings.weight", rows * d)?,
+            ),
+        };
+        let (layers, query_dim, table_values, bias_values) = match config.kind {
             ModelKind::Mf => {
                 let bias = take(&mut artifact, "item_bias.weight", rows)?;
-                (None, d, None, bias)
+                (Layers::Mf, d, None, bias)
             }
-            ModelKind::SasRec => unreachable!("refused above"),
+            ModelKind::SasRec => {
+                let layers = SasRecLayers::take(&mut artifact, &config, kernel)?;
+                (Layers::SasRec(layers), d, None, vec![0.0; rows])
+            }
             ModelKind::Caser => {
                 let layers = CaserLayers::take(&mut artifact, &config)?;
                 let w2 = take(&mut artifact, "W2.weight", rows * 2 * d)?;
                 let b2 = take(&mut artifact, "b2.weight", rows)?;
-                (Some(layers), 2 * d, Some(w2), b2)
+                (Layers::Caser(layers), 2 * d, Some(w2), b2)
             }
         };
         let items = ScoringTable::new(
@@ -89,13 +100,14 @@ impl StudentModel {
         );
         Ok(StudentModel {
             config,
+            num_users: users,
             encoder: QueryEncoder {
                 embeddings: Embeddings {
                     dim: d,
                     users: user_embeddings,
                     items: item_embeddings,
                 },
-                caser,
+                layers,
                 sequence_length: l,
             },
             items,
@@ -108,9 +120,9 @@ impl StudentModel {
         self.items.num_items()
     }
 
-    /// Number of known users.
+    /// Number of known users (from the config: SASRec knows them but has no user table).
     pub fn num_users(&self) -> usize {
-        self.encoder.embeddings.num_users()
+        self.num_users
     }
 
     /// Input length L.
@@ -135,8 +147,8 @@ impl StudentModel {
         self
     }
 
-    /// Per-item bias (b2 for Caser, item_bias for MF): the popularity fallback's order when
-    /// no dataset is given.
+    /// Per-item bias (b2 for Caser, item_bias for MF, zero for SASRec): the popularity
+    /// fallback's order when no dataset is given.
     pub fn item_bias(&self) -> &[f32] {
         &self.items.bias
     }
@@ -154,7 +166,7 @@ impl StudentModel {
         self.items.quant.bytes() + self.items.bias.len() * std::mem::size_of::<f32>()
     }
 
-    /// Length of a query vector before padding (2d for Caser, d for MF).
+    /// Length of a query vector before padding (2d for Caser, d for MF and SASRec).
     pub fn query_dim(&self) -> usize {
         self.items.query_dim
     }

@@ -1,8 +1,9 @@
-//! End-to-end checks of [`StudentModel`]: Caser against a direct f64 reference, MF, and the
-//! int8 scan against the exact f32 scan.
+//! End-to-end checks of [`StudentModel`]: Caser and SASRec against direct f64 references, MF,
+//! and the int8 scan against the exact f32 scan.
 
 use super::*;
 use rankdistill_core::artifact::{Activation, ArtifactManifest, DataRef, Weights};
+use rankdistill_core::instances::PAD;
 use rankdistill_core::topk::top_k;
 use std::collections::HashMap;
 
@@ -301,4 +302,360 @@ fn non_finite_weights_are_refused() {
     }
     let err = StudentModel::from_artifact(a, Kernel::Scalar).unwrap_err();
     assert!(err.to_string().contains("item_bias.weight"), "{err}");
+}
+
+/// SASRec written as directly from the description as possible, in f64: the window of the
+/// last L ids (left-padded), every one of the L positions through every block, no shortcuts;
+/// returns the scores of every item.
+fn reference_sasrec(a: &Artifact, inputs: &[u32]) -> Vec<f64> {
+    let c = &a.manifest.model;
+    let t = |n: &str| -> Vec<f64> { a.weights.tensors[n].1.iter().map(|&v| v as f64).collect() };
+    let (d, l, h) = (
+        c.dim as usize,
+        c.sequence_length as usize,
+        c.num_heads as usize,
+    );
+    let dh = d / h;
+    let given = &inputs[inputs.len().saturating_sub(l)..];
+    let mut x = vec![0u32; l - given.len()];
+    x.extend_from_slice(given);
+    let mask: Vec<f64> = x.iter().map(|&i| f64::from(u8::from(i != 0))).collect();
+    let (e, p) = (t("item_embeddings.weight"), t("position_embeddings.weight"));
+    let norm = |v: &[f64], prefix: &str| -> Vec<f64> {
+        let (w, b) = (t(&format!("{prefix}.weight")), t(&format!("{prefix}.bias")));
+        let mean = v.iter().sum::<f64>() / d as f64;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / d as f64;
+        (0..d)
+            .map(|k| (v[k] - mean) / (var + 1e-8).sqrt() * w[k] + b[k])
+            .collect()
+    };
+    let linear = |v: &[f64], prefix: &str| -> Vec<f64> {
+        let (w, b) = (t(&format!("{prefix}.weight")), t(&format!("{prefix}.bias")));
+        (0..d)
+            .map(|o| b[o] + (0..d).map(|i| w[o * d + i] * v[i]).sum::<f64>())
+            .collect()
+    };
+    let mut s: Vec<Vec<f64>> = (0..l)
+        .map(|i| {
+            (0..d)
+                .map(|k| (e[x[i] as usize * d + k] * (d as f64).sqrt() + p[i * d + k]) * mask[i])
+                .collect()
+        })
+        .collect();
+    for b in 0..c.num_blocks as usize {
+        let name = |layer: &str| format!("blocks.{b}.{layer}");
+        let q: Vec<Vec<f64>> = s.iter().map(|v| norm(v, &name("attention_norm"))).collect();
+        let qs: Vec<Vec<f64>> = q.iter().map(|v| linear(v, &name("query"))).collect();
+        let ks: Vec<Vec<f64>> = s.iter().map(|v| linear(v, &name("key"))).collect();
+        let vs: Vec<Vec<f64>> = s.iter().map(|v| linear(v, &name("value"))).collect();
+        s = (0..l)
+            .map(|i| {
+                let mut att = vec![0.0; d];
+                for head in 0..h {
+                    let features = head * dh..(head + 1) * dh;
+                    let a: Vec<f64> = (0..l)
+                        .map(|j| {
+                            if j <= i && mask[j] != 0.0 {
+                                features.clone().map(|k| qs[i][k] * ks[j][k]).sum::<f64>()
+                                    / (dh as f64).sqrt()
+                            } else {
+                                -4294967295.0
+                            }
+                        })
+                        .collect();
+                    let max = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = a.iter().map(|v| (v - max).exp()).sum();
+                    for j in 0..l {
+                        for k in features.clone() {
+                            att[k] += (a[j] - max).exp() / z * vs[j][k];
+                        }
+                    }
+                }
+                let si: Vec<f64> = (0..d).map(|k| q[i][k] + att[k]).collect();
+                let f = norm(&si, &name("feed_forward_norm"));
+                let hidden: Vec<f64> = linear(&f, &name("ff1"))
+                    .into_iter()
+                    .map(|v| v.max(0.0))
+                    .collect();
+                let out = linear(&hidden, &name("ff2"));
+                (0..d).map(|k| (f[k] + out[k]) * mask[i]).collect()
+            })
+            .collect();
+    }
+    let query = norm(&s[l - 1], "final_norm");
+    (1..=c.num_items as usize)
+        .map(|i| (0..d).map(|k| e[i * d + k] * query[k]).sum())
+        .collect()
+}
+
+/// A SASRec config of a small shape.
+fn sasrec(dim: i64, items: i64, l: i64, blocks: i64, heads: i64) -> ModelConfig {
+    let mut config = ModelConfig::sasrec(dim, 4, items);
+    config.sequence_length = l;
+    config.num_blocks = blocks;
+    config.num_heads = heads;
+    config.validate().unwrap();
+    config
+}
+
+/// Windows of every kind for a SASRec of input length `l` over `items` items.
+fn sasrec_inputs(l: usize, items: u32) -> Vec<Vec<u32>> {
+    let id = |t: usize| 1 + (t as u32 * 7919 + 13) % items;
+    let full: Vec<u32> = (0..l).map(id).collect();
+    let mut partly = full.clone();
+    partly[..l / 2].fill(PAD);
+    let mut single = vec![PAD; l];
+    single[l - 1] = id(5);
+    let mut holes = full.clone();
+    for t in [1, l / 2] {
+        if t + 1 < l {
+            holes[t] = PAD;
+        }
+    }
+    let mut last_padding = full.clone();
+    last_padding[l - 1] = PAD;
+    vec![
+        full,
+        partly,
+        single,
+        vec![PAD; l],
+        (0..l + 3).map(|t| id(t + 100)).collect(),
+        vec![id(3), id(4)],
+        vec![id(9)],
+        Vec::new(),
+        holes,
+        last_padding,
+    ]
+}
+
+/// `got` within 1e-4 of `want`, relative or absolute.
+fn assert_close(got: &[f32], want: &[f64], what: &str) {
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (*g as f64 - w).abs() <= 1e-4 * w.abs().max(1.0),
+            "{what}: item {i}: {g} vs {w}"
+        );
+    }
+}
+
+#[test]
+fn sasrec_matches_a_direct_f64_reference() {
+    for (dim, l, blocks, heads) in [
+        (8, 6, 1, 1),
+        (8, 6, 2, 1),
+        (8, 6, 1, 2),
+        (8, 6, 2, 2),
+        (6, 1, 2, 3),
+        (12, 9, 3, 4),
+        (50, 50, 2, 1),
+        (50, 50, 2, 2),
+    ] {
+        let items = 60;
+        let a = artifact(sasrec(dim, items, l, blocks, heads));
+        let reference = a.clone();
+        let mut first_kernel = None;
+        for kernel in Kernel::supported() {
+            let model = StudentModel::from_artifact(a.clone(), kernel).unwrap();
+            assert_eq!(model.query_dim(), dim as usize);
+            let mut vectors = Vec::new();
+            for inputs in sasrec_inputs(l as usize, items as u32) {
+                let want = reference_sasrec(&reference, &inputs);
+                // The user is ignored: known, unknown and out of range all score the same.
+                for user in [Some(0), None, Some(1_000_000)] {
+                    let query = QueryInput {
+                        user,
+                        inputs: inputs.clone(),
+                    };
+                    let got = model.score_all(std::slice::from_ref(&query));
+                    let what = format!("d={dim} L={l} blocks={blocks} heads={heads} {inputs:?}");
+                    assert_close(&got[0], &want, &what);
+                    let mut q = vec![0.0; model.stride()];
+                    model.query_vector(&query, &mut q);
+                    vectors.push(q);
+                }
+            }
+            // The SIMD build of the forward pass runs the same operations in the same order.
+            match &first_kernel {
+                None => first_kernel = Some(vectors),
+                Some(first) => assert_eq!(first, &vectors, "{}", kernel.name()),
+            }
+        }
+    }
+}
+
+#[test]
+fn sasrec_all_padding_scores_with_the_final_norm_bias() {
+    let a = artifact(sasrec(8, 30, 5, 2, 2));
+    let t = a.weights.tensors.clone();
+    let model = StudentModel::from_artifact(a, Kernel::Scalar).unwrap();
+    let mut q = vec![1.0; model.stride()];
+    model.query_vector(
+        &QueryInput {
+            user: None,
+            inputs: vec![PAD; 5],
+        },
+        &mut q,
+    );
+    assert_eq!(&q[..8], t["final_norm.bias"].1.as_slice());
+    assert!(q[8..].iter().all(|&x| x == 0.0));
+}
+
+#[test]
+fn sasrec_top_k_equals_sorting_the_reference_scores() {
+    let config = sasrec(16, 2500, 12, 2, 2);
+    let a = artifact(config);
+    for scan in [Scan::Int8, Scan::F32] {
+        for kernel in Kernel::supported() {
+            let model = StudentModel::from_artifact(a.clone(), kernel)
+                .unwrap()
+                .with_scan(scan);
+            let queries: Vec<QueryInput> = sasrec_inputs(12, 2500)
+                .into_iter()
+                .map(|inputs| QueryInput { user: None, inputs })
+                .collect();
+            let got = model.top_k_batch(&queries, 10, &vec![Vec::new(); queries.len()]);
+            for (query, got) in queries.iter().zip(&got) {
+                let want = reference_sasrec(&a, &query.inputs);
+                let mut order: Vec<usize> = (0..want.len()).collect();
+                order.sort_by(|&i, &j| want[j].total_cmp(&want[i]).then(i.cmp(&j)));
+                let items: Vec<u32> = got.iter().map(|&(i, _)| i).collect();
+                let expected: Vec<u32> = order[..10].iter().map(|&i| i as u32).collect();
+                assert_eq!(
+                    items,
+                    expected,
+                    "{scan:?} {} {:?}",
+                    kernel.name(),
+                    query.inputs
+                );
+                let scores: Vec<f32> = got.iter().map(|&(_, s)| s).collect();
+                let want_scores: Vec<f64> = order[..10].iter().map(|&i| want[i]).collect();
+                assert_close(&scores, &want_scores, "top 10 scores");
+            }
+        }
+    }
+}
+
+#[test]
+fn sasrec_padding_row_never_contributes() {
+    let config = sasrec(8, 40, 6, 2, 2);
+    let clean = artifact(config.clone());
+    let mut dirty = clean.clone();
+    if let Some((_, v)) = dirty.weights.tensors.get_mut("item_embeddings.weight") {
+        v[..8].copy_from_slice(&[3.0, -2.0, 1.5, 0.7, -4.0, 2.5, 9.0, -1.0]);
+    }
+    let clean = StudentModel::from_artifact(clean, Kernel::Scalar).unwrap();
+    let dirty = StudentModel::from_artifact(dirty, Kernel::Scalar).unwrap();
+    let queries: Vec<QueryInput> = sasrec_inputs(6, 40)
+        .into_iter()
+        .map(|inputs| QueryInput {
+            user: Some(1),
+            inputs,
+        })
+        .collect();
+    assert_eq!(clean.score_all(&queries), dirty.score_all(&queries));
+    assert_eq!(dirty.num_items(), 40);
+}
+
+#[test]
+fn sasrec_knows_its_users_without_a_user_table() {
+    let a = artifact(sasrec(8, 40, 6, 2, 1));
+    assert!(!a.weights.tensors.contains_key("user_embeddings.weight"));
+    let model = StudentModel::from_artifact(a, Kernel::Scalar).unwrap();
+    assert_eq!(model.num_users(), 4);
+    assert_eq!(model.sequence_length(), 6);
+    assert!(model.item_bias().iter().all(|&b| b == 0.0));
+}
+
+#[test]
+fn sasrec_missing_or_mis_shaped_tensors_are_named() {
+    let config = sasrec(8, 40, 6, 2, 2);
+    // In memory (the student's own checks).
+    for name in [
+        "blocks.1.value.weight",
+        "position_embeddings.weight",
+        "final_norm.bias",
+    ] {
+        let mut a = artifact(config.clone());
+        a.weights.tensors.remove(name);
+        let err = StudentModel::from_artifact(a, Kernel::Scalar).unwrap_err();
+        assert!(err.to_string().contains(name), "{err}");
+        let mut a = artifact(config.clone());
+        if let Some((_, v)) = a.weights.tensors.get_mut(name) {
+            v.pop();
+        }
+        let err = StudentModel::from_artifact(a, Kernel::Scalar).unwrap_err();
+        assert!(err.to_string().contains(name), "{err}");
+    }
+    let mut bad_heads = config.clone();
+    bad_heads.num_heads = 3;
+    let err = StudentModel::from_artifact(artifact(bad_heads), Kernel::Scalar).unwrap_err();
+    assert!(err.to_string().contains("multiple of the heads"), "{err}");
+
+    // From disk, through the service's loader.
+    let load = |tensors: Vec<(String, Vec<usize>)>| {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = rankdistill_testkit::weights::serialize_f32(
+            tensors
+                .into_iter()
+                .map(|(name, shape)| {
+                    let len: usize = shape.iter().product();
+                    let bytes = (0..len)
+                        .flat_map(|i| ((i % 7) as f32 * 0.1 - 0.3).to_le_bytes())
+                        .collect();
+                    (name, shape, bytes)
+                })
+                .collect(),
+        );
+        let mut manifest = ArtifactManifest::new(
+            config.clone(),
+            DataRef {
+                path: "d".into(),
+                fingerprint: "fp".into(),
+            },
+        );
+        manifest.version = rankdistill_core::artifact::weights_version(&bytes);
+        manifest.num_parameters = config.num_parameters() as i64;
+        std::fs::write(
+            dir.path().join(rankdistill_core::artifact::WEIGHTS_FILE),
+            &bytes,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(rankdistill_core::artifact::MANIFEST_FILE),
+            serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+        crate::reload::Loader {
+            dir: dir.path().to_path_buf(),
+            history: None,
+            kernel: Kernel::Scalar,
+            scan: Scan::Int8,
+            unknown_user: crate::catalog::UnknownUser::NotFound,
+            stats: std::sync::Arc::new(crate::version_stats::StatsBook::new(None)),
+        }
+        .build()
+        .map(|served| (served.summary.num_users, served.summary.kind))
+        .map_err(|e| e.to_string())
+    };
+    let expected = config.expected_tensors();
+    assert_eq!(load(expected.clone()), Ok((4, ModelKind::SasRec)));
+    let mut missing = expected.clone();
+    missing.retain(|(n, _)| n != "blocks.1.key.weight");
+    let err = load(missing).unwrap_err();
+    assert!(
+        err.contains("missing tensor 'blocks.1.key.weight'"),
+        "{err}"
+    );
+    let mut mis_shaped = expected;
+    for (name, shape) in &mut mis_shaped {
+        if name == "blocks.0.ff2.weight" {
+            *shape = vec![8, 9];
+        }
+    }
+    let err = load(mis_shaped).unwrap_err();
+    assert!(
+        err.contains("tensor 'blocks.0.ff2.weight' has shape [8, 9]"),
+        "{err}"
+    );
 }

@@ -9,6 +9,9 @@ pub enum ModelError {
     /// A tensor is missing or mis-shaped (the loader should have refused it).
     #[error("tensor '{0}' is missing or mis-shaped")]
     Tensor(String),
+    /// Hyper-parameters the model cannot be built with (the loader should have refused them).
+    #[error("model config: {0}")]
+    Config(String),
     /// Weights that are NaN or infinite.
     #[error("tensor '{0}' holds NaN or infinite values")]
     NotFinite(String),
