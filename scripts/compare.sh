@@ -23,7 +23,9 @@
 #   scripts/compare.sh --sasrec  the SASRec axis on ML-100K prepared with --protocol leave-one-out
 #     (runs/compare-sasrec): a SASRec teacher at its reference defaults (d=50, 2 blocks, 201
 #     epochs), a SASRec student (d=RD_SASREC_STUDENT_DIM=10, 1 block) alone and with RD from it,
-#     and a Caser student (d=10) alone and with RD from it, 3 seeds; each run evaluated on the
+#     and a Caser student (d=10) alone and with RD from it, 3 seeds (and RD with the teacher
+#     lists --exclude-seen true, a named deviation; and the SASRec student's epochs and RD
+#     settings chosen on the validation items by `trainer search`); each run evaluated on the
 #     full catalogue and with 100 sampled negatives (the SASRec paper's protocol); one table
 #     (report-sasrec.md: parameters, HR@10 and NDCG@10 sampled, HR@10, NDCG@10 and MAP full).
 #   scripts/compare.sh --quick   the regression guard CI runs: the embedded synthetic set (2,000
@@ -179,10 +181,35 @@ if [ "$SASREC" = 1 ]; then
     queue step caser-rd-s$s "$OUT/caser-rd-s$s" "$BIN/trainer" distill --teacher "$ADDR_T" \
       --cache-dir "$OUT/cache" $C --seed "$s"
   done
+  # A named deviation beside the reference's RD: the teacher lists without the user's training
+  # items (`--exclude-seen true`, the default of the methods after RD), which the full-ranking
+  # evaluation never counts.
+  for s in $SEEDS; do
+    queue step sasrec-rd-unseen-s$s "$OUT/sasrec-rd-unseen-s$s" "$BIN/trainer" distill --teacher "$ADDR_T" \
+      --cache-dir "$OUT/cache" $S --seed "$s" --dim "$SD" --num-blocks 1 --exclude-seen true
+    queue step caser-rd-unseen-s$s "$OUT/caser-rd-unseen-s$s" "$BIN/trainer" distill --teacher "$ADDR_T" \
+      --cache-dir "$OUT/cache" $C --seed "$s" --exclude-seen true
+  done
+  run_pool
+  # As the faithful baselines: the SASRec student's epochs (alone) and RD settings and epochs
+  # chosen on the validation items (never test), RD_BUDGET trials, then 3 seeds of each.
+  V="--data $OUT/data --seed 1 --model sasrec --dim $SD --num-blocks 1"
+  queue search search-sasrec-alone "$OUT/search-sasrec-alone" $V --method alone
+  queue search search-sasrec-rd "$OUT/search-sasrec-rd" $V --method rd --budget "$BUDGET" \
+    --teacher "$ADDR_T" --cache-dir "$OUT/cache"
+  run_pool
+  for s in $SEEDS; do
+    # shellcheck disable=SC2046
+    queue train sasrec-alone-tuned-s$s "$OUT/sasrec-alone-tuned-s$s" $S --dim "$SD" --num-blocks 1 \
+      $(flags_of "$OUT/search-sasrec-alone/choice.json") --seed "$s"
+    queue distill sasrec-rd-tuned-s$s "$OUT/sasrec-rd-tuned-s$s" "$ADDR_T" \
+      "$OUT/search-sasrec-rd/choice.json" $S --dim "$SD" --num-blocks 1 --seed "$s"
+  done
   run_pool
   # Both protocols on test for every run: the full catalogue and 100 sampled negatives.
   mkdir -p "$OUT/eval"
-  for run in teacher sasrec-alone sasrec-rd caser-alone caser-rd; do
+  for run in teacher sasrec-alone sasrec-rd sasrec-rd-unseen sasrec-alone-tuned sasrec-rd-tuned \
+    caser-alone caser-rd caser-rd-unseen; do
     for s in $SEEDS; do
       [ -f "$OUT/eval/$run-s$s.json" ] || "$BIN/trainer" evaluate --data "$OUT/data" \
         --model "$OUT/$run-s$s" --sampled-negatives 100 --seed 1 --json "$OUT/eval/$run-s$s.json" \

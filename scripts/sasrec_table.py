@@ -19,8 +19,12 @@ GROUPS = [
     ("teacher", "SASRec teacher"),
     ("sasrec-alone", "SASRec student alone"),
     ("sasrec-rd", "SASRec student + RD"),
+    ("sasrec-rd-unseen", "SASRec student + RD, --exclude-seen true"),
+    ("sasrec-alone-tuned", "SASRec student alone, epochs chosen on validation"),
+    ("sasrec-rd-tuned", "SASRec student + RD, settings chosen on validation"),
     ("caser-alone", "Caser student alone"),
     ("caser-rd", "Caser student + RD"),
+    ("caser-rd-unseen", "Caser student + RD, --exclude-seen true"),
 ]
 
 
@@ -80,12 +84,23 @@ for prefix, name in GROUPS:
     )
 
 print()
-for student in ("sasrec", "caser"):
-    alone, rd = summary.get(f"{student}-alone"), summary.get(f"{student}-rd")
-    if not alone or not rd:
-        continue
-    for key, label in (("ndcg_s", "sampled NDCG@10"), ("map", "MAP")):
-        gain = rd[key][0] - alone[key][0]
-        bar = max(rd[key][1], alone[key][1])
-        verdict = "beyond the seed std" if gain > bar else "within the seed std"
-        print(f"- {student} student + RD vs alone, {label}: {gain:+.4f} ({verdict}: std {bar:.4f})")
+for student, alone_key, variants in (
+    ("sasrec", "sasrec-alone", (("rd", "+ RD"), ("rd-unseen", "+ RD --exclude-seen true"))),
+    ("sasrec", "sasrec-alone-tuned", (("rd-tuned", "+ RD (chosen on validation)"),)),
+    ("caser", "caser-alone", (("rd", "+ RD"), ("rd-unseen", "+ RD --exclude-seen true"))),
+):
+    alone = summary.get(alone_key)
+    for variant, name in variants:
+        rd = summary.get(f"{student}-{variant}")
+        if not alone or not rd:
+            continue
+        for key, label in (("ndcg_s", "sampled NDCG@10"), ("hr_s", "sampled HR@10"), ("map", "MAP")):
+            gain = rd[key][0] - alone[key][0]
+            bar = max(rd[key][1], alone[key][1])
+            if gain > bar:
+                verdict = "better, beyond the seed std"
+            elif gain < -bar:
+                verdict = "worse, beyond the seed std"
+            else:
+                verdict = "within the seed std"
+            print(f"- {student} student {name} vs {alone_key}, {label}: {gain:+.4f} ({verdict}: std {bar:.4f})")
