@@ -89,7 +89,7 @@ for name, v in kernel.items():
 topk = estimates("topk10_100k_items_caser_d50")
 report = {
     "catalog_items": int(items),
-    "student": {"model": "caser d=50", "cold_start_to_serving_ms": int(cold),
+    "student": {"model": os.environ.get("RD_BENCH_STUDENT", "caser") + " d=50", "cold_start_to_serving_ms": int(cold),
                 "vmrss_after_load_mib": int(rss_load) / 1024, "vmrss_after_load_test_mib": int(rss_end) / 1024,
                 "artifact_mib": int(art) / 2**20, "prepared_data_mib": int(data) / 2**20},
     "teacher": {"model": "caser d=100", "device": "cpu"},
