@@ -85,6 +85,37 @@ fn expect_code<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code,
     );
 }
 
+/// Asserts that `Rank` for training query `i`'s user on `recent` (raw ids), its target
+/// excluded, gives the streamed ranking `streamed` (same length).
+async fn assert_rank_agrees(
+    client: &mut Client,
+    fx: &Fixture,
+    instances: &Instances,
+    i: usize,
+    recent: Vec<String>,
+    streamed: &QueryRanking,
+    context: &str,
+) {
+    let ranked = rank(
+        client,
+        RankRequest {
+            query: query(fx.user(instances.users[i]), recent),
+            k: streamed.items.len() as i32,
+            exclude_items: vec![fx.item(instances.target(i)[0])],
+            exclude_seen: false,
+        },
+    )
+    .await
+    .unwrap();
+    let got: Vec<(String, f32)> = streamed
+        .items
+        .iter()
+        .map(|&item| fx.item(item))
+        .zip(streamed.scores.iter().copied())
+        .collect();
+    assert_same_ranking(&ranked, &got, context);
+}
+
 fn stream_request(k: i32, batch_size: u32) -> StreamRankingsRequest {
     StreamRankingsRequest {
         k,
@@ -479,24 +510,8 @@ async fn stream_shards_resume_and_parity_with_rank() {
             .filter(|&&id| id != PAD)
             .map(|&id| fx.item(id - 1))
             .collect();
-        let ranked = rank(
-            &mut client,
-            RankRequest {
-                query: query(fx.user(instances.users[i]), recent),
-                k,
-                exclude_items: vec![fx.item(instances.target(i)[0])],
-                exclude_seen: false,
-            },
-        )
-        .await
-        .unwrap();
-        let streamed: Vec<(String, f32)> = full[i]
-            .items
-            .iter()
-            .map(|&item| fx.item(item))
-            .zip(full[i].scores.iter().copied())
-            .collect();
-        assert_same_ranking(&ranked, &streamed, &format!("Rank vs stream, query {i}"));
+        let context = format!("Rank vs stream, query {i}");
+        assert_rank_agrees(&mut client, &fx, &instances, i, recent, &full[i], &context).await;
     }
 
     // exclude_seen: no training item of the user.
@@ -823,24 +838,17 @@ async fn queries_of_another_length_and_positions_use_the_models_own_inputs() {
             let user = instances.users[i] as usize;
             let prefix = &train[user][..instances.ends[i] as usize];
             let recent: Vec<String> = prefix.iter().map(|&item| fx.item(item)).collect();
-            let ranked = rank(
+            let context = format!("{set:?} L={length} query {i}");
+            assert_rank_agrees(
                 &mut client,
-                RankRequest {
-                    query: query(fx.user(instances.users[i]), recent),
-                    k,
-                    exclude_items: vec![fx.item(instances.target(i)[0])],
-                    exclude_seen: false,
-                },
+                &fx,
+                &instances,
+                i,
+                recent,
+                &streamed[i],
+                &context,
             )
-            .await
-            .unwrap();
-            let got: Vec<(String, f32)> = streamed[i]
-                .items
-                .iter()
-                .map(|&item| fx.item(item))
-                .zip(streamed[i].scores.iter().copied())
-                .collect();
-            assert_same_ranking(&ranked, &got, &format!("{set:?} L={length} query {i}"));
+            .await;
             // ScoreItems of the same query numbering gives the streamed scores.
             let scored = client
                 .score_items(ScoreItemsRequest {

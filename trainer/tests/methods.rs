@@ -7,29 +7,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod support;
-use support::{Server, p, prepared, start_teacher, teacher_counter, trainer, trainer_command};
-
-/// Small lists and draws for the 200-item catalog.
-const SMALL: &[&str] = &[
-    "--cd-top-n",
-    "40",
-    "--rrd-top-n",
-    "50",
-    "--rrd-k",
-    "10",
-    "--rrd-l",
-    "20",
-    "--dcd-top-n",
-    "50",
-    "--dcd-k",
-    "10",
-    "--rcekd-k",
-    "10",
-    "--rcekd-l",
-    "10",
-    "--rcekd-top-n",
-    "40",
-];
+use support::{
+    SMALL_METHOD_LISTS, Server, p, prepared, start_teacher, teacher_counter, trainer,
+    trainer_command,
+};
 
 fn distill_args(
     data: &Path,
@@ -65,7 +46,7 @@ fn distill_args(
     .iter()
     .map(|s| s.to_string())
     .collect();
-    args.extend(SMALL.iter().map(|s| s.to_string()));
+    args.extend(SMALL_METHOD_LISTS.iter().map(|s| s.to_string()));
     args
 }
 
@@ -162,7 +143,7 @@ fn every_method_distills_from_a_live_teacher_and_is_seeded() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        args.extend(SMALL.iter().map(|s| s.to_string()));
+        args.extend(SMALL_METHOD_LISTS.iter().map(|s| s.to_string()));
         let (ok, _, err) = trainer(&args.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(ok, "{err}");
     }

@@ -7,29 +7,7 @@
 use std::path::Path;
 
 mod support;
-use support::{p, prepared, start_teacher, trainer};
-
-/// Small lists and draws for the 200-item catalog, as in `methods.rs`.
-const SMALL: &[&str] = &[
-    "--cd-top-n",
-    "40",
-    "--rrd-top-n",
-    "50",
-    "--rrd-k",
-    "10",
-    "--rrd-l",
-    "20",
-    "--dcd-top-n",
-    "50",
-    "--dcd-k",
-    "10",
-    "--rcekd-k",
-    "10",
-    "--rcekd-l",
-    "10",
-    "--rcekd-top-n",
-    "40",
-];
+use support::{SMALL_METHOD_LISTS, p, prepared, start_teacher, trainer};
 
 fn run(args: &[String]) -> serde_json::Value {
     let (ok, stdout, err) = trainer(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -115,7 +93,7 @@ fn a_sasrec_teacher_distils_sasrec_and_caser_students_with_every_method() {
             "-",
         ]);
         args.extend(strings(student));
-        args.extend(strings(SMALL));
+        args.extend(strings(SMALL_METHOD_LISTS));
         args
     };
     let sasrec_student = ["--model", "sasrec", "--dim", "8", "--num-blocks", "1"];

@@ -217,3 +217,25 @@ pub fn teacher_counter(teacher: &Server, name: &str, label: &str) -> u64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
 }
+
+/// Small lists and draws of the methods after RD for the 200-item catalogs of the tests.
+pub const SMALL_METHOD_LISTS: &[&str] = &[
+    "--cd-top-n",
+    "40",
+    "--rrd-top-n",
+    "50",
+    "--rrd-k",
+    "10",
+    "--rrd-l",
+    "20",
+    "--dcd-top-n",
+    "50",
+    "--dcd-k",
+    "10",
+    "--rcekd-k",
+    "10",
+    "--rcekd-l",
+    "10",
+    "--rcekd-top-n",
+    "40",
+];
