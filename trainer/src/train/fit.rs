@@ -1,4 +1,5 @@
-//! The training loop: the reference BCE loop, with Ranking Distillation or another
+//! The training loop: the reference BCE loop (over Caser's and MF's windows, or over SASRec's
+//! sampled user windows at every position), with Ranking Distillation or another
 //! distillation method (`crate::methods`) on top of it. Every random choice is seeded; a run
 //! whose loss stops being finite ends with an error.
 

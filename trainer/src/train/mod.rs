@@ -1,6 +1,7 @@
-//! Teacher training with the reference loop (sliding-window instances, BCE with sampled
-//! negatives, Adam with lr 1e-3 and l2 1e-6, batch 512), which distillation extends. Every
-//! random choice is seeded.
+//! Teacher training with the reference loops, which distillation extends: Caser's and MF's
+//! (sliding-window instances, BCE with sampled negatives, Adam with lr 1e-3 and l2 1e-6, batch
+//! 512) and SASRec's (sampled users' last windows, BCE at every position, Adam with beta2 0.98,
+//! batch 128). Every random choice is seeded.
 //!
 //! - `config`: what a run is given (optimisation, model shape, device);
 //! - `sampling`: instances as tensors, sampling of unobserved items;
