@@ -47,29 +47,38 @@ impl Metrics {
 
     /// A plain-text table: one row per metric, one column per k.
     pub fn table(&self) -> String {
-        let mut out = format!("{:<12}", "metric");
-        for a in &self.at {
-            out.push_str(&format!("{:>10}", format!("@{}", a.k)));
-        }
-        out.push('\n');
-        type Pick = fn(&AtK) -> f64;
-        let rows: [(&str, Pick); 4] = [
+        let rows: [MetricRow<AtK>; 4] = [
             ("Prec", |a| a.precision),
             ("Recall", |a| a.recall),
             ("nDCG", |a| a.ndcg),
             ("nDCG(ref)", |a| a.ndcg_ref),
         ];
-        for (name, pick) in rows {
-            out.push_str(&format!("{name:<12}"));
-            for a in &self.at {
-                out.push_str(&format!("{:>10.4}", pick(a)));
-            }
-            out.push('\n');
-        }
+        let mut out = metric_rows(&self.at, |a| a.k, &rows);
         out.push_str(&format!("{:<12}{:>10.4}\n", "MAP", self.map));
         out.push_str(&format!("{:<12}{:>10}\n", "users", self.users));
         out
     }
+}
+
+/// One row of a metrics table: its name and how to read its value at a cut-off.
+pub type MetricRow<'a, T> = (&'a str, fn(&T) -> f64);
+
+/// The rows of a plain-text metrics table: a header of the cut-offs (`k` of each entry of
+/// `at`), then one row per named metric with its value at each cut-off.
+pub fn metric_rows<T>(at: &[T], k: fn(&T) -> usize, rows: &[MetricRow<'_, T>]) -> String {
+    let mut out = format!("{:<12}", "metric");
+    for a in at {
+        out.push_str(&format!("{:>10}", format!("@{}", k(a))));
+    }
+    out.push('\n');
+    for (name, pick) in rows {
+        out.push_str(&format!("{name:<12}"));
+        for a in at {
+            out.push_str(&format!("{:>10.4}", pick(a)));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Metrics of one user, before averaging.

@@ -112,20 +112,9 @@ impl SampledMetrics {
 
     /// A plain-text table in the layout of [`crate::metrics::Metrics::table`].
     pub fn table(&self) -> String {
-        let mut out = format!("{:<12}", "metric");
-        for a in &self.at {
-            out.push_str(&format!("{:>10}", format!("@{}", a.k)));
-        }
-        out.push('\n');
-        type Pick = fn(&SampledAtK) -> f64;
-        let rows: [(&str, Pick); 2] = [("HR", |a| a.hr), ("NDCG", |a| a.ndcg)];
-        for (name, pick) in rows {
-            out.push_str(&format!("{name:<12}"));
-            for a in &self.at {
-                out.push_str(&format!("{:>10.4}", pick(a)));
-            }
-            out.push('\n');
-        }
+        let rows: [crate::metrics::MetricRow<SampledAtK>; 2] =
+            [("HR", |a| a.hr), ("NDCG", |a| a.ndcg)];
+        let mut out = crate::metrics::metric_rows(&self.at, |a| a.k, &rows);
         out.push_str(&format!("{:<12}{:>10}\n", "users", self.users));
         out
     }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 mod support;
 use support::{
-    SMALL_METHOD_LISTS, Server, p, prepared, start_teacher, teacher_counter, trainer,
-    trainer_command,
+    SMALL_METHOD_LISTS, Server, p, prepared, pull_two_shards, start_teacher, teacher_counter,
+    trainer, trainer_command,
 };
 
 fn distill_args(
@@ -124,29 +124,9 @@ fn every_method_distills_from_a_live_teacher_and_is_seeded() {
     // `trainer pull --method dcd` in two shards, then `distill --method dcd` from the shards
     // alone (no teacher): the same lists, so the same student as the pull from the teacher.
     let shards = dir.path().join("shards");
-    for index in ["0", "1"] {
-        let mut args: Vec<String> = [
-            "pull",
-            "--data",
-            &p(&data),
-            "--teacher",
-            &teacher.addr,
-            "--cache-dir",
-            &p(&shards),
-            "--shard-count",
-            "2",
-            "--shard-index",
-            index,
-            "--method",
-            "dcd",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(SMALL_METHOD_LISTS.iter().map(|s| s.to_string()));
-        let (ok, _, err) = trainer(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        assert!(ok, "{err}");
-    }
+    let mut extra = vec!["--method", "dcd"];
+    extra.extend_from_slice(SMALL_METHOD_LISTS);
+    pull_two_shards(&data, &teacher.addr, &shards, &extra);
     let merged = dir.path().join("dcd-merged");
     let mut args = distill_args(&data, &teacher.addr, &shards, &merged, "dcd", "3");
     let at = args.iter().position(|a| a == "--teacher").unwrap();

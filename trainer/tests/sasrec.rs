@@ -7,7 +7,7 @@
 use std::path::Path;
 
 mod support;
-use support::{SMALL_METHOD_LISTS, p, prepared, start_teacher, trainer};
+use support::{SMALL_METHOD_LISTS, p, prepared, pull_two_shards, start_teacher, trainer};
 
 fn run(args: &[String]) -> serde_json::Value {
     let (ok, stdout, err) = trainer(&args.iter().map(String::as_str).collect::<Vec<_>>());
@@ -129,24 +129,12 @@ fn a_sasrec_teacher_distils_sasrec_and_caser_students_with_every_method() {
     // `trainer pull --student-model sasrec` in two shards, then distil from the shards alone:
     // the same position queries, so the same student as the pull from the teacher.
     let shards = dir.path().join("shards");
-    for index in ["0", "1"] {
-        let (ok, _, err) = trainer(&[
-            "pull",
-            "--data",
-            &p(&data),
-            "--teacher",
-            &teacher.addr,
-            "--cache-dir",
-            &p(&shards),
-            "--shard-count",
-            "2",
-            "--shard-index",
-            index,
-            "--student-model",
-            "sasrec",
-        ]);
-        assert!(ok, "{err}");
-    }
+    pull_two_shards(
+        &data,
+        &teacher.addr,
+        &shards,
+        &["--student-model", "sasrec"],
+    );
     let merged = dir.path().join("sasrec-rd-merged");
     let mut args = distill(&sasrec_student, "rd", &merged);
     let at = args.iter().position(|a| a == "--teacher").unwrap();

@@ -14,9 +14,7 @@ use tch::Tensor;
 pub struct UserWindows {
     /// Input length L.
     length: usize,
-    /// Users with at least two training items.
-    users: Vec<u32>,
-    /// Per trainable user, L input ids (left-padded).
+    /// Per trainable user (at least two training items), L input ids (left-padded).
     inputs: Vec<Vec<i64>>,
     /// Per trainable user, L query indices (`None` where the position has no target).
     queries: Vec<Vec<Option<i64>>>,
@@ -25,8 +23,6 @@ pub struct UserWindows {
 /// One batch: the windows' inputs and, for every position with a target, its flat position
 /// in the batch (`b * L + j`) and its query index.
 pub struct WindowBatch {
-    /// Users of the batch, [B].
-    pub users: Tensor,
     /// Inputs, [B, L].
     pub inputs: Tensor,
     /// Flat positions with a target, [P].
@@ -43,7 +39,6 @@ impl UserWindows {
         let l = instances.config.sequence_length;
         let mut out = UserWindows {
             length: l,
-            users: Vec::new(),
             inputs: Vec::new(),
             queries: Vec::new(),
         };
@@ -63,32 +58,20 @@ impl UserWindows {
             for (offset, q) in (start..i).enumerate() {
                 queries[l - count + offset] = Some(q as i64);
             }
-            out.users.push(user);
             out.inputs.push(window);
             out.queries.push(queries);
         }
         out
     }
 
-    /// Trainable users.
-    pub fn len(&self) -> usize {
-        self.users.len()
-    }
-
-    /// True when no user has two training items.
-    pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
-    }
-
-    /// Draws a batch of `size` users (uniformly, with replacement).
+    /// Draws a batch of `size` users (uniformly, with replacement); there must be at least one
+    /// trainable user (the caller refuses a dataset without training queries).
     pub fn sample(&self, size: usize, rng: &mut ChaCha8Rng) -> WindowBatch {
         let l = self.length;
-        let mut users = Vec::with_capacity(size);
         let mut inputs = Vec::with_capacity(size * l);
         let (mut positions, mut queries) = (Vec::new(), Vec::new());
         for b in 0..size {
-            let u = rng.random_range(0..self.users.len());
-            users.push(self.users[u] as i64);
+            let u = rng.random_range(0..self.inputs.len());
             inputs.extend_from_slice(&self.inputs[u]);
             for (j, q) in self.queries[u].iter().enumerate() {
                 if let Some(q) = q {
@@ -98,7 +81,6 @@ impl UserWindows {
             }
         }
         WindowBatch {
-            users: Tensor::from_slice(&users),
             inputs: Tensor::from_slice(&inputs).view([size as i64, l as i64]),
             rows: positions.len(),
             positions: Tensor::from_slice(&positions),

@@ -239,3 +239,26 @@ pub const SMALL_METHOD_LISTS: &[&str] = &[
     "--rcekd-top-n",
     "40",
 ];
+
+/// `trainer pull` of both shards of a 2-shard split of `data`'s queries from `teacher` into
+/// `shards`, with `extra` flags (the student's kind, the method and its lists).
+pub fn pull_two_shards(data: &Path, teacher: &str, shards: &Path, extra: &[&str]) {
+    for index in ["0", "1"] {
+        let mut args = vec![
+            "pull",
+            "--data",
+            data.to_str().unwrap(),
+            "--teacher",
+            teacher,
+            "--cache-dir",
+            shards.to_str().unwrap(),
+            "--shard-count",
+            "2",
+            "--shard-index",
+            index,
+        ];
+        args.extend_from_slice(extra);
+        let (ok, _, err) = trainer(&args);
+        assert!(ok, "shard {index}: {err}");
+    }
+}
