@@ -166,6 +166,12 @@ impl Catalog {
         self.history.is_some()
     }
 
+    /// The input window of a known user's last L training items (with --data), or `None`.
+    pub fn training_window(&self, user: u32) -> Option<Vec<u32>> {
+        let train = self.history.as_deref()?.train.get(user as usize)?;
+        Some(last_window(train, self.sequence_length))
+    }
+
     /// Resolves a request: the last L of `recent_items`, else the user's last L training
     /// items (with --data), else an all-padding window.
     pub fn resolve(&self, spec: &RecommendSpec) -> Result<Resolved, ServiceError> {

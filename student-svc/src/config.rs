@@ -8,7 +8,9 @@ use clap::{Parser, ValueEnum};
 use rankdistill_serving::args::ServerFlags;
 
 use crate::admin::{AdminAccess, Secret};
+use crate::index::{IndexMode, IndexPolicy};
 use crate::kernel::Kernel;
+use crate::model::IndexSettings;
 use crate::probation::{ProbationSettings, Thresholds};
 use crate::shadow::ShadowSettings;
 
@@ -67,6 +69,17 @@ impl ScanChoice {
             ScanChoice::F32 => crate::model::Scan::F32,
         }
     }
+}
+
+/// Which top-k search serves (see `crate::index`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IndexChoice {
+    /// The exact scan below 200,000 items, the approximate index from there on.
+    Auto,
+    /// Always the exact scan (`--scan`).
+    Exact,
+    /// Always the approximate index (an inverted file with exact scores).
+    Ann,
 }
 
 impl KernelChoice {
@@ -128,6 +141,35 @@ pub struct Config {
     /// item), or f32 throughout. Both give the exact top k.
     #[arg(long, env = "STUDENT_SCAN", value_enum, default_value_t = ScanChoice::Int8)]
     pub scan: ScanChoice,
+
+    /// Top-k search: the exact scan (`--scan`), or an approximate inverted-file index over
+    /// the scoring table with exact f32 scores (recall measured at build, `Info` reports it);
+    /// `auto` uses the index from 200,000 items on. The index is built at load, off the
+    /// request path: at start-up the exact scan serves until it is ready.
+    #[arg(long, env = "STUDENT_INDEX", value_enum, default_value_t = IndexChoice::Auto)]
+    pub index: IndexChoice,
+
+    /// Lists of the approximate index (k-means centroids); 0 = about 2 sqrt(items).
+    #[arg(long, env = "STUDENT_ANN_LISTS", default_value_t = 0)]
+    pub ann_lists: usize,
+
+    /// Lists scanned per query; 0 = the fewest that reach --ann-target-recall on the
+    /// tuning queries. More probes: higher recall, slower queries.
+    #[arg(long, env = "STUDENT_ANN_PROBES", default_value_t = 0)]
+    pub ann_probes: usize,
+
+    /// Recall@10 against the exact scan that the automatic probe count aims for.
+    #[arg(long, env = "STUDENT_ANN_TARGET_RECALL", default_value_t = 0.97, value_parser = parse_recall)]
+    pub ann_target_recall: f64,
+
+    /// Queries the index is tuned and measured on at build time (sampled users with even
+    /// dense index); 0 = none (recall is then unknown and 0 probes means all lists).
+    #[arg(long, env = "STUDENT_ANN_TUNING_QUERIES", default_value_t = 1000)]
+    pub ann_tuning_queries: usize,
+
+    /// Seed of the index build (k-means sample and starts, tuning queries).
+    #[arg(long, env = "STUDENT_ANN_SEED", default_value_t = 0)]
+    pub ann_seed: u64,
 
     /// Enable the admin RPC (Reload). Alone it needs no credentials (for loopback or a
     /// network where every client is trusted, e.g. mutual TLS); with --admin-token(-file)
@@ -229,6 +271,15 @@ fn parse_fraction(value: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_recall(value: &str) -> Result<f64, String> {
+    let x = parse_number(value)?;
+    if x > 0.0 && x <= 1.0 {
+        Ok(x)
+    } else {
+        Err(format!("{x} is outside (0, 1]"))
+    }
+}
+
 fn parse_non_negative(value: &str) -> Result<f64, String> {
     let x = parse_number(value)?;
     if x >= 0.0 {
@@ -250,6 +301,24 @@ fn parse_ratio(value: &str) -> Result<f64, String> {
 }
 
 impl Config {
+    /// When and how the approximate index is built.
+    pub fn index_policy(&self) -> IndexPolicy {
+        IndexPolicy {
+            mode: match self.index {
+                IndexChoice::Auto => IndexMode::Auto,
+                IndexChoice::Exact => IndexMode::Exact,
+                IndexChoice::Ann => IndexMode::Ann,
+            },
+            settings: IndexSettings {
+                lists: self.ann_lists,
+                probes: self.ann_probes,
+                target_recall: self.ann_target_recall,
+                tuning_queries: self.ann_tuning_queries,
+                seed: self.ann_seed,
+            },
+        }
+    }
+
     /// A configuration with the defaults for an artifact folder.
     pub fn for_model(model: PathBuf) -> Config {
         let model = model.into_os_string();

@@ -15,6 +15,10 @@ mod caser;
 mod embeddings;
 mod f32_scan;
 mod int8_scan;
+mod ivf;
+#[cfg(test)]
+mod ivf_tests;
+mod kmeans;
 mod query;
 mod sasrec;
 mod scan;
@@ -30,11 +34,13 @@ use caser::CaserLayers;
 use embeddings::Embeddings;
 use f32_scan::top_k_f32;
 use int8_scan::top_k_int8;
+use ivf::IvfIndex;
 use query::{Layers, QueryEncoder};
 use sasrec::SasRecLayers;
 use table::ScoringTable;
 use weights::take;
 
+pub use ivf::{IndexReport, IndexSettings, RECALL_AT, default_lists};
 pub use query::QueryInput;
 pub use scan::{BLOCK_ITEMS, Scan};
 pub use weights::ModelError;
@@ -51,6 +57,8 @@ pub struct StudentModel {
     /// Item side: the scoring table, bias, kernel and int8 copy.
     items: ScoringTable,
     scan: Scan,
+    /// The approximate index, when built (the table is then stored list by list).
+    index: Option<IvfIndex>,
 }
 
 impl StudentModel {
@@ -112,6 +120,7 @@ impl StudentModel {
             },
             items,
             scan: Scan::default(),
+            index: None,
         })
     }
 
@@ -147,10 +156,29 @@ impl StudentModel {
         self
     }
 
-    /// Per-item bias (b2 for Caser, item_bias for MF, zero for SASRec): the popularity
-    /// fallback's order when no dataset is given.
-    pub fn item_bias(&self) -> &[f32] {
-        &self.items.bias
+    /// Per-item bias in item order (b2 for Caser, item_bias for MF, zero for SASRec): the
+    /// popularity fallback's order when no dataset is given.
+    pub fn item_bias(&self) -> Vec<f32> {
+        self.items.bias_by_item()
+    }
+
+    /// Builds the approximate index (see [`ivf`]) and stores the table list by list; the
+    /// int8 copy is dropped, and so is MF's second copy of the item embeddings (its fold-in
+    /// then reads the scoring table). `tuning` are the queries recall is measured on.
+    pub fn with_index(mut self, settings: &IndexSettings, tuning: &[QueryInput]) -> Self {
+        let vectors = self.query_block(tuning);
+        let (index, order) = IvfIndex::build(&self.items, settings, &vectors);
+        self.items.reorder(order);
+        if self.config.kind == ModelKind::Mf {
+            self.encoder.embeddings.items = Vec::new();
+        }
+        self.index = Some(index);
+        self
+    }
+
+    /// The approximate index's figures, when it is built.
+    pub fn index_report(&self) -> Option<&IndexReport> {
+        self.index.as_ref().map(|i| &i.report)
     }
 
     /// Bytes of the scoring table and bias (what one full f32 scan reads).
@@ -179,7 +207,7 @@ impl StudentModel {
     /// Writes the query vector of `query` into `out` (`stride` floats; padding stays zero).
     /// Input ids and users out of range are treated as padding and unknown.
     pub fn query_vector(&self, query: &QueryInput, out: &mut [f32]) {
-        self.encoder.query_vector(query, out);
+        self.encoder.query_vector(query, &self.items, out);
     }
 
     /// Scores every item for each query: `[nq][num_items]`. For tests and parity checks; serving
@@ -215,6 +243,9 @@ impl StudentModel {
             return vec![Vec::new(); nq];
         }
         let q = self.query_block(queries);
+        if let Some(index) = &self.index {
+            return index.top_k(&self.items, &q, k, excludes);
+        }
         if self.scan == Scan::Int8
             && self.items.quant.rows() == n
             && let Some(ranked) = top_k_int8(&self.items, &q, k, excludes)

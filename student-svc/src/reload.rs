@@ -31,11 +31,13 @@ use tracing::{error, info, warn};
 use crate::catalog::{Catalog, History, UnknownUser};
 use crate::engine::Scorer;
 use crate::error::{LoadError, ServiceError};
+use crate::index::IndexPolicy;
 use crate::kernel::Kernel;
 use crate::model::{QueryInput, Scan, StudentModel};
 use crate::probation::{Figures, ProbationSettings, Verdict, judge};
 use crate::served::{ModelSummary, Served};
 use crate::telemetry::Metrics;
+use crate::tuning::tuning_queries;
 use crate::version_stats::StatsBook;
 
 /// Builds versions from the artifact folder.
@@ -51,17 +53,26 @@ pub struct Loader {
     pub scan: Scan,
     /// Unknown-user policy.
     pub unknown_user: UnknownUser,
+    /// When and how the approximate index is built.
+    pub index: IndexPolicy,
     /// Every version's live figures.
     pub stats: Arc<StatsBook>,
 }
 
 impl Loader {
-    /// Reads, validates and builds the version in the folder now (blocking; no warm-up).
+    /// Reads, validates and builds the version in the folder now (blocking; no warm-up),
+    /// with the approximate index when the policy says so.
     pub fn build(&self) -> Result<Served, LoadError> {
+        self.build_with(true)
+    }
+
+    /// [`Loader::build`]; with `indexed` false the index is never built (the exact scan
+    /// serves while it is built in the background at start-up).
+    pub fn build_with(&self, indexed: bool) -> Result<Served, LoadError> {
         let expected = self.history.as_deref().map(|h| h.fingerprint.as_str());
         let artifact = artifact::load(&self.dir, expected)?;
         let manifest = artifact.manifest.clone();
-        let model = StudentModel::from_artifact(artifact, self.kernel)
+        let mut model = StudentModel::from_artifact(artifact, self.kernel)
             .map_err(|source| LoadError::Model {
                 path: self.dir.clone(),
                 source,
@@ -70,9 +81,32 @@ impl Loader {
         let catalog = Catalog::new(
             &manifest,
             self.history.clone(),
-            model.item_bias(),
+            &model.item_bias(),
             self.unknown_user,
         );
+        if indexed && self.index.applies(model.num_items()) {
+            let settings = &self.index.settings;
+            let tuning = tuning_queries(
+                &catalog,
+                model.num_users(),
+                model.num_items(),
+                model.sequence_length(),
+                settings.tuning_queries,
+                settings.seed,
+            );
+            model = model.with_index(settings, &tuning);
+            if let Some(r) = model.index_report() {
+                info!(
+                    version = %manifest.version,
+                    lists = r.lists,
+                    probes = r.probes,
+                    recall_at_10 = r.recall_at_10,
+                    tuning_queries = r.tuning_queries,
+                    build_s = r.build_seconds,
+                    "approximate index built"
+                );
+            }
+        }
         let summary = ModelSummary {
             kind: manifest.model.kind,
             dim: manifest.model.dim.max(0) as usize,
@@ -100,8 +134,17 @@ impl Loader {
     /// Builds the version off the async runtime, then warms it up on the scoring pool: one
     /// full scan (pages the table in) whose scores must be finite.
     pub async fn load(self: &Arc<Self>, scorer: &Scorer) -> Result<Served, LoadError> {
+        self.load_with(scorer, true).await
+    }
+
+    /// [`Loader::load`], with or without the index (see [`Loader::build_with`]).
+    pub async fn load_with(
+        self: &Arc<Self>,
+        scorer: &Scorer,
+        indexed: bool,
+    ) -> Result<Served, LoadError> {
         let loader = self.clone();
-        let served = tokio::task::spawn_blocking(move || loader.build())
+        let served = tokio::task::spawn_blocking(move || loader.build_with(indexed))
             .await
             .map_err(|e| LoadError::Thread(e.to_string()))??;
         let served = Arc::new(served);
@@ -242,11 +285,56 @@ impl Reloader {
         self.slot.store(Some(served.clone()));
     }
 
-    /// The first load, at start-up: failure is fatal to the caller.
+    /// The first load, at start-up: failure is fatal to the caller. Without the approximate
+    /// index: when the version needs one, [`Reloader::index_in_background`] builds it while
+    /// the exact scan serves.
     pub async fn initial_load(&self) -> Result<Arc<Served>, LoadError> {
         let _guard = self.serial.lock().await;
-        let served = self.loader.load(&self.scorer).await?;
+        let served = self.loader.load_with(&self.scorer, false).await?;
         Ok(self.publish(served))
+    }
+
+    /// The index policy.
+    pub fn index_policy(&self) -> &IndexPolicy {
+        &self.loader.index
+    }
+
+    /// Whether the served version should have the approximate index and has not got it yet.
+    pub fn index_pending(&self) -> bool {
+        self.slot.load().as_ref().is_some_and(|s| {
+            s.model.index_report().is_none() && self.loader.index.applies(s.model.num_items())
+        })
+    }
+
+    /// Builds the served version again with its approximate index (reading the artifact
+    /// anew, off the request path) and swaps it in if that version is still the one served
+    /// without an index; a hot reload in between has already built its own. Returns whether
+    /// it swapped.
+    pub async fn index_in_background(&self) -> bool {
+        if !self.index_pending() {
+            return false;
+        }
+        let built = self.loader.load_with(&self.scorer, true).await;
+        let _guard = self.serial.lock().await;
+        let current = self.slot.load_full();
+        match (built, current) {
+            (Ok(built), Some(current))
+                if built.summary.version == current.summary.version
+                    && current.model.index_report().is_none() =>
+            {
+                self.publish(built);
+                info!(version = %current.summary.version, "approximate index serving");
+                true
+            }
+            (Ok(built), _) => {
+                info!(version = %built.summary.version, "index built for a version no longer served; dropped");
+                false
+            }
+            (Err(e), _) => {
+                error!(error = %e, "approximate index not built; the exact scan keeps serving");
+                false
+            }
+        }
     }
 
     /// Loads the folder's version when it differs from the served one and swaps it in. A

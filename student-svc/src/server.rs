@@ -82,6 +82,7 @@ pub async fn run(
         kernel,
         scan: config.scan.scan(),
         unknown_user: config.unknown_user,
+        index: config.index_policy(),
         stats: Arc::new(StatsBook::new(
             shadow_settings.is_some().then(|| metrics.clone()),
         )),
@@ -149,6 +150,17 @@ pub async fn run(
     }
 
     let background = serving.background();
+    if reloader.index_pending() {
+        let reloader = reloader.clone();
+        let stop = background.clone();
+        info!("building the approximate index in the background; the exact scan serves meanwhile");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = reloader.index_in_background() => {}
+            }
+        });
+    }
     if config.watch_interval_ms > 0 {
         tokio::spawn(watch(
             reloader.clone(),

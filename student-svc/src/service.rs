@@ -11,7 +11,8 @@ use rankdistill_core::topk::top_k;
 use rankdistill_proto::v1::student_service_server::StudentService;
 use rankdistill_proto::v1::{
     Fidelity, ModelInfo, RecommendBatchRequest, RecommendBatchResponse, RecommendRequest,
-    RecommendResponse, ReloadRequest, ReloadResponse, ScoredItem, StudentInfo, StudentInfoRequest,
+    RecommendResponse, ReloadRequest, ReloadResponse, ScoredItem, SearchIndex, StudentInfo,
+    StudentInfoRequest,
 };
 use rankdistill_serving::deadline::Deadline;
 use tonic::{Request, Response, Status};
@@ -220,7 +221,34 @@ impl StudentApi {
                 .as_ref()
                 .map(|_| Fidelity::from(served.stats.fidelity())),
             rejected_versions: self.reloader.rejected_versions(),
+            index: Some(self.search_index(&served)),
         })
+    }
+
+    fn search_index(&self, served: &Served) -> SearchIndex {
+        let scan = served.model.scan().name().to_string();
+        match served.model.index_report() {
+            Some(r) => SearchIndex {
+                kind: "ivf-flat".into(),
+                scan,
+                lists: r.lists as u32,
+                probes: r.probes as u32,
+                recall_at_10: r.recall_at_10,
+                tuning_queries: r.tuning_queries as u32,
+                scanned_fraction: r.scanned_fraction,
+                build_seconds: r.build_seconds,
+            },
+            None => SearchIndex {
+                kind: if self.reloader.index_pending() {
+                    "building"
+                } else {
+                    "exact"
+                }
+                .into(),
+                scan,
+                ..SearchIndex::default()
+            },
+        }
     }
 }
 

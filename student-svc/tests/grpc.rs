@@ -267,7 +267,7 @@ async fn without_data_and_with_the_popularity_fallback() {
     assert!(got.fallback);
     let reference =
         StudentModel::from_artifact(load(&fx.model, None).unwrap(), Kernel::Scalar).unwrap();
-    let want = top_k(reference.item_bias(), 5, |_| false);
+    let want = top_k(&reference.item_bias(), 5, |_| false);
     let ids: Vec<String> = want.iter().map(|(i, _)| fx.item(*i)).collect();
     assert_eq!(
         got.items

@@ -36,10 +36,10 @@ pub(super) fn top_k_f32(
             .map(|qi| {
                 let excl = excludes.get(qi).map(Vec::as_slice).unwrap_or(&[]);
                 top_k(&scores[qi * len..(qi + 1) * len], k, |i| {
-                    excl.binary_search(&(start as u32 + i)).is_ok()
+                    excl.binary_search(&t.item_at(start + i as usize)).is_ok()
                 })
                 .into_iter()
-                .map(|(i, s)| (start as u32 + i, s))
+                .map(|(i, s)| (t.item_at(start + i as usize), s))
                 .collect()
             })
             .collect()

@@ -7,6 +7,7 @@ use rankdistill_core::instances::PAD;
 use super::caser::CaserLayers;
 use super::embeddings::Embeddings;
 use super::sasrec::SasRecLayers;
+use super::table::ScoringTable;
 
 /// One query in dense form.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,8 +44,9 @@ pub(super) struct QueryEncoder {
 
 impl QueryEncoder {
     /// Writes the query vector of `query` into `out` (padding stays zero). Input ids and
-    /// users out of range are treated as padding and unknown.
-    pub(super) fn query_vector(&self, query: &QueryInput, out: &mut [f32]) {
+    /// users out of range are treated as padding and unknown. MF without its own item
+    /// embeddings (dropped with the approximate index) folds in from the scoring table.
+    pub(super) fn query_vector(&self, query: &QueryInput, table: &ScoringTable, out: &mut [f32]) {
         out.fill(0.0);
         let emb = &self.embeddings;
         let d = emb.dim;
@@ -53,10 +55,20 @@ impl QueryEncoder {
                 Some(user) => out[..d].copy_from_slice(user),
                 None => {
                     // Fold-in for an unknown user: the mean of the input items' embeddings.
-                    let real: Vec<u32> =
-                        query.inputs.iter().copied().filter(|&i| i != PAD).collect();
+                    let n_items = table.num_items();
+                    let real: Vec<u32> = query
+                        .inputs
+                        .iter()
+                        .copied()
+                        .filter(|&i| i != PAD && (i as usize) <= n_items)
+                        .collect();
                     for &i in &real {
-                        for (o, v) in out[..d].iter_mut().zip(emb.item_row(i)) {
+                        let row = if emb.items.is_empty() {
+                            table.item_row(i as usize - 1)
+                        } else {
+                            emb.item_row(i)
+                        };
+                        for (o, v) in out[..d].iter_mut().zip(row) {
                             *o += v;
                         }
                     }

@@ -20,6 +20,29 @@ pub(super) struct ScoringTable {
     pub(super) kernel: Kernel,
     /// The int8 copy of `table` (empty when the f32 scan is selected).
     pub(super) quant: QuantTable,
+    /// The row order when the approximate index stores the rows list by list; `None` when
+    /// row `r` is item `r`.
+    pub(super) order: Option<Order>,
+}
+
+/// A permutation of the table's rows: which item each row holds, and where each item is.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Order {
+    /// Item of each row.
+    items: Vec<u32>,
+    /// Row of each item.
+    rows: Vec<u32>,
+}
+
+impl Order {
+    /// The order that puts item `items[r]` in row `r` (`items` a permutation of 0..n).
+    pub(super) fn new(items: Vec<u32>) -> Order {
+        let mut rows = vec![0u32; items.len()];
+        for (r, &item) in items.iter().enumerate() {
+            rows[item as usize] = r as u32;
+        }
+        Order { items, rows }
+    }
 }
 
 /// Copies rows 1.. of a `[rows, cols]` table into a `[rows - 1, stride]` zero-padded table.
@@ -47,7 +70,55 @@ impl ScoringTable {
             stride,
             kernel,
             quant,
+            order: None,
         }
+    }
+
+    /// The item in row `row`.
+    #[inline]
+    pub(super) fn item_at(&self, row: usize) -> u32 {
+        match &self.order {
+            Some(o) => o.items[row],
+            None => row as u32,
+        }
+    }
+
+    /// The row holding item `item`.
+    #[inline]
+    pub(super) fn row_of(&self, item: usize) -> usize {
+        match &self.order {
+            Some(o) => o.rows[item] as usize,
+            None => item,
+        }
+    }
+
+    /// The first `query_dim` floats of item `item`'s row.
+    pub(super) fn item_row(&self, item: usize) -> &[f32] {
+        let r = self.row_of(item);
+        &self.table[r * self.stride..r * self.stride + self.query_dim]
+    }
+
+    /// The per-item bias in item order.
+    pub(super) fn bias_by_item(&self) -> Vec<f32> {
+        (0..self.num_items())
+            .map(|item| self.bias[self.row_of(item)])
+            .collect()
+    }
+
+    /// Stores the rows (and biases) in `order` and drops the int8 copy (the scans it serves
+    /// read the rows in item order).
+    pub(super) fn reorder(&mut self, order: Order) {
+        assert!(self.order.is_none(), "the table is already reordered");
+        let stride = self.stride;
+        let mut table = vec![0f32; self.table.len()];
+        for (r, out) in table.chunks_exact_mut(stride).enumerate() {
+            let item = order.items[r] as usize;
+            out.copy_from_slice(&self.table[item * stride..(item + 1) * stride]);
+        }
+        self.bias = order.items.iter().map(|&i| self.bias[i as usize]).collect();
+        self.table = table;
+        self.quant = QuantTable::default();
+        self.order = Some(order);
     }
 
     /// Number of rankable items.
@@ -57,7 +128,7 @@ impl ScoringTable {
 
     /// Keeps the int8 copy only when `int8` is wanted (building it if it was dropped).
     pub(super) fn keep_int8(&mut self, int8: bool) {
-        if !int8 {
+        if !int8 || self.order.is_some() {
             self.quant = QuantTable::default();
         } else if self.quant.rows() != self.num_items() {
             self.quant = QuantTable::build(&self.table, self.stride, self.query_dim, &self.bias);
@@ -70,12 +141,22 @@ impl ScoringTable {
         let mut out = vec![0.0; nq * self.num_items()];
         self.kernel
             .score_block(&self.table, &self.bias, self.stride, q, &mut out);
+        if self.order.is_some() {
+            let n = self.num_items();
+            for scores in out.chunks_exact_mut(n.max(1)) {
+                let by_row = scores.to_vec();
+                for (item, s) in scores.iter_mut().enumerate() {
+                    *s = by_row[self.row_of(item)];
+                }
+            }
+        }
         out
     }
 
-    /// The exact score of item `i` for the query vector `query` (`stride` floats).
-    pub(super) fn score_one(&self, i: usize, query: &[f32]) -> f32 {
+    /// The exact score of item `item` for the query vector `query` (`stride` floats).
+    pub(super) fn score_one(&self, item: usize, query: &[f32]) -> f32 {
         let stride = self.stride;
+        let i = self.row_of(item);
         let mut out = [0f32];
         self.kernel.score_block(
             &self.table[i * stride..(i + 1) * stride],

@@ -632,6 +632,7 @@ fn sasrec_missing_or_mis_shaped_tensors_are_named() {
             kernel: Kernel::Scalar,
             scan: Scan::Int8,
             unknown_user: crate::catalog::UnknownUser::NotFound,
+            index: crate::index::IndexPolicy::default(),
             stats: std::sync::Arc::new(crate::version_stats::StatsBook::new(None)),
         }
         .build()
