@@ -4,6 +4,7 @@
 #
 #   scripts/python-env.sh small   # grpcio, grpcio-tools, protobuf, numpy, safetensors (~40 MB)
 #   scripts/python-env.sh torch   # torch 2.13.0, full PyPI wheel set (~2.7 GB download), numpy
+#   scripts/python-env.sh faiss   # faiss-cpu, numpy (the scale benchmark's baseline)
 #
 # Prints the venv's python on stdout (everything else goes to stderr). Idempotent: a venv whose
 # stamp matches its pinned requirements file (examples/python/requirements*.txt) and the base
@@ -13,7 +14,7 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 small|torch" >&2
+  echo "usage: $0 small|torch|faiss" >&2
   exit 2
 }
 [[ $# -eq 1 ]] || usage
@@ -24,6 +25,12 @@ case "$flavour" in
     requirements="$here/examples/python/requirements.txt"
     check='import grpc, grpc_tools.protoc, google.protobuf, numpy, safetensors.numpy'
     what="grpcio, grpcio-tools, protobuf, numpy, safetensors (about 40 MB)"
+    pip_flags=()
+    ;;
+  faiss)
+    requirements="$here/examples/python/requirements-faiss.txt"
+    check='import faiss, numpy; faiss.IndexHNSWFlat'
+    what="faiss-cpu and numpy (about 30 MB)"
     pip_flags=()
     ;;
   torch)

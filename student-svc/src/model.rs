@@ -176,6 +176,11 @@ impl StudentModel {
         self
     }
 
+    /// The scoring row of item `item` (its first `query_dim` floats, unpadded).
+    pub fn item_vector(&self, item: usize) -> &[f32] {
+        self.items.item_row(item)
+    }
+
     /// The approximate index's figures, when it is built.
     pub fn index_report(&self) -> Option<&IndexReport> {
         self.index.as_ref().map(|i| &i.report)

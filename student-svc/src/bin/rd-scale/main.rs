@@ -1,0 +1,207 @@
+//! rd-scale: the scale benchmark's two measurements that need the artifact itself
+//! (`scripts/bench-scale.sh`).
+//!
+//! - `vectors`: loads a student artifact, draws held-out queries (users with odd dense index,
+//!   which the index's build-time tuning never uses), computes their exact top 10 with the
+//!   exact f32 scan, and writes what the faiss baseline and the recall check read: the
+//!   augmented item vectors `[row, bias]` and query vectors `[q, 1]` (raw little-endian f32,
+//!   whose inner products are the served scores), the exact top 10 (dense ids, u32), the held-out
+//!   users' raw ids (`users.txt`, for `rd-loadgen --data`) and `vectors.json`.
+//! - `recall`: asks a running student-svc for the top 10 of every held-out user over gRPC and
+//!   prints recall@10 against the exact answers as JSON.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use rand::SeedableRng;
+use rand::seq::index::sample;
+use rand_chacha::ChaCha8Rng;
+use rankdistill_core::artifact;
+use rankdistill_proto::v1::student_service_client::StudentServiceClient;
+use rankdistill_proto::v1::{Query, RecommendRequest};
+use rankdistill_student::kernel::Kernel;
+use rankdistill_student::model::{QueryInput, RECALL_AT, Scan, StudentModel};
+use serde_json::json;
+
+/// rd-scale: held-out queries, exact answers and recall for the scale benchmark.
+#[derive(Debug, Parser)]
+#[command(name = "rd-scale", version, about)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Writes item and query vectors, exact top 10s and held-out users into --out.
+    Vectors {
+        /// Student artifact folder.
+        #[arg(long)]
+        model: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Held-out queries (users with odd dense index).
+        #[arg(long, default_value_t = 10_000)]
+        queries: usize,
+        /// Seed of the user draw.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Recall@10 of a running student-svc on the held-out users of --dir.
+    Recall {
+        /// student-svc address.
+        #[arg(long)]
+        addr: String,
+        /// The folder `vectors` wrote.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+fn write_f32(path: &Path, values: &[f32]) -> anyhow::Result<()> {
+    let mut bytes = Vec::with_capacity(values.len() * 4);
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn vectors(model_dir: &Path, out: &Path, n: usize, seed: u64) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let loaded = artifact::load(model_dir, None)
+        .with_context(|| format!("cannot load {}", model_dir.display()))?;
+    let manifest = loaded.manifest.clone();
+    let model = StudentModel::from_artifact(loaded, Kernel::detect())?.with_scan(Scan::F32);
+    let (items, users, qd) = (model.num_items(), model.num_users(), model.query_dim());
+    let odd = users / 2;
+    if odd == 0 {
+        bail!("the model knows fewer than 2 users: no held-out users");
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut picked: Vec<usize> = sample(&mut rng, odd, n.min(odd))
+        .into_iter()
+        .map(|j| 2 * j + 1)
+        .collect();
+    picked.sort_unstable();
+    let queries: Vec<QueryInput> = picked
+        .iter()
+        .map(|&u| QueryInput {
+            user: Some(u as u32),
+            inputs: vec![0; model.sequence_length()],
+        })
+        .collect();
+    // Augmented vectors: <[row, bias], [q, 1]> is the served score.
+    let mut q = vec![0f32; model.stride()];
+    let mut query_vectors = Vec::with_capacity(queries.len() * (qd + 1));
+    for query in &queries {
+        model.query_vector(query, &mut q);
+        query_vectors.extend_from_slice(&q[..qd]);
+        query_vectors.push(1.0);
+    }
+    write_f32(&out.join("queries.f32"), &query_vectors)?;
+    let bias = model.item_bias();
+    let mut item_vectors = Vec::with_capacity(items * (qd + 1));
+    for (i, b) in bias.iter().enumerate() {
+        item_vectors.extend_from_slice(model.item_vector(i));
+        item_vectors.push(*b);
+    }
+    write_f32(&out.join("items.f32"), &item_vectors)?;
+    drop(item_vectors);
+    let started = Instant::now();
+    let none = vec![Vec::new(); queries.len()];
+    let mut truth = Vec::with_capacity(queries.len() * RECALL_AT);
+    for (chunk, excl) in queries.chunks(256).zip(none.chunks(256)) {
+        for answer in model.top_k_batch(chunk, RECALL_AT, excl) {
+            truth.extend(answer.iter().map(|&(item, _)| item));
+        }
+    }
+    let exact_s = started.elapsed().as_secs_f64();
+    let bytes: Vec<u8> = truth.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(out.join("truth.u32"), bytes)?;
+    let raw_user = |u: usize| manifest.users.get(u).cloned().unwrap_or(u.to_string());
+    let raw_item = |i: u32| {
+        manifest
+            .items
+            .get(i as usize)
+            .cloned()
+            .unwrap_or(i.to_string())
+    };
+    let mut users_file = std::fs::File::create(out.join("users.txt"))?;
+    let mut truth_file = std::fs::File::create(out.join("truth.txt"))?;
+    for (qi, &u) in picked.iter().enumerate() {
+        writeln!(users_file, "{}", raw_user(u))?;
+        let line: Vec<String> = truth[qi * RECALL_AT..(qi + 1) * RECALL_AT]
+            .iter()
+            .map(|&i| raw_item(i))
+            .collect();
+        writeln!(truth_file, "{}", line.join(" "))?;
+    }
+    let meta = json!({
+        "items": items,
+        "dim": qd + 1,
+        "queries": queries.len(),
+        "k": RECALL_AT,
+        "f32_table_bytes": items * qd * 4,
+        "exact_scan_seconds": exact_s,
+        "exact_scan_queries_per_s": queries.len() as f64 / exact_s,
+    });
+    std::fs::write(out.join("vectors.json"), serde_json::to_vec_pretty(&meta)?)?;
+    println!("{meta}");
+    Ok(())
+}
+
+async fn recall(addr: &str, dir: &Path) -> anyhow::Result<()> {
+    let users = std::fs::read_to_string(dir.join("users.txt"))?;
+    let truth = std::fs::read_to_string(dir.join("truth.txt"))?;
+    let mut client = StudentServiceClient::connect(addr.to_string())
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    let (mut hits, mut asked) = (0usize, 0usize);
+    for (user, want) in users.lines().zip(truth.lines()) {
+        let want: Vec<&str> = want.split(' ').collect();
+        let answer = client
+            .recommend(RecommendRequest {
+                query: Some(Query {
+                    user_id: user.to_string(),
+                    recent_items: vec![],
+                }),
+                k: RECALL_AT as i32,
+                exclude_items: vec![],
+                exclude_seen: Some(false),
+            })
+            .await
+            .with_context(|| format!("Recommend for user {user}"))?
+            .into_inner();
+        hits += answer
+            .items
+            .iter()
+            .filter(|s| want.contains(&s.item_id.as_str()))
+            .count();
+        asked += want.len();
+    }
+    let report = json!({
+        "queries": users.lines().count(),
+        "recall_at_10": hits as f64 / asked.max(1) as f64,
+    });
+    println!("{report}");
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    match Args::parse().command {
+        Command::Vectors {
+            model,
+            out,
+            queries,
+            seed,
+        } => vectors(&model, &out, queries, seed),
+        Command::Recall { addr, dir } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(recall(&addr, &dir)),
+    }
+}
