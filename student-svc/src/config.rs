@@ -74,7 +74,7 @@ impl ScanChoice {
 /// Which top-k search serves (see `crate::index`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum IndexChoice {
-    /// The exact scan below 200,000 items, the approximate index from there on.
+    /// The exact scan below 50,000 items, the approximate index from there on.
     Auto,
     /// Always the exact scan (`--scan`).
     Exact,
@@ -144,7 +144,7 @@ pub struct Config {
 
     /// Top-k search: the exact scan (`--scan`), or an approximate inverted-file index over
     /// the scoring table with exact f32 scores (recall measured at build, `Info` reports it);
-    /// `auto` uses the index from 200,000 items on. The index is built at load, off the
+    /// `auto` uses the index from 50,000 items on. The index is built at load, off the
     /// request path: at start-up the exact scan serves until it is ready.
     #[arg(long, env = "STUDENT_INDEX", value_enum, default_value_t = IndexChoice::Auto)]
     pub index: IndexChoice,

@@ -1,5 +1,5 @@
 //! rd-scale: the scale benchmark's two measurements that need the artifact itself
-//! (`scripts/bench-scale.sh`).
+//! (`scripts/bench-scale.sh`), for an MF student (a query is a user's vector).
 //!
 //! - `vectors`: loads a student artifact, draws held-out queries (users with odd dense index,
 //!   which the index's build-time tuning never uses), computes their exact top 10 with the
@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 use rand::SeedableRng;
 use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
-use rankdistill_core::artifact;
+use rankdistill_core::artifact::{self, ModelKind};
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::{Query, RecommendRequest};
 use rankdistill_student::kernel::Kernel;
@@ -75,6 +75,12 @@ fn vectors(model_dir: &Path, out: &Path, n: usize, seed: u64) -> anyhow::Result<
     let loaded = artifact::load(model_dir, None)
         .with_context(|| format!("cannot load {}", model_dir.display()))?;
     let manifest = loaded.manifest.clone();
+    if manifest.model.kind != ModelKind::Mf {
+        bail!(
+            "rd-scale needs an MF student (its held-out queries are users alone), not {}",
+            manifest.model.kind
+        );
+    }
     let model = StudentModel::from_artifact(loaded, Kernel::detect())?.with_scan(Scan::F32);
     let (items, users, qd) = (model.num_items(), model.num_users(), model.query_dim());
     let odd = users / 2;
