@@ -7,7 +7,8 @@
 # start to SERVING and resident memory against the artifact size, and the kernel
 # microbenchmark with its read-bandwidth roofline. Writes runs/bench/serving.json.
 #
-#   scripts/bench-serving.sh            # RD_BENCH_SECONDS (10), RD_BENCH_CONCURRENCY ("1 4")
+#   scripts/bench-serving.sh            # RD_BENCH_SECONDS (10), RD_BENCH_CONCURRENCY ("1 4"),
+#                                       # RD_BENCH_KERNEL (1; 0 skips the microbenchmark)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_RUN="${RD_BENCH_SECONDS:-10}"
@@ -64,8 +65,10 @@ done
 RSS_AFTER_LOAD_TEST_KB=$(awk '/VmRSS/ {print $2}' "/proc/$STUDENT_PID/status")
 cleanup; PIDS=()
 
-echo "== kernel microbenchmark (criterion)"
-cargo bench -p rankdistill-student --bench kernel -- --noplot 2>&1 | tee "$WORK/kernel-bench.txt" | grep -E "^(scan|topk)|thrpt|time:" || true
+if [ "${RD_BENCH_KERNEL:-1}" = 1 ]; then
+  echo "== kernel microbenchmark (criterion)"
+  cargo bench -p rankdistill-student --bench kernel -- --noplot 2>&1 | tee "$WORK/kernel-bench.txt" | grep -E "^(scan|topk)|thrpt|time:" || true
+fi
 
 python3 - "$OUT" "$WORK" "$NUM_ITEMS" "$COLD_START_MS" "$RSS_AFTER_LOAD_KB" "$RSS_AFTER_LOAD_TEST_KB" \
   "$ARTIFACT_BYTES" "$STUDENT_DATA_BYTES" "$CONCURRENCY" "$CARGO_TARGET_DIR" "$INDEX_LINE" <<'PY'

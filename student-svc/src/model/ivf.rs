@@ -298,8 +298,9 @@ impl IvfIndex {
     }
 
     /// The top k (item, exact score) of each query vector in `q` (`nq x stride`) among the
-    /// items of its `probes` nearest lists, skipping each query's sorted `excludes`. `t` must
-    /// be in this index's list order.
+    /// items of its `probes` nearest lists (more, nearest first, when those hold fewer than k
+    /// items besides the excluded ones), skipping each query's sorted `excludes`. `t` must be
+    /// in this index's list order.
     pub(super) fn top_k(
         &self,
         t: &ScoringTable,
@@ -313,10 +314,32 @@ impl IvfIndex {
             .map(|(qi, query)| {
                 let excl = excludes.get(qi).map(Vec::as_slice).unwrap_or(&[]);
                 let mut lists = self.probe_order(t, query, self.probes);
+                // Short lists: probe further, in order, until k answers can be found.
+                let need = k.saturating_add(excl.len());
+                if self.rows_in(&lists) < need && lists.len() < self.centroids.len() {
+                    let order = self.probe_order(t, query, self.centroids.len());
+                    let mut rows = 0;
+                    let enough = order
+                        .iter()
+                        .position(|&l| {
+                            rows += self.rows_in(&[l]);
+                            rows >= need
+                        })
+                        .map_or(order.len(), |p| p + 1);
+                    lists = order[..enough.max(lists.len())].to_vec();
+                }
                 lists.sort_unstable();
                 self.scan_lists(t, query, &lists, k, excl)
             })
             .collect()
+    }
+
+    /// Rows held by `lists`.
+    fn rows_in(&self, lists: &[u32]) -> usize {
+        lists
+            .iter()
+            .map(|&l| self.offsets[l as usize + 1] - self.offsets[l as usize])
+            .sum()
     }
 
     /// The top k of one query over `lists`, in parallel over the lists.

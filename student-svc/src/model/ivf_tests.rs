@@ -128,3 +128,24 @@ fn the_same_seed_builds_the_same_index() {
     };
     assert_eq!(build(4), build(4));
 }
+
+#[test]
+fn short_probed_lists_are_extended_until_k_items_can_answer() {
+    let settings = IndexSettings {
+        lists: 50,
+        probes: 1,
+        ..IndexSettings::default()
+    };
+    let (exact, indexed) = exact_and_indexed(ModelConfig::mf(8, 20, 1000), settings);
+    let qs = queries(&exact, 5, 4);
+    let excludes: Vec<Vec<u32>> = (0..5).map(|u| (u..u + 40).collect()).collect();
+    for (got, excl) in indexed.top_k_batch(&qs, 200, &excludes).iter().zip(&excludes) {
+        assert_eq!(got.len(), 200);
+        assert!(got.iter().all(|(i, _)| excl.binary_search(i).is_err()));
+    }
+    // Asking for the whole catalog gives the exact answer.
+    assert_eq!(
+        indexed.top_k_batch(&qs, 1000, &excludes),
+        exact.top_k_batch(&qs, 1000, &excludes)
+    );
+}
