@@ -69,6 +69,62 @@ impl Model {
         score_rows(&x, table, bias, items)
     }
 
+    /// The query vectors of users [B] and inputs [B, L] -> [B, e] (one forward pass of the
+    /// query side: with `train`, its dropout draw), to score with `score_query_items`.
+    pub fn query_vectors(&self, users: &Tensor, inputs: &Tensor, train: bool) -> Tensor {
+        self.query_and_table(users, inputs, train).0
+    }
+
+    /// SASRec only (`None` for the others): the output vectors at chosen positions of whole
+    /// input windows, inputs [B, L] and positions [P] (flat indices `b * L + j`) -> [P, e].
+    pub fn position_vectors(
+        &self,
+        inputs: &Tensor,
+        positions: &Tensor,
+        train: bool,
+    ) -> Option<Tensor> {
+        let Model::SasRec(m) = self else {
+            return None;
+        };
+        let hidden = m.hidden(inputs, train);
+        let d = hidden.size()[2];
+        Some(hidden.view([-1, d]).index_select(0, positions))
+    }
+
+    /// Scores rows of items with one query vector each (from `query_vectors` or
+    /// `position_vectors`): x [B, e], items [B, M] (dense) -> [B, M]. `score_items` is
+    /// `query_vectors` followed by this.
+    pub fn score_query_items(&self, x: &Tensor, items: &Tensor) -> Tensor {
+        let (table, bias) = self.output_table();
+        score_rows(x, table, bias, items)
+    }
+
+    /// `score_query_items` outside the autograd graph (x is detached), for scores that only
+    /// steer the loss (RD's rank-estimate samples). With at most `FULL_TABLE_RATIO` table rows
+    /// per item scored in a row, one product with the whole table and a gather is cheaper
+    /// than gathering B x M rows of the table; the scores are the same sums.
+    pub fn score_query_items_detached(&self, x: &Tensor, items: &Tensor) -> Tensor {
+        let (table, bias) = self.output_table();
+        tch::no_grad(|| {
+            let x = x.detach();
+            if table.size()[0] <= FULL_TABLE_RATIO * items.size()[1] {
+                let all = x.matmul(&table.tr()) + bias.view([1, -1]);
+                all.gather(1, &(items + 1), false)
+            } else {
+                score_rows(&x, table, bias, items)
+            }
+        })
+    }
+
+    /// The output item table and its bias (row i + 1 holds item i).
+    fn output_table(&self) -> (&Tensor, &Tensor) {
+        match self {
+            Model::Caser(m) => m.output_table(),
+            Model::Mf(m) => m.output_table(),
+            Model::SasRec(m) => m.output_table(),
+        }
+    }
+
     /// SASRec only (`None` for the others): scores items at chosen positions of whole input
     /// windows, as SASRec trains: inputs [B, L], positions [P] (flat indices `b * L + j`),
     /// items [P, M] -> [P, M], position j's output scoring its row of items.
@@ -79,14 +135,8 @@ impl Model {
         items: &Tensor,
         train: bool,
     ) -> Option<Tensor> {
-        let Model::SasRec(m) = self else {
-            return None;
-        };
-        let hidden = m.hidden(inputs, train);
-        let d = hidden.size()[2];
-        let x = hidden.view([-1, d]).index_select(0, positions);
-        let (table, bias) = m.output_table();
-        Some(score_rows(&x, table, bias, items))
+        let x = self.position_vectors(inputs, positions, train)?;
+        Some(self.score_query_items(&x, items))
     }
     /// Scores every real item: users [B], inputs [B, L] -> [B, num_items].
     pub fn score_all(&self, users: &Tensor, inputs: &Tensor, train: bool) -> Tensor {
@@ -96,6 +146,10 @@ impl Model {
         x.matmul(&w.tr()) + b
     }
 }
+
+/// Table rows per scored item up to which `Model::score_query_items_detached` multiplies by
+/// the whole table (measured on ML-100K: 1,614 rows, 100 items a row).
+const FULL_TABLE_RATIO: i64 = 32;
 
 /// Scores rows of items with one query vector each: x [B, e], items [B, M] (dense) against
 /// the output table and bias (row i + 1 holds item i) -> [B, M].
@@ -147,6 +201,24 @@ mod tests {
             let gathered = all.gather(1, &items, false);
             assert!(some.allclose(&gathered, 1e-5, 1e-6, false), "{kind}");
         }
+    }
+
+    #[test]
+    fn detached_scores_are_the_scores_on_both_paths() {
+        let (_vs, model, _) = tiny(ModelKind::Caser);
+        let users = ids_tensor(&[0, 3], &[2], Device::Cpu);
+        let inputs = ids_tensor(&[0, 1, 2, 4, 5, 6], &[2, 3], Device::Cpu);
+        let x = model.query_vectors(&users, &inputs, false);
+        // 11 table rows for one item a row: the whole-table product; the row gather is
+        // `score_rows` itself.
+        let items = ids_tensor(&[9, 0], &[2, 1], Device::Cpu);
+        let want = model.score_query_items(&x, &items);
+        let got = model.score_query_items_detached(&x, &items);
+        assert!(!got.requires_grad());
+        assert!(got.allclose(&want, 1e-5, 1e-6, false));
+        let (table, bias) = model.output_table();
+        let gathered = tch::no_grad(|| score_rows(&x, table, bias, &items));
+        assert!(gathered.allclose(&want, 1e-5, 1e-6, false));
     }
 
     #[test]

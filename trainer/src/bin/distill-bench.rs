@@ -223,6 +223,7 @@ fn bench(name: &str, data: PreparedDataset, dir: &Path) -> Value {
     };
     let tensor = rankings_tensor(&rankings);
     let mut epochs = serde_json::Map::new();
+    let mut phases = serde_json::Map::new();
     for (label, weighting) in [
         ("position", Weighting::Position),
         ("hybrid_dynamic", Weighting::Hybrid),
@@ -246,6 +247,7 @@ fn bench(name: &str, data: PreparedDataset, dir: &Path) -> Value {
         )
         .expect("distill");
         epochs.insert(label.into(), json!(trained.train_seconds));
+        phases.insert(label.into(), json!(trained.epoch_phases.first()));
     }
     let out = json!({
         "dataset": name, "users": data.num_users(), "items": data.num_items(),
@@ -253,6 +255,7 @@ fn bench(name: &str, data: PreparedDataset, dir: &Path) -> Value {
         "teacher_ready_seconds": teacher_ready_seconds,
         "pull_and_cache_seconds": pull_seconds, "pull_queries_per_second": queries as f64 / pull_seconds,
         "seconds_per_epoch": epochs,
+        "phase_seconds": phases,
         "instances_per_second_hybrid": queries as f64 / epochs["hybrid_dynamic"].as_f64().unwrap_or(f64::NAN),
         "weights_vectorised_vs_per_position": weights_ratio(data.num_items() as i64),
     });

@@ -24,6 +24,7 @@ use crate::rd_loss::{RdConfig, rd_loss, rd_weights};
 use crate::train::config::OptimConfig;
 use crate::train::loss::{bce_instance_terms, bce_loss};
 use crate::train::outcome::Trained;
+use crate::train::phases::{Phase, PhaseTimer};
 use crate::train::sampling::{InstanceTensors, sample_unobserved};
 use crate::train::user_windows::{UserWindows, WindowBatch};
 
@@ -136,6 +137,7 @@ pub fn train_model(
     let mut evaluations = Vec::new();
     let mut history = Vec::with_capacity(optim.epochs);
     let mut train_seconds = 0.0;
+    let mut epoch_phases = Vec::with_capacity(optim.epochs);
     // SASRec's epoch is the reference's number of batches of users, floor(users / batch).
     let batches = match &windows {
         Some(_) => (data.num_users() / optim.batch_size).max(1),
@@ -148,6 +150,7 @@ pub fn train_model(
     );
     for epoch in 1..=optim.epochs {
         let start = Instant::now();
+        let mut timer = PhaseTimer::start();
         order.shuffle(&mut rng);
         let negatives = sample_unobserved(
             &tensors.instances.users,
@@ -199,6 +202,7 @@ pub fn train_model(
                 .map(|chunk| Batch::Queries(chunk.iter().map(|&i| i as i64).collect()))
                 .collect(),
         };
+        timer.lap(Phase::Sample);
         for batch in &plan {
             let (index, rows) = match batch {
                 Batch::Queries(chunk) => (Tensor::from_slice(chunk), chunk.len()),
@@ -214,29 +218,44 @@ pub fn train_model(
             if let Some(d) = distill {
                 parts.push(d.rankings.index_select(0, &index));
             }
-            if let Some(samples) = &samples {
-                parts.push(samples.index_select(0, &index));
-            }
             if let Some(items) = &epoch_items {
                 parts.push(items.items.index_select(0, &index));
             }
             let items = Tensor::cat(&parts, 1).to_device(device);
-            // One forward pass scores targets, negatives, teacher items and samples together.
-            let scores = match batch {
+            let probes = samples
+                .as_ref()
+                .map(|s| s.index_select(0, &index).to_device(device));
+            let query = match batch {
+                Batch::Queries(_) => Some((
+                    tensors.users.index_select(0, &index).to_device(device),
+                    tensors.inputs.index_select(0, &index).to_device(device),
+                )),
+                Batch::Windows(_) => None,
+            };
+            timer.lap(Phase::Gather);
+            // One forward pass of the query side (one dropout draw) scores the targets,
+            // negatives and teacher or method items, and, outside the autograd graph (they only
+            // enter the detached weights), RD's rank-estimate samples.
+            let x = match batch {
                 Batch::Queries(_) => {
-                    let users = tensors.users.index_select(0, &index).to_device(device);
-                    let inputs = tensors.inputs.index_select(0, &index).to_device(device);
-                    model.score_items(&users, &inputs, &items, true)
+                    let (users, inputs) = query
+                        .as_ref()
+                        .ok_or_else(|| anyhow::anyhow!("a query batch without its queries"))?;
+                    model.query_vectors(users, inputs, true)
                 }
                 Batch::Windows(w) => model
-                    .score_positions(
+                    .position_vectors(
                         &w.inputs.to_device(device),
                         &w.positions.to_device(device),
-                        &items,
                         true,
                     )
                     .ok_or_else(|| anyhow::anyhow!("only SASRec trains on whole windows"))?,
             };
+            let scores = model.score_query_items(&x, &items);
+            let sample_scores = probes
+                .as_ref()
+                .map(|p| model.score_query_items_detached(&x, p));
+            timer.lap(Phase::Forward);
             let positive = scores.narrow(1, 0, t);
             let negative = scores.narrow(1, t, optim.negatives as i64);
             let loss = match (distill, method.as_deref(), &epoch_items) {
@@ -248,6 +267,7 @@ pub fn train_model(
                         .iter()
                         .map(|a| a.index_select(0, &index).to_device(device))
                         .collect();
+                    timer.lap(Phase::Weights);
                     let l_r = bce_instance_terms(&positive, &negative, optim.bce);
                     let l_d = m.loss(&kd_scores, &aux);
                     let loss = (&l_r + &l_d * m.weight()).mean(Kind::Float);
@@ -260,9 +280,6 @@ pub fn train_model(
                     let k = d.config.k as i64;
                     let start = t + optim.negatives as i64;
                     let teacher_scores = scores.narrow(1, start, k);
-                    let sample_scores = samples
-                        .as_ref()
-                        .map(|s| scores.narrow(1, start + k, s.size()[1]));
                     let weights = rd_weights(
                         &d.config,
                         rows as i64,
@@ -270,6 +287,7 @@ pub fn train_model(
                         data.num_items() as i64,
                         device,
                     );
+                    timer.lap(Phase::Weights);
                     let (loss, l_r, l_d) = rd_loss(
                         &positive,
                         &negative,
@@ -280,6 +298,7 @@ pub fn train_model(
                     );
                     l_r_sum += l_r.double_value(&[]);
                     l_d_sum += l_d.double_value(&[]);
+                    timer.lap(Phase::Loss);
                     let sum0 =
                         |w: &Tensor| w.sum_dim_intlist([0i64].as_slice(), false, Kind::Double);
                     let (sum, squares) = (sum0(&weights), sum0(&(&weights * &weights)));
@@ -287,6 +306,7 @@ pub fn train_model(
                         None => (sum, squares),
                         Some((s, q)) => (s + sum, q + squares),
                     });
+                    timer.lap(Phase::Stats);
                     loss
                 }
             };
@@ -296,13 +316,22 @@ pub fn train_model(
                     "epoch {epoch}: the training loss ({value}) holds NaN or infinite values: the training diverged (try a lower --lr); nothing was written"
                 );
             }
-            opt.backward_step(&loss);
+            timer.lap(Phase::Loss);
+            // `backward_step` in three parts, timed apart.
+            opt.zero_grad();
+            loss.backward();
+            timer.lap(Phase::Backward);
+            opt.step();
+            timer.lap(Phase::Step);
             loss_sum += value;
             bar.inc(1);
             bar.set_message(format!("epoch {epoch}/{} loss {value:.4}", optim.epochs));
         }
         let seconds = start.elapsed().as_secs_f64();
         train_seconds += seconds;
+        let phases = timer.seconds();
+        tracing::debug!(epoch, seconds, phases = %serde_json::to_string(&phases).unwrap_or_default(), "epoch phases");
+        epoch_phases.push(phases);
         let mean_loss = loss_sum / batches as f64;
         epoch_losses.push(mean_loss);
         let (rd_weight_mean, rd_weight_std) = match weight_sums {
@@ -367,6 +396,7 @@ pub fn train_model(
         evaluations,
         train_seconds,
         history,
+        epoch_phases,
     })
 }
 

@@ -8,6 +8,7 @@
 //! - `user_windows`: SASRec's batches of users' last windows;
 //! - `loss`: the reference BCE loss;
 //! - `fit`: the training loop;
+//! - `phases`: where an epoch's wall time goes, phase by phase;
 //! - `outcome`: the trained model, its manifest, `--json` figures and summary line;
 //! - `run`: the `trainer train` command.
 
@@ -15,6 +16,7 @@ pub mod config;
 pub mod fit;
 pub mod loss;
 pub mod outcome;
+pub mod phases;
 pub mod run;
 pub mod sampling;
 pub mod user_windows;

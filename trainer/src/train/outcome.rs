@@ -8,6 +8,8 @@ use rankdistill_models::checkpoint::CheckpointManifest;
 use rankdistill_models::model::{Model, ModelConfig};
 use tch::nn;
 
+use crate::train::phases::PhaseSeconds;
+
 /// A trained model with its variables and history.
 pub struct Trained {
     /// The variables.
@@ -22,6 +24,8 @@ pub struct Trained {
     pub train_seconds: f64,
     /// One record per epoch.
     pub history: Vec<EpochRecord>,
+    /// Where each epoch's wall time went, by phase of the loop.
+    pub epoch_phases: Vec<PhaseSeconds>,
 }
 
 impl Trained {
@@ -111,6 +115,7 @@ pub fn run_json(
         "seconds_per_epoch": trained.train_seconds / epochs.max(1) as f64,
         "metrics": metrics,
         "history": trained.history,
+        "epoch_phases": trained.epoch_phases,
     })
 }
 

@@ -44,23 +44,30 @@ pub fn sample_unobserved(
     per_instance: usize,
     rng: &mut ChaCha8Rng,
 ) -> Tensor {
-    let seen: Vec<Vec<u32>> = train
-        .iter()
-        .map(|s| {
-            let mut v = s.clone();
-            v.sort_unstable();
-            v.dedup();
-            v
-        })
-        .collect();
+    // One bit per (user, item): a constant-time test per draw.
+    let words = num_items.div_ceil(64);
+    let mut seen = vec![0u64; train.len() * words];
+    let mut distinct = vec![0usize; train.len()];
+    for (u, items) in train.iter().enumerate() {
+        let row = &mut seen[u * words..(u + 1) * words];
+        for &i in items.iter().filter(|&&i| (i as usize) < num_items) {
+            let (word, bit) = (i as usize / 64, 1u64 << (i % 64));
+            if row[word] & bit == 0 {
+                row[word] |= bit;
+                distinct[u] += 1;
+            }
+        }
+    }
     let mut out = Vec::with_capacity(users.len() * per_instance);
     for &u in users {
-        let seen_u = &seen[u as usize];
-        let fallback = seen_u.len() >= num_items;
+        let u = u as usize;
+        let seen_u = &seen[u * words..(u + 1) * words];
+        let fallback = distinct[u] >= num_items;
         for _ in 0..per_instance {
             let item = loop {
                 let candidate = rng.random_range(0..num_items as u32);
-                if fallback || seen_u.binary_search(&candidate).is_err() {
+                let c = candidate as usize;
+                if fallback || seen_u[c / 64] & (1u64 << (c % 64)) == 0 {
                     break candidate;
                 }
             };
