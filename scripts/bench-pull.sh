@@ -50,10 +50,15 @@ fi
 RESULTS="$PULL_WORK/results.jsonl"
 : > "$RESULTS"
 
-echo "== GEMM probe"
-"$BIN/gemm-probe" --shape "256x$(wc -l < "$PULL_WORK/data/items.txt")x200" \
-  ${BIG_WORK:+--shape "256x$(wc -l < "$BIG_WORK/data/items.txt")x200"} > "$PULL_WORK/gemm.json"
-jq -c . "$PULL_WORK/gemm.json"
+# gemm_probe FILE: the probe at the scoring shapes of both catalogs, as JSON in FILE. It runs
+# before and after the pulls; the better peak counts (a busy machine lowers either).
+gemm_probe() {
+  "$BIN/gemm-probe" --shape "256x$(wc -l < "$PULL_WORK/data/items.txt")x200" \
+    ${BIG_WORK:+--shape "256x$(wc -l < "$BIG_WORK/data/items.txt")x200"} > "$1"
+  jq -c . "$1"
+}
+echo "== GEMM probe (before the pulls)"
+gemm_probe "$PULL_WORK/gemm-before.json"
 
 # pull_case NAME DATA MODEL SHARD_FLAGS...: for every build, a teacher-svc and RD_PULL_REPEATS
 # pulls through it, alternating the builds; one JSON line per pull.
@@ -86,6 +91,11 @@ if [ -n "${BIG_WORK:-}" ]; then
   echo "== 100k-item catalog: shard 0 of $SHARDS"
   pull_case catalog-100k "$BIG_WORK/data" "$BIG_WORK/teacher" --shard-count "$SHARDS" --shard-index 0
 fi
+
+echo "== GEMM probe (after the pulls)"
+gemm_probe "$PULL_WORK/gemm-after.json"
+jq -s 'max_by(.peak_gflops) + {probes: .}' "$PULL_WORK/gemm-before.json" "$PULL_WORK/gemm-after.json" \
+  > "$PULL_WORK/gemm.json"
 
 python3 - "$RESULTS" "$PULL_WORK/gemm.json" "$PULL_OUT/pull.json" "$PULL_WORK/data" "${BIG_WORK:+$BIG_WORK/data}" "$BIN" <<'PY'
 import json, sys
