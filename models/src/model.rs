@@ -34,7 +34,7 @@ impl Model {
 
     /// The query vector and the output item table (weights with a trailing bias column
     /// appended to the query side), so score = [x; 1] . [W; b].
-    fn query_and_table(
+    pub(crate) fn query_and_table(
         &self,
         users: &Tensor,
         inputs: &Tensor,
@@ -143,7 +143,10 @@ impl Model {
         let (x, table, bias) = self.query_and_table(users, inputs, train);
         let w = table.narrow(0, 1, table.size()[0] - 1);
         let b = bias.narrow(0, 1, bias.size()[0] - 1).view([1, -1]);
-        x.matmul(&w.tr()) + b
+        // In place: the same sums as `x.matmul(..) + b`, without a second [B, items] matrix.
+        let mut scores = x.matmul(&w.tr());
+        scores += b;
+        scores
     }
 }
 

@@ -16,7 +16,7 @@ use tch::{CModule, Device, Kind, Tensor};
 
 use crate::error::StartupError;
 use rankdistill_models::checkpoint::{self, LoadedModel};
-use rankdistill_models::device_name;
+use rankdistill_models::{device_name, mask_excluded, top_k_rows};
 
 /// L of a TorchScript model when neither the flag nor a sidecar gives it.
 pub const DEFAULT_SEQUENCE_LENGTH: usize = 5;
@@ -53,6 +53,20 @@ pub trait Scorer {
     fn device(&self) -> Device;
     /// users int64 [B], inputs int64 [B, L] input ids -> scores float [B, num_items].
     fn score_all(&self, users: &Tensor, inputs: &Tensor) -> Result<Tensor, String>;
+
+    /// The top k (dense item, score) of every query without the items of `excludes[row]`
+    /// (dense, in range), best first: by default all items scored, masked, then the top k.
+    fn rank_all(
+        &self,
+        users: &Tensor,
+        inputs: &Tensor,
+        excludes: &[Vec<u32>],
+        k: usize,
+    ) -> Result<Vec<Vec<(u32, f32)>>, String> {
+        let mut scores = self.score_all(users, inputs)?;
+        mask_excluded(&mut scores, excludes);
+        Ok(top_k_rows(&scores, k as i64))
+    }
 }
 
 /// Facts about the prepared dataset that a model must agree with.
@@ -270,6 +284,26 @@ impl Scorer for Backend {
         match self {
             Backend::Native { loaded, .. } => loaded.vs.device(),
             Backend::TorchScript { device, .. } => *device,
+        }
+    }
+
+    fn rank_all(
+        &self,
+        users: &Tensor,
+        inputs: &Tensor,
+        excludes: &[Vec<u32>],
+        k: usize,
+    ) -> Result<Vec<Vec<(u32, f32)>>, String> {
+        match self {
+            // Native models score the items block by block (`Model::rank_all`).
+            Backend::Native { loaded, .. } => {
+                Ok(loaded.model.rank_all(users, inputs, excludes, k as i64))
+            }
+            Backend::TorchScript { .. } => {
+                let mut scores = self.score_all(users, inputs)?;
+                mask_excluded(&mut scores, excludes);
+                Ok(top_k_rows(&scores, k as i64))
+            }
         }
     }
 

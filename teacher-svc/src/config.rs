@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use rankdistill_models::DeviceChoice;
+use rankdistill_models::{DeviceChoice, TorchThreads};
 use rankdistill_serving::args::ServerFlags;
 
 rankdistill_serving::service_profile! {
@@ -68,9 +68,12 @@ pub struct Config {
     #[arg(long, env = "TEACHER_STREAM_BUFFER", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub stream_buffer: u32,
 
-    /// LibTorch intra-op CPU threads; 0 keeps LibTorch's default.
-    #[arg(long, env = "TEACHER_TORCH_THREADS", default_value_t = 0)]
-    pub torch_threads: u32,
+    /// LibTorch intra-op CPU threads of the model thread: `auto` (one per CPU the process may
+    /// use that other work leaves free, adapted as the load changes), a fixed count, or 0
+    /// (LibTorch's default, one per core whatever else runs).
+    #[arg(long, env = "TEACHER_TORCH_THREADS", default_value_t = TorchThreads::Auto,
+          value_parser = |value: &str| value.parse::<TorchThreads>())]
+    pub torch_threads: TorchThreads,
 
     /// The flags every server shares: ports, TLS, message limit, drain, logging.
     #[command(flatten)]
@@ -114,6 +117,7 @@ mod tests {
         assert_eq!(config.max_batch, 256);
         assert_eq!(config.sequence_length, None);
         assert_eq!(config.device, DeviceChoice::Auto);
+        assert_eq!(config.torch_threads, TorchThreads::Auto);
         assert_eq!(config.server.tls_files(), Ok(None));
         assert_eq!(config.server.max_message_bytes(), 4 << 20);
     }
@@ -142,6 +146,8 @@ mod tests {
             &["--tls-client-ca", "ca.pem"],
             &["--max-message-bytes", "0"],
             &["--max-message-bytes", "2000000000"],
+            &["--torch-threads", "many"],
+            &["--torch-threads", "-1"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");
         }

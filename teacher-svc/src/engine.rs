@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use rankdistill_models::{ids_tensor, mask_excluded, top_k_rows};
+use rankdistill_models::ids_tensor;
+use rankdistill_models::threads::{self, TorchThreads};
 use tch::{Kind, Tensor};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
@@ -29,8 +30,8 @@ pub struct EngineSettings {
     pub max_batch: usize,
     /// Jobs waiting in the channel before `try_submit` refuses.
     pub queue_capacity: usize,
-    /// LibTorch intra-op threads; 0 keeps the default.
-    pub torch_threads: usize,
+    /// LibTorch intra-op threads of the model thread.
+    pub torch_threads: TorchThreads,
 }
 
 /// Scores of given items for one query, parallel to the items asked for.
@@ -125,9 +126,7 @@ impl Engine {
         let handle = std::thread::Builder::new()
             .name("teacher-model".into())
             .spawn(move || {
-                if settings.torch_threads > 0 {
-                    tch::set_num_threads(settings.torch_threads as i32);
-                }
+                threads::use_on_this_thread(settings.torch_threads);
                 // Grad mode is per thread: nothing on this thread records a graph.
                 let _no_grad = tch::no_grad_guard();
                 let scorer = match load().and_then(|scorer| warm_up(&scorer).map(|()| scorer)) {
@@ -391,6 +390,7 @@ pub fn rank_batch<S: Scorer>(
     let device = scorer.device();
     let mut out = Vec::with_capacity(queries.len());
     for chunk in queries.chunks(max_batch.max(1)) {
+        threads::adapt();
         let started = Instant::now();
         let b = chunk.len();
         let (users, inputs) = users_and_inputs(chunk, l)?;
@@ -408,9 +408,7 @@ pub fn rank_batch<S: Scorer>(
         let forward = catch_unwind(AssertUnwindSafe(|| {
             let users = ids_tensor(&users, &[b as i64], device);
             let inputs = ids_tensor(&inputs, &[b as i64, l as i64], device);
-            let mut scores = scorer.score_all(&users, &inputs)?;
-            mask_excluded(&mut scores, &excludes);
-            Ok::<_, String>(top_k_rows(&scores, k as i64))
+            scorer.rank_all(&users, &inputs, &excludes, k)
         }));
         let rankings = match forward {
             Ok(Ok(rankings)) => rankings,
@@ -462,6 +460,7 @@ pub fn score_batch<S: Scorer>(
         .chunks(max_batch.max(1))
         .zip(items.chunks(max_batch.max(1)))
     {
+        threads::adapt();
         let started = Instant::now();
         let b = chunk.len();
         let (users, inputs) = users_and_inputs(chunk, l)?;
@@ -588,7 +587,7 @@ mod tests {
             EngineSettings {
                 max_batch: 8,
                 queue_capacity,
-                torch_threads: 0,
+                torch_threads: TorchThreads::LibTorch,
             },
             Metrics::new(),
         )

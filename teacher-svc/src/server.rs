@@ -57,7 +57,7 @@ async fn load(config: &Config, metrics: Metrics) -> Result<(Ready, JoinHandle<()
     let settings = EngineSettings {
         max_batch: config.max_batch as usize,
         queue_capacity: config.queue_capacity as usize,
-        torch_threads: config.torch_threads as usize,
+        torch_threads: config.torch_threads,
     };
     let (engine, thread) =
         Engine::start(move || Backend::load(&spec, &shape), settings, metrics).await?;

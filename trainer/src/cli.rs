@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use rankdistill_core::dataset::Format;
-use rankdistill_models::{Activation, DeviceChoice, ModelKind};
+use rankdistill_models::{Activation, DeviceChoice, ModelKind, TorchThreads};
 use rankdistill_serving::limits::{
     DEFAULT_MAX_MESSAGE_BYTES, MAX_MAX_MESSAGE_BYTES, MIN_MAX_MESSAGE_BYTES,
 };
@@ -43,6 +43,12 @@ pub struct Cli {
     /// No progress display and no summary line on stderr.
     #[arg(long, short = 'q', global = true, env = "RD_QUIET")]
     pub quiet: bool,
+    /// LibTorch intra-op CPU threads: `auto` (one per CPU the process may use that other work
+    /// leaves free, adapted as the load changes), a fixed count, or 0 (LibTorch's default, one
+    /// per core whatever else runs).
+    #[arg(long, global = true, env = "RD_TORCH_THREADS", default_value_t = TorchThreads::Auto,
+          value_parser = |value: &str| value.parse::<TorchThreads>())]
+    pub torch_threads: TorchThreads,
 }
 
 /// Subcommands.

@@ -144,6 +144,7 @@ pub fn evaluate_native(
 ) -> Metrics {
     let _guard = tch::no_grad_guard();
     evaluate(&eval_set(data, held_out), ks, |users, out| {
+        rankdistill_models::threads::adapt();
         let inputs = held_out_queries(data, held_out, users, sequence_length);
         let b = users.len() as i64;
         let user_t = ids_tensor(users, &[b], device);
@@ -277,6 +278,7 @@ pub fn sampled_native(
         negatives,
         seed,
         |users, items, out| {
+            rankdistill_models::threads::adapt();
             let inputs = held_out_queries(data, held_out, users, sequence_length);
             let b = users.len() as i64;
             let user_t = ids_tensor(users, &[b], device);

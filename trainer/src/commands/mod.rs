@@ -19,6 +19,7 @@ use crate::output::Output;
 
 /// Runs the subcommand of `cli`.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    rankdistill_models::threads::configure(cli.torch_threads);
     let out = Output::new(cli.json, cli.quiet);
     match &cli.command {
         Command::GenSynthetic(args) => gen_synthetic::run(args, &out),

@@ -204,6 +204,7 @@ pub fn train_model(
         };
         timer.lap(Phase::Sample);
         for batch in &plan {
+            rankdistill_models::threads::adapt();
             let (index, rows) = match batch {
                 Batch::Queries(chunk) => (Tensor::from_slice(chunk), chunk.len()),
                 Batch::Windows(w) => (w.queries.shallow_clone(), w.rows),

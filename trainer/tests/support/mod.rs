@@ -10,12 +10,15 @@ use std::time::Duration;
 use rankdistill_testkit::{ServerProcess, ServerSpec};
 pub use rankdistill_testkit::{path_arg as p, texts, workspace_bin};
 
-/// The trainer binary with `args`, quiet logs and no inherited shard environment.
+/// The trainer binary with `args`, quiet logs, no inherited shard environment and LibTorch's
+/// default thread count (`RD_TORCH_THREADS=0`: a count that follows the load would make the
+/// tests that train twice and compare the weights depend on what else runs).
 pub fn trainer_command<A: AsRef<OsStr>>(args: &[A]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_trainer"));
     command
         .args(args)
         .env("RUST_LOG", "warn")
+        .env("RD_TORCH_THREADS", "0")
         .env_remove("JOB_COMPLETION_INDEX")
         .env_remove("RD_SHARD_INDEX")
         .env_remove("RD_SHARD_COUNT")
