@@ -79,6 +79,8 @@ pub struct IndexReport {
     pub scanned_fraction: f64,
     /// Seconds the build took (k-means, assignment, tuning).
     pub build_seconds: f64,
+    /// Recall@10 on the tuning queries with 1, 2, ... probes (at most 64 entries).
+    pub recall_by_probes: Vec<f64>,
 }
 
 /// The lists: augmented centroids and where each list's rows start in the ordered table.
@@ -206,6 +208,7 @@ impl IvfIndex {
                 tuning_queries: 0,
                 scanned_fraction: 0.0,
                 build_seconds: 0.0,
+                recall_by_probes: Vec::new(),
             },
         };
         let curve = index.recall_curve(t, tuning, &list_of);
@@ -222,6 +225,7 @@ impl IvfIndex {
             tuning_queries: tuning.len() / t.stride,
             scanned_fraction: index.probes as f64 / lists as f64,
             build_seconds: started.elapsed().as_secs_f64(),
+            recall_by_probes: curve.iter().take(64).copied().collect(),
         };
         (index, Order::new(ids))
     }

@@ -6,7 +6,9 @@
 //!   exact f32 scan, and writes what the faiss baseline and the recall check read: the
 //!   augmented item vectors `[row, bias]` and query vectors `[q, 1]` (raw little-endian f32,
 //!   whose inner products are the served scores), the exact top 10 (dense ids, u32), the held-out
-//!   users' raw ids (`users.txt`, for `rd-loadgen --data`) and `vectors.json`.
+//!   users (dense, u32; raw ids in `users.txt`, for `rd-loadgen --data`) and `vectors.json`.
+//! - `search`: the index in process on one thread, as student-svc builds it: recall@10 and
+//!   single-query latency of the held-out queries (the like-for-like comparison with faiss).
 //! - `recall`: asks a running student-svc for the top 10 of every held-out user over gRPC and
 //!   prints recall@10 against the exact answers as JSON.
 
@@ -23,7 +25,7 @@ use rankdistill_core::artifact::{self, ModelKind};
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::{Query, RecommendRequest};
 use rankdistill_student::kernel::Kernel;
-use rankdistill_student::model::{QueryInput, RECALL_AT, Scan, StudentModel};
+use rankdistill_student::model::{IndexSettings, QueryInput, RECALL_AT, Scan, StudentModel};
 use serde_json::json;
 
 /// rd-scale: held-out queries, exact answers and recall for the scale benchmark.
@@ -50,6 +52,24 @@ enum Command {
         /// Seed of the user draw.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// The index in process, one thread: builds it as student-svc does (same settings),
+    /// then answers the held-out queries of --dir one at a time; prints recall@10 against the
+    /// exact answers and single-query latency as JSON (the like-for-like comparison with
+    /// faiss's single-query figures).
+    Search {
+        /// Student artifact folder.
+        #[arg(long)]
+        model: PathBuf,
+        /// The folder `vectors` wrote.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Lists scanned per query (0 = tuned to --target-recall, as student-svc).
+        #[arg(long, default_value_t = 0)]
+        probes: usize,
+        /// Recall the tuning aims for.
+        #[arg(long, default_value_t = 0.97)]
+        target_recall: f64,
     },
     /// Recall@10 of a running student-svc on the held-out users of --dir.
     Recall {
@@ -128,6 +148,11 @@ fn vectors(model_dir: &Path, out: &Path, n: usize, seed: u64) -> anyhow::Result<
     let exact_s = started.elapsed().as_secs_f64();
     let bytes: Vec<u8> = truth.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(out.join("truth.u32"), bytes)?;
+    let bytes: Vec<u8> = picked
+        .iter()
+        .flat_map(|&u| (u as u32).to_le_bytes())
+        .collect();
+    std::fs::write(out.join("held_out.u32"), bytes)?;
     let raw_user = |u: usize| manifest.users.get(u).cloned().unwrap_or(u.to_string());
     let raw_item = |i: u32| {
         manifest
@@ -197,6 +222,85 @@ async fn recall(addr: &str, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn read_u32(path: &Path) -> anyhow::Result<Vec<u32>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+fn search(model_dir: &Path, dir: &Path, probes: usize, target: f64) -> anyhow::Result<()> {
+    let loaded = artifact::load(model_dir, None)?;
+    let model = StudentModel::from_artifact(loaded, Kernel::detect())?;
+    let users = model.num_users();
+    let settings = IndexSettings {
+        probes,
+        target_recall: target,
+        ..IndexSettings::default()
+    };
+    // The tuning queries student-svc draws without --data: even users (MF ignores inputs).
+    let tuning: Vec<QueryInput> = {
+        let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+        let even = users.div_ceil(2);
+        let mut picked: Vec<usize> = sample(&mut rng, even, settings.tuning_queries.min(even))
+            .into_iter()
+            .map(|j| 2 * j)
+            .collect();
+        picked.sort_unstable();
+        picked
+            .into_iter()
+            .map(|u| QueryInput {
+                user: Some(u as u32),
+                inputs: vec![0; model.sequence_length()],
+            })
+            .collect()
+    };
+    let model = model.with_index(&settings, &tuning);
+    let report = model.index_report().cloned().context("no index built")?;
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("vectors.json"))?)?;
+    let n = meta["queries"].as_u64().unwrap_or(0) as usize;
+    let truth = read_u32(&dir.join("truth.u32"))?;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let queries: Vec<QueryInput> = read_u32(&dir.join("held_out.u32"))?
+        .into_iter()
+        .take(n)
+        .map(|u| QueryInput {
+            user: Some(u),
+            inputs: vec![0; model.sequence_length()],
+        })
+        .collect();
+    let none = [Vec::new()];
+    let mut latency = Vec::with_capacity(n);
+    let mut hits = 0usize;
+    pool.install(|| {
+        for (qi, query) in queries.iter().enumerate() {
+            let started = Instant::now();
+            let answer = model.top_k_batch(std::slice::from_ref(query), RECALL_AT, &none);
+            latency.push(started.elapsed().as_secs_f64());
+            let want = &truth[qi * RECALL_AT..(qi + 1) * RECALL_AT];
+            hits += answer[0].iter().filter(|(i, _)| want.contains(i)).count();
+        }
+    });
+    latency.sort_by(f64::total_cmp);
+    let pct = |p: f64| latency[((latency.len() as f64 * p) as usize).min(latency.len() - 1)];
+    let out = json!({
+        "lists": report.lists,
+        "probes": report.probes,
+        "build_seconds": report.build_seconds,
+        "tuning_recall_at_10": report.recall_at_10,
+        "recall_by_probes": report.recall_by_probes,
+        "queries": queries.len(),
+        "recall_at_10": hits as f64 / (RECALL_AT * queries.len()).max(1) as f64,
+        "p50_ms": pct(0.5) * 1e3,
+        "p99_ms": pct(0.99) * 1e3,
+        "qps_per_core": queries.len() as f64 / latency.iter().sum::<f64>(),
+    });
+    println!("{out}");
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Command::Vectors {
@@ -205,6 +309,12 @@ fn main() -> anyhow::Result<()> {
             queries,
             seed,
         } => vectors(&model, &out, queries, seed),
+        Command::Search {
+            model,
+            dir,
+            probes,
+            target_recall,
+        } => search(&model, &dir, probes, target_recall),
         Command::Recall { addr, dir } => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
