@@ -33,6 +33,8 @@ const KMEANS_ITERATIONS: usize = 10;
 const POINTS_PER_LIST: usize = 40;
 /// Items per kernel call when the build assigns every item to its list.
 const ASSIGN_BATCH: usize = 256;
+/// Rows one query scans on its own thread; more are split over the pool.
+const PARALLEL_ROWS: usize = 32_768;
 /// The cut-off recall is measured at.
 pub const RECALL_AT: usize = 10;
 
@@ -165,7 +167,7 @@ impl IvfIndex {
             cstride,
             lists,
             KMEANS_ITERATIONS,
-            settings.seed,
+            &mut rng,
         );
         drop(points);
         // Every item to its nearest centroid, in batches built on the fly.
@@ -355,39 +357,55 @@ impl IvfIndex {
         k: usize,
         excl: &[u32],
     ) -> Vec<(u32, f32)> {
-        let stride = t.stride;
         let merge = |mut a: Vec<(u32, f32)>, b: Vec<(u32, f32)>| {
             a.extend(b);
             a.sort_unstable_by(|x, y| ranking_order(*x, *y));
             a.truncate(k);
             a
         };
+        let scan = |(mut scores, best): (Vec<f32>, Vec<(u32, f32)>), &l: &u32| {
+            let found = self.scan_list(t, query, l as usize, k, excl, &mut scores);
+            (scores, merge(best, found))
+        };
+        if self.rows_in(lists) < PARALLEL_ROWS {
+            // A few thousand rows: one thread, no hand-over.
+            return lists.iter().fold((Vec::new(), Vec::new()), scan).1;
+        }
         lists
             .par_iter()
             .with_min_len(4)
-            .fold(
-                || (Vec::<f32>::new(), Vec::<(u32, f32)>::new()),
-                |(mut scores, best), &l| {
-                    let (start, end) = (self.offsets[l as usize], self.offsets[l as usize + 1]);
-                    scores.clear();
-                    scores.resize(end - start, 0.0);
-                    t.kernel.score_block(
-                        &t.table[start * stride..end * stride],
-                        &t.bias[start..end],
-                        stride,
-                        query,
-                        &mut scores,
-                    );
-                    let found: Vec<(u32, f32)> = top_k(&scores, k, |i| {
-                        excl.binary_search(&t.item_at(start + i as usize)).is_ok()
-                    })
-                    .into_iter()
-                    .map(|(i, s)| (t.item_at(start + i as usize), s))
-                    .collect();
-                    (scores, merge(best, found))
-                },
-            )
+            .fold(|| (Vec::new(), Vec::new()), scan)
             .map(|(_, best)| best)
             .reduce(Vec::new, merge)
+    }
+
+    /// The top k of one query in list `l` (its rows hold ascending items, so ties go to the
+    /// smaller item as in the exact scan); `scores` is a reusable buffer.
+    fn scan_list(
+        &self,
+        t: &ScoringTable,
+        query: &[f32],
+        l: usize,
+        k: usize,
+        excl: &[u32],
+        scores: &mut Vec<f32>,
+    ) -> Vec<(u32, f32)> {
+        let stride = t.stride;
+        let (start, end) = (self.offsets[l], self.offsets[l + 1]);
+        scores.clear();
+        scores.resize(end - start, 0.0);
+        t.kernel.score_block(
+            &t.table[start * stride..end * stride],
+            &t.bias[start..end],
+            stride,
+            query,
+            scores,
+        );
+        top_k(scores, k, |i| {
+            excl.binary_search(&t.item_at(start + i as usize)).is_ok()
+        })
+        .into_iter()
+        .map(|(i, s)| (t.item_at(start + i as usize), s))
+        .collect()
     }
 }

@@ -139,7 +139,11 @@ fn short_probed_lists_are_extended_until_k_items_can_answer() {
     let (exact, indexed) = exact_and_indexed(ModelConfig::mf(8, 20, 1000), settings);
     let qs = queries(&exact, 5, 4);
     let excludes: Vec<Vec<u32>> = (0..5).map(|u| (u..u + 40).collect()).collect();
-    for (got, excl) in indexed.top_k_batch(&qs, 200, &excludes).iter().zip(&excludes) {
+    for (got, excl) in indexed
+        .top_k_batch(&qs, 200, &excludes)
+        .iter()
+        .zip(&excludes)
+    {
         assert_eq!(got.len(), 200);
         assert!(got.iter().all(|(i, _)| excl.binary_search(i).is_err()));
     }

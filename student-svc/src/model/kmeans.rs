@@ -3,8 +3,8 @@
 //! `x . c - |c|^2 / 2`, so one assignment pass is the scoring kernel with the centroids as
 //! rows and `-|c|^2 / 2` as their bias: the same SIMD code that serves.
 
+use rand::Rng;
 use rand::seq::index::sample;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -71,24 +71,25 @@ fn argmax(values: &[f32]) -> u32 {
 }
 
 /// Runs `iterations` Lloyd steps of k-means with `k` centroids over `points` (`n x stride`,
-/// `n >= k`), starting from `k` distinct points drawn with `seed`. A centroid left empty is
-/// moved to a point of the largest cluster, nudged, so every list ends up used.
+/// `n >= k`), starting from `k` distinct points drawn with `rng`. A centroid left empty is
+/// moved to a point of the largest cluster, nudged, so every list ends up used. (The caller
+/// passes the generator it drew the points with, so the starts are not drawn by the same
+/// random numbers as the sample itself.)
 pub(super) fn kmeans(
     kernel: Kernel,
     points: &[f32],
     stride: usize,
     k: usize,
     iterations: usize,
-    seed: u64,
+    rng: &mut ChaCha8Rng,
 ) -> Centroids {
     let n = points.len() / stride;
     assert!(
         k >= 1 && n >= k,
         "k-means needs at least k = {k} points, has {n}"
     );
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut rows = vec![0f32; k * stride];
-    for (c, p) in sample(&mut rng, n, k).into_iter().enumerate() {
+    for (c, p) in sample(rng, n, k).into_iter().enumerate() {
         rows[c * stride..(c + 1) * stride].copy_from_slice(&points[p * stride..(p + 1) * stride]);
     }
     let mut centroids = Centroids::from_rows(rows, stride);
@@ -147,6 +148,7 @@ pub(super) fn kmeans(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     fn points(n: usize, stride: usize, seed: u64) -> Vec<f32> {
         // Clustered points: 5 centres, small noise, in the first 6 of `stride` dims.
@@ -180,8 +182,22 @@ mod tests {
     fn points_go_to_their_nearest_centroid_and_iterations_never_hurt() {
         let stride = 8;
         let pts = points(600, stride, 1);
-        let one = kmeans(Kernel::detect(), &pts, stride, 7, 1, 7);
-        let ten = kmeans(Kernel::detect(), &pts, stride, 7, 10, 7);
+        let one = kmeans(
+            Kernel::detect(),
+            &pts,
+            stride,
+            7,
+            1,
+            &mut ChaCha8Rng::seed_from_u64(7),
+        );
+        let ten = kmeans(
+            Kernel::detect(),
+            &pts,
+            stride,
+            7,
+            10,
+            &mut ChaCha8Rng::seed_from_u64(7),
+        );
         for c in [&one, &ten] {
             let assigned = c.assign(Kernel::detect(), &pts);
             for (p, &a) in pts.chunks_exact(stride).zip(&assigned) {
@@ -206,10 +222,31 @@ mod tests {
         let stride = 8;
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let points: Vec<f32> = (0..400 * stride).map(|_| rng.random::<f32>()).collect();
-        let a = kmeans(Kernel::detect(), &points, stride, 16, 5, 11);
-        let b = kmeans(Kernel::detect(), &points, stride, 16, 5, 11);
+        let a = kmeans(
+            Kernel::detect(),
+            &points,
+            stride,
+            16,
+            5,
+            &mut ChaCha8Rng::seed_from_u64(11),
+        );
+        let b = kmeans(
+            Kernel::detect(),
+            &points,
+            stride,
+            16,
+            5,
+            &mut ChaCha8Rng::seed_from_u64(11),
+        );
         assert_eq!(a.rows, b.rows);
-        let c = kmeans(Kernel::detect(), &points, stride, 16, 5, 12);
+        let c = kmeans(
+            Kernel::detect(),
+            &points,
+            stride,
+            16,
+            5,
+            &mut ChaCha8Rng::seed_from_u64(12),
+        );
         assert_ne!(a.rows, c.rows);
     }
 
