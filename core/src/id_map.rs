@@ -2,16 +2,40 @@
 
 /// Dense index `i` to raw id and back, for the users or the items of a dataset or artifact.
 /// Compact for catalogs of millions of ids: the ids live in one byte buffer (about the ids'
-/// length plus 12 bytes per id, where a `Vec<String>` and a `HashMap` took about 100), and a
+/// length plus 8 bytes per id, where a `Vec<String>` and a `HashMap` took about 100), and a
 /// raw id is found by binary search over the indices sorted by id.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IdMap {
     /// Every id, concatenated in dense order.
     bytes: String,
     /// Where id `i` starts in `bytes` (`len + 1` offsets).
-    offsets: Vec<usize>,
+    offsets: Offsets,
     /// Dense indices sorted by id (then by index: the last of equal ids is found).
     sorted: Vec<u32>,
+}
+
+/// Offsets into the id buffer: 4 bytes each while the buffer is under 4 GiB.
+#[derive(Debug, Clone, PartialEq)]
+enum Offsets {
+    /// Buffer under 4 GiB.
+    Small(Vec<u32>),
+    /// Larger buffers.
+    Large(Vec<usize>),
+}
+
+impl Default for Offsets {
+    fn default() -> Self {
+        Offsets::Small(Vec::new())
+    }
+}
+
+impl Offsets {
+    fn get(&self, i: usize) -> Option<usize> {
+        match self {
+            Offsets::Small(v) => v.get(i).map(|&o| o as usize),
+            Offsets::Large(v) => v.get(i).copied(),
+        }
+    }
 }
 
 impl IdMap {
@@ -19,12 +43,20 @@ impl IdMap {
     /// given twice).
     pub fn new(ids: Vec<String>) -> IdMap {
         let mut bytes = String::with_capacity(ids.iter().map(String::len).sum());
-        let mut offsets = Vec::with_capacity(ids.len() + 1);
-        offsets.push(0);
+        let mut ends = Vec::with_capacity(ids.len() + 1);
+        ends.push(0);
         for id in &ids {
             bytes.push_str(id);
-            offsets.push(bytes.len());
+            ends.push(bytes.len());
         }
+        let offsets = match ends
+            .iter()
+            .map(|&e| u32::try_from(e))
+            .collect::<Result<Vec<u32>, _>>()
+        {
+            Ok(small) => Offsets::Small(small),
+            Err(_) => Offsets::Large(ends),
+        };
         let mut sorted: Vec<u32> = (0..ids.len() as u32).collect();
         sorted.sort_unstable_by(|&a, &b| ids[a as usize].cmp(&ids[b as usize]).then(a.cmp(&b)));
         IdMap {
@@ -45,7 +77,7 @@ impl IdMap {
     pub fn raw(&self, dense: u32) -> &str {
         let i = dense as usize;
         match (self.offsets.get(i), self.offsets.get(i + 1)) {
-            (Some(&start), Some(&end)) => &self.bytes[start..end],
+            (Some(start), Some(end)) => &self.bytes[start..end],
             _ => "",
         }
     }

@@ -106,7 +106,7 @@ fn ids(from_manifest: &[String], from_data: Option<&[String]>, n: usize) -> Vec<
 
 impl Catalog {
     /// Builds the lookups for a model. `item_bias` orders the popularity fallback when there
-    /// is no dataset.
+    /// is no dataset (kept only when the fallback is on).
     pub fn new(
         manifest: &ArtifactManifest,
         history: Option<Arc<History>>,
@@ -125,7 +125,9 @@ impl Catalog {
             history.as_deref().map(|h| h.items.as_slice()),
             n_items,
         );
+        // Only the fallback reads it: no copy (4 bytes an item) when it is off.
         let popularity = match history.as_deref() {
+            _ if unknown_user == UnknownUser::NotFound => Vec::new(),
             Some(h) if h.popularity.len() == n_items => h.popularity.clone(),
             _ => item_bias.to_vec(),
         };
