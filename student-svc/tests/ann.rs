@@ -7,26 +7,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Fixture, Server, args, run_to_refusal, write_artifact};
+use common::{Fixture, Server, args, run_to_refusal, user_request, write_artifact};
 use rankdistill_core::artifact::{ModelConfig, load};
 use rankdistill_core::topk::top_k;
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
-use rankdistill_proto::v1::{Query, RecommendRequest, SearchIndex, StudentInfoRequest};
+use rankdistill_proto::v1::{SearchIndex, StudentInfoRequest};
 use rankdistill_student::kernel::Kernel;
 use rankdistill_student::model::{QueryInput, StudentModel};
 use tonic::transport::Channel;
-
-fn request(user: &str, k: i32) -> RecommendRequest {
-    RecommendRequest {
-        query: Some(Query {
-            user_id: user.to_string(),
-            recent_items: vec![],
-        }),
-        k,
-        exclude_items: vec![],
-        exclude_seen: Some(false),
-    }
-}
 
 async fn index_of(client: &mut StudentServiceClient<Channel>) -> (String, SearchIndex) {
     let info = client
@@ -103,7 +91,7 @@ async fn every_list_probed_answers_like_the_exact_scan_and_reloads_keep_the_inde
     let exact = StudentModel::from_artifact(load(&dir, None).unwrap(), Kernel::Scalar).unwrap();
     for u in [0u32, 3, 8, 21] {
         let got = client
-            .recommend(request(&fx.user(u), 7))
+            .recommend(user_request(&fx.user(u), 7))
             .await
             .unwrap()
             .into_inner();

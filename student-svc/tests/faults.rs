@@ -16,23 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Fixture, SERVICE, Server, args, write_artifact};
+use common::{Fixture, SERVICE, Server, args, user_request, write_artifact};
 use rankdistill_core::artifact::ModelConfig;
-use rankdistill_proto::v1::{Query, RecommendBatchRequest, RecommendRequest};
+use rankdistill_proto::v1::RecommendBatchRequest;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
-
-fn request(user: &str, k: i32) -> RecommendRequest {
-    RecommendRequest {
-        query: Some(Query {
-            user_id: user.to_string(),
-            recent_items: vec![],
-        }),
-        k,
-        exclude_items: vec![],
-        exclude_seen: None,
-    }
-}
 
 /// A clean refusal: UNAVAILABLE (connection refused, GOAWAY, shutting down), or a request the
 /// client never sent because the connection closed while it was queued on it (hyper reports
@@ -73,7 +61,7 @@ async fn sigterm_under_load_drains_cleanly() {
         clients.push(tokio::spawn(async move {
             // Until the server is gone: a client stops at its first refusal once draining.
             while !stop.load(Ordering::Relaxed) {
-                match tokio::time::timeout(HANG, client.recommend(request(&user, 10))).await {
+                match tokio::time::timeout(HANG, client.recommend(user_request(&user, 10))).await {
                     Ok(Ok(answer)) => {
                         assert_eq!(answer.into_inner().items.len(), 10);
                         outcomes.ok.fetch_add(1, Ordering::Relaxed);
@@ -173,7 +161,7 @@ async fn expired_work_is_dropped_before_scoring() {
     let client = server.client().await;
     let big = RecommendBatchRequest {
         requests: (0..256)
-            .map(|i| request(&users[i % users.len()], 500))
+            .map(|i| user_request(&users[i % users.len()], 500))
             .collect(),
     };
     // A backlog: 6 big batches (no deadline, about a second each) on the one scoring thread.
@@ -194,7 +182,7 @@ async fn expired_work_is_dropped_before_scoring() {
     let mut late = Vec::new();
     for i in 0..20 {
         let mut c = client.clone();
-        let mut r = tonic::Request::new(request(&users[i % users.len()], 10));
+        let mut r = tonic::Request::new(user_request(&users[i % users.len()], 10));
         r.set_timeout(Duration::from_millis(200));
         late.push(tokio::spawn(async move {
             tokio::time::timeout(HANG, c.recommend(r))
@@ -249,7 +237,7 @@ async fn expired_work_is_dropped_before_scoring() {
     // Still serving.
     let mut c = client.clone();
     let answer = c
-        .recommend(request(&users[0], 5))
+        .recommend(user_request(&users[0], 5))
         .await
         .unwrap()
         .into_inner();
@@ -289,13 +277,16 @@ async fn overload_refuses_some_and_every_admitted_request_succeeds() {
                 let call = async {
                     if c % 4 == 0 {
                         let batch = RecommendBatchRequest {
-                            requests: vec![request(&user, 50); 8],
+                            requests: vec![user_request(&user, 50); 8],
                         };
                         let r = client.recommend_batch(batch).await?.into_inner();
                         assert_eq!(r.responses.len(), 8);
                         assert!(r.responses.iter().all(|x| x.items.len() == 50));
                     } else {
-                        let r = client.recommend(request(&user, 50)).await?.into_inner();
+                        let r = client
+                            .recommend(user_request(&user, 50))
+                            .await?
+                            .into_inner();
                         assert_eq!(r.items.len(), 50);
                     }
                     Ok::<(), tonic::Status>(())

@@ -15,6 +15,7 @@ use rankdistill_core::artifact::{
 use rankdistill_core::atomic::replace_dir_atomic;
 use rankdistill_core::prepared::PreparedDataset;
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
+use rankdistill_proto::v1::{Query, RecommendRequest};
 use rankdistill_testkit::Service;
 
 /// The gRPC service name health checks use.
@@ -162,6 +163,19 @@ impl Fixture {
     /// Raw id of dense user `u`.
     pub fn user(&self, u: u32) -> String {
         self.dataset.split.users[u as usize].clone()
+    }
+}
+
+/// A Recommend request for the top k of a raw user id, from the user's history.
+pub fn user_request(user: &str, k: i32) -> RecommendRequest {
+    RecommendRequest {
+        query: Some(Query {
+            user_id: user.to_string(),
+            recent_items: vec![],
+        }),
+        k,
+        exclude_items: vec![],
+        exclude_seen: None,
     }
 }
 
