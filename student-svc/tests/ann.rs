@@ -7,8 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Fixture, Server, args, run_to_refusal, user_request, write_artifact};
-use rankdistill_core::artifact::{ModelConfig, load};
+use common::{Fixture, Server, args, run_to_refusal, user_request};
+use rankdistill_core::artifact::load;
 use rankdistill_core::topk::top_k;
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::{SearchIndex, StudentInfoRequest};
@@ -47,20 +47,8 @@ async fn wait_for_index(client: &mut StudentServiceClient<Channel>, version: &st
 /// An MF student over a 3,000-item synthetic catalog, in its own folder.
 fn mf_student(fx: &Fixture, seed: u64) -> (std::path::PathBuf, String) {
     let dir = fx.root.join("mf");
-    let config = ModelConfig::mf(
-        8,
-        fx.dataset.num_users() as i64,
-        fx.dataset.num_items() as i64,
-    );
-    let manifest = write_artifact(
-        &dir,
-        &config,
-        seed,
-        &fx.dataset.split.users,
-        &fx.dataset.split.items,
-        "fp",
-    );
-    (dir, manifest.version)
+    let version = fx.write_mf(&dir, 8, seed).version;
+    (dir, version)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashSet;
 
 use common::{Fixture, SERVICE, Server, args, run_to_refusal, write_artifact};
-use rankdistill_core::artifact::{ModelConfig, load};
+use rankdistill_core::artifact::load;
 use rankdistill_core::instances::last_window;
 use rankdistill_core::topk::top_k;
 use rankdistill_proto::v1::{
@@ -297,19 +297,7 @@ async fn without_data_and_with_the_popularity_fallback() {
 async fn mf_artifacts_serve_and_reflection_lists_the_service() {
     let fx = Fixture::new();
     let dir = fx.root.join("mf");
-    let config = ModelConfig::mf(
-        6,
-        fx.dataset.num_users() as i64,
-        fx.dataset.num_items() as i64,
-    );
-    let manifest = write_artifact(
-        &dir,
-        &config,
-        4,
-        &fx.dataset.split.users,
-        &fx.dataset.split.items,
-        "fp",
-    );
+    let manifest = fx.write_mf(&dir, 6, 4);
     let server = Server::start_serving(&args(&dir, &[])).await;
     let mut client = server.client().await;
     let info = client

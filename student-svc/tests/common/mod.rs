@@ -155,6 +155,24 @@ impl Fixture {
         .version
     }
 
+    /// Writes an MF artifact of dimension `dim` over the fixture's users and items (weights
+    /// from `seed`) into `dir`; returns its manifest.
+    pub fn write_mf(&self, dir: &Path, dim: i64, seed: u64) -> ArtifactManifest {
+        let config = ModelConfig::mf(
+            dim,
+            self.dataset.num_users() as i64,
+            self.dataset.num_items() as i64,
+        );
+        write_artifact(
+            dir,
+            &config,
+            seed,
+            &self.dataset.split.users,
+            &self.dataset.split.items,
+            "fp",
+        )
+    }
+
     /// Raw id of dense item `i`.
     pub fn item(&self, i: u32) -> String {
         self.dataset.split.items[i as usize].clone()

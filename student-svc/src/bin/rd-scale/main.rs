@@ -24,8 +24,10 @@ use rand_chacha::ChaCha8Rng;
 use rankdistill_core::artifact::{self, ModelKind};
 use rankdistill_proto::v1::student_service_client::StudentServiceClient;
 use rankdistill_proto::v1::{Query, RecommendRequest};
+use rankdistill_student::catalog::{Catalog, UnknownUser};
 use rankdistill_student::kernel::Kernel;
 use rankdistill_student::model::{IndexSettings, QueryInput, RECALL_AT, Scan, StudentModel};
+use rankdistill_student::tuning::tuning_queries;
 use serde_json::json;
 
 /// rd-scale: held-out queries, exact answers and recall for the scale benchmark.
@@ -232,6 +234,7 @@ fn read_u32(path: &Path) -> anyhow::Result<Vec<u32>> {
 
 fn search(model_dir: &Path, dir: &Path, probes: usize, target: f64) -> anyhow::Result<()> {
     let loaded = artifact::load(model_dir, None)?;
+    let manifest = loaded.manifest.clone();
     let model = StudentModel::from_artifact(loaded, Kernel::detect())?;
     let users = model.num_users();
     let settings = IndexSettings {
@@ -239,23 +242,16 @@ fn search(model_dir: &Path, dir: &Path, probes: usize, target: f64) -> anyhow::R
         target_recall: target,
         ..IndexSettings::default()
     };
-    // The tuning queries student-svc draws without --data: even users (MF ignores inputs).
-    let tuning: Vec<QueryInput> = {
-        let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
-        let even = users.div_ceil(2);
-        let mut picked: Vec<usize> = sample(&mut rng, even, settings.tuning_queries.min(even))
-            .into_iter()
-            .map(|j| 2 * j)
-            .collect();
-        picked.sort_unstable();
-        picked
-            .into_iter()
-            .map(|u| QueryInput {
-                user: Some(u as u32),
-                inputs: vec![0; model.sequence_length()],
-            })
-            .collect()
-    };
+    // The tuning queries student-svc draws without --data.
+    let catalog = Catalog::new(&manifest, None, &[], UnknownUser::NotFound);
+    let tuning = tuning_queries(
+        &catalog,
+        users,
+        model.num_items(),
+        model.sequence_length(),
+        settings.tuning_queries,
+        settings.seed,
+    );
     let model = model.with_index(&settings, &tuning);
     let report = model.index_report().cloned().context("no index built")?;
     let meta: serde_json::Value =
